@@ -1,0 +1,125 @@
+"""Settings: every default lives here, and each can be overridden by a ``MEDMO_*`` variable.
+
+>>> Settings().model
+'MBZUAI/MedMO-8B-Next'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "MODEL_CHOICES", "Settings"]
+
+DEFAULT_MODEL = "MBZUAI/MedMO-8B-Next"
+
+#: The published checkpoints, with what each is for.
+MODEL_CHOICES: dict[str, str] = {
+    "MBZUAI/MedMO-8B-Next": "recommended; Qwen3-VL-8B base after the RL stage (~17 GB in bf16)",
+    "MBZUAI/MedMO-4B-Next": "for GPUs with less memory (~9 GB in bf16)",
+    "MBZUAI/MedMO-8B": "previous generation, 8B",
+    "MBZUAI/MedMO-4B": "previous generation, 4B",
+}
+
+_ENV_PREFIX = "MEDMO_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration shared by every surface.
+
+    Build with ``Settings()`` for defaults, ``Settings.from_env()`` to apply ``MEDMO_*``
+    environment variables, and ``settings.replace(model=...)`` for per-call overrides.
+    The environment variable for a field is ``MEDMO_`` plus the field name in capitals
+    (``max_new_tokens`` -> ``MEDMO_MAX_NEW_TOKENS``); lists are separated by ``os.pathsep``.
+    """
+
+    # which model, and where it runs
+    model: str = DEFAULT_MODEL
+    backend: str = "transformers"  # "transformers" | "openai" | "scripted"
+    revision: str | None = None
+    device: str = "auto"  # "auto" | "cuda" | "cuda:1" | "cpu"
+    dtype: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU) | "bfloat16" | "float16" | "float32"
+    attn_implementation: str = "auto"  # "auto" (flash_attention_2 if installed, else sdpa)
+
+    # OpenAI-compatible servers (vLLM, SGLang, transformers serve)
+    base_url: str | None = None
+    api_key: str | None = None
+    served_model: str | None = None  # model name the server knows; defaults to `model`
+    request_timeout_s: float = 300.0
+    retries: int = 2
+
+    # generation
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    max_new_tokens_limit: int = 4096
+
+    # batching in the local backend
+    max_batch_size: int = 8
+    batch_wait_ms: float = 5.0
+
+    # images handed to the model (Qwen3-VL smart_resize budget)
+    min_pixels: int = 65_536
+    max_pixels: int = 1_048_576  # 1024x1024 -> 1024 visual tokens
+
+    # input guards
+    max_image_bytes: int = 512 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    allowed_dirs: tuple[Path, ...] = field(default_factory=tuple)
+
+    # privacy
+    include_phi: bool = False  # True lets identifying DICOM fields into outputs
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        if "allowed_dirs" in changes:
+            changes["allowed_dirs"] = tuple(Path(p) for p in changes["allowed_dirs"])
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``MEDMO_*`` variables, then explicit ``overrides``."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(_ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, raw, hints[f.name])
+        if "api_key" not in values and env.get("OPENAI_API_KEY"):
+            values["api_key"] = env["OPENAI_API_KEY"]
+        return cls().replace(**values).replace(**overrides)
+
+
+def _coerce(name: str, raw: str, hint: Any) -> Any:
+    text = str(hint)
+    try:
+        if "tuple" in text:
+            return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
+        if "bool" in text:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if "int" in text and "float" not in text:
+            return int(raw)
+        if "float" in text:
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"Environment variable {_ENV_PREFIX}{name.upper()}={raw!r} is not a valid value.",
+            input=_ENV_PREFIX + name.upper(),
+            fix=f"Set it to a value of type {text}.",
+        ) from exc
+    return raw
