@@ -1,0 +1,259 @@
+"""The ``medmo`` command: every MedMO task from the shell, plus ``serve``, ``info`` and more.
+
+Errors are translated here, in one place: one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import InputError, MedmoError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+#: Subcommands contributed by other packages: name -> (module, adder, runner, help).
+_EXTERNAL_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "serve": (
+        "mcp_server.cli",
+        "add_serve_arguments",
+        "run_serve",
+        "run the MCP server (stdio by default, --http for streamable HTTP)",
+    ),
+    "agent": (
+        "medmo_agent.agent.cli",
+        "add_agent_arguments",
+        "run_agent",
+        "step-by-step diagnostic reasoning over an image, with a trace",
+    ),
+    "review": (
+        "medmo_agent.review.cli",
+        "add_review_arguments",
+        "run_review_command",
+        "run scripted multi-step reviews over many cases, resumably",
+    ),
+}
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="hub id or local checkpoint path (default: MEDMO_MODEL or %s)"
+                   % Settings().model)
+    g.add_argument("--backend", choices=["transformers", "openai", "scripted"],
+                   help="where answers come from (default: transformers, the local GPU)")
+    g.add_argument("--base-url", help="OpenAI-compatible server URL for --backend openai, "
+                   "e.g. http://localhost:8000/v1")
+    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
+    g.add_argument("--max-new-tokens", type=int, help="cap on generated tokens (default 512)")
+
+
+def _add_image_options(p: argparse.ArgumentParser, boxes: bool = False) -> None:
+    p.add_argument("image", help="PNG/JPEG/TIFF, DICOM file or series folder, or NIfTI volume")
+    g = p.add_argument_group("clinical images")
+    g.add_argument("--window", help="CT window: lung, mediastinum, bone, brain, abdomen, liver, "
+                   "soft_tissue, WIDTH/LEVEL (e.g. 400/40), auto, or file")
+    g.add_argument("--slice", type=int, help="slice index of a volume or series (default: middle)")
+    g.add_argument("--frame", type=int, help="frame index of a multi-frame DICOM")
+    g.add_argument("--plane", choices=["axial", "coronal", "sagittal"],
+                   help="plane of a NIfTI volume (default: axial)")
+    if boxes:
+        p.add_argument("--overlay", metavar="OUT.png", type=Path,
+                       help="write the image with labelled boxes drawn on it")
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the full result as JSON on stdout (for scripts)")
+    p.add_argument("--stream", action="store_true",
+                   help="show the model's text on stderr as it is generated")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``medmo`` command."""
+    parser = argparse.ArgumentParser(
+        prog="medmo",
+        description="MedMO, the open medical vision-language model, from the command line. "
+        "For research use only; not for clinical decisions.",
+    )
+    parser.add_argument("--version", action="version", version=f"medmo-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def task(name: str, help_: str, *, image=True, boxes=False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if image:
+            _add_image_options(p, boxes=boxes)
+        _add_model_options(p)
+        _add_output_options(p)
+        return p
+
+    p = task("ask", "answer a question about an image (visual question answering)")
+    p.add_argument("question")
+    p.add_argument("--options", nargs="+", metavar="OPTION",
+                   help="answer choices for a multiple-choice question")
+    p = task("ground", "localise findings or anatomy with boxes", boxes=True)
+    p.add_argument("targets", nargs="*", metavar="FINDING",
+                   help="what to find (default: all abnormalities)")
+    p = task("detect", "detect and count many small objects (cells, bacteria, lesions)",
+             boxes=True)
+    p.add_argument("label", nargs="?", default="cell", help="what to detect (default: cell)")
+    p = task("report", "write a radiology report (findings and impression)")
+    p.add_argument("--context", help="clinical context, e.g. '67M, cough for 3 weeks'")
+    p = task("classify", "assign labels (default: the 15 NIH ChestX-ray14 labels)")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="candidate labels")
+    p = task("reason", "step-by-step clinical reasoning towards an answer")
+    p.add_argument("question")
+    p.add_argument("--context", help="clinical context, e.g. '67M, smoker'")
+    p = task("summarize", "key findings of a report text (no image)", image=False)
+    p.add_argument("file", help="report text file, or - for stdin")
+    p = task("qa", "answer a clinical knowledge question (no image)", image=False)
+    p.add_argument("question")
+    p.add_argument("--options", nargs="+", metavar="OPTION", help="answer choices")
+
+    p = sub.add_parser("info", help="versions, devices, configured model and cache state")
+    _add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    for name, (module, adder, _runner, help_) in _EXTERNAL_COMMANDS.items():
+        add = _load_external(module, adder)
+        if add is None:
+            continue
+        p = sub.add_parser(name, help=help_, description=help_)
+        add(p)
+    return parser
+
+
+def _load_external(module: str, attr: str) -> Callable[..., Any] | None:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the model options given."""
+    return Settings.from_env(
+        model=getattr(args, "model", None),
+        backend=getattr(args, "backend", None),
+        base_url=getattr(args, "base_url", None),
+        device=getattr(args, "device", None),
+    )
+
+
+def _image_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in ("window", "slice", "frame", "plane")}
+
+
+def _run_task(args: argparse.Namespace) -> int:
+    from .toolkit import Toolkit
+
+    settings = settings_from_args(args)
+    toolkit = Toolkit(settings=settings)
+    common: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
+    if args.stream:
+        common["on_text"] = lambda piece: (sys.stderr.write(piece), sys.stderr.flush())
+
+    cmd = args.command
+    if cmd == "ask":
+        result = toolkit.vqa(args.image, args.question, options=args.options,
+                             **_image_opts(args), **common)
+    elif cmd == "ground":
+        result = toolkit.ground(args.image, args.targets or None, **_image_opts(args), **common)
+    elif cmd == "detect":
+        result = toolkit.detect(args.image, args.label, **_image_opts(args), **common)
+    elif cmd == "report":
+        result = toolkit.report(args.image, context=args.context, **_image_opts(args), **common)
+    elif cmd == "classify":
+        result = toolkit.classify(args.image, args.labels, **_image_opts(args), **common)
+    elif cmd == "reason":
+        result = toolkit.reason(args.image, args.question, context=args.context,
+                                **_image_opts(args), **common)
+    elif cmd == "summarize":
+        result = toolkit.summarize(_read_text(args.file), **common)
+    elif cmd == "qa":
+        result = toolkit.text_qa(args.question, options=args.options, **common)
+    else:  # pragma: no cover - argparse guards this
+        raise InputError(f"Unknown command {cmd!r}.")
+    if args.stream:
+        sys.stderr.write("\n")
+
+    if getattr(args, "overlay", None):
+        _write_overlay(toolkit, args, result)
+    if args.json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(result.summary() + "\n")
+    return EXIT_OK
+
+
+def _write_overlay(toolkit: Any, args: argparse.Namespace, result: Any) -> None:
+    from .imaging.overlay import draw_boxes
+
+    image = toolkit.load(args.image, **_image_opts(args))
+    out: Path = args.overlay
+    out.parent.mkdir(parents=True, exist_ok=True)
+    draw_boxes(image, result.boxes).save(out, format="PNG")
+    sys.stderr.write(f"overlay written to {out} ({len(result.boxes)} box(es))\n")
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"Cannot read report file {path!r}: {exc.strerror or exc}.",
+            input=path,
+            fix="Pass a readable text file, or - to read the report from stdin.",
+        ) from exc
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .info import collect_info, format_info
+
+    info = collect_info(settings_from_args(args))
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_info(info) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``medmo`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "info":
+            return _run_info(args)
+        if args.command in _EXTERNAL_COMMANDS:
+            module, _adder, runner, _help = _EXTERNAL_COMMANDS[args.command]
+            run = _load_external(module, runner)
+            assert run is not None  # the subparser exists only when the module imports
+            return int(run(args) or 0)
+        return _run_task(args)
+    except MedmoError as exc:
+        sys.stderr.write(f"medmo: error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("medmo: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
