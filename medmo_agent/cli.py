@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import Settings
+from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
 
 __all__ = ["build_parser", "main"]
@@ -47,12 +47,19 @@ _EXTERNAL_COMMANDS: dict[str, tuple[str, str, str, str]] = {
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="hub id or local checkpoint path (default: MEDMO_MODEL or %s)"
-                   % Settings().model)
-    g.add_argument("--backend", choices=["transformers", "openai", "scripted"],
-                   help="where answers come from (default: transformers, the local GPU)")
-    g.add_argument("--base-url", help="OpenAI-compatible server URL for --backend openai, "
-                   "e.g. http://localhost:8000/v1")
+    g.add_argument(
+        "--model",
+        help=f"hub id or local checkpoint path (default: MEDMO_MODEL or {DEFAULT_MODEL})",
+    )
+    g.add_argument(
+        "--backend",
+        choices=["transformers", "openai", "scripted"],
+        help="where answers come from (default: transformers, the local GPU)",
+    )
+    g.add_argument(
+        "--base-url",
+        help="OpenAI-compatible server URL for --backend openai, e.g. http://localhost:8000/v1",
+    )
     g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
     g.add_argument("--max-new-tokens", type=int, help="cap on generated tokens (default 512)")
 
@@ -60,22 +67,34 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _add_image_options(p: argparse.ArgumentParser, boxes: bool = False) -> None:
     p.add_argument("image", help="PNG/JPEG/TIFF, DICOM file or series folder, or NIfTI volume")
     g = p.add_argument_group("clinical images")
-    g.add_argument("--window", help="CT window: lung, mediastinum, bone, brain, abdomen, liver, "
-                   "soft_tissue, WIDTH/LEVEL (e.g. 400/40), auto, or file")
+    g.add_argument(
+        "--window",
+        help="CT window: lung, mediastinum, bone, brain, abdomen, liver, "
+        "soft_tissue, WIDTH/LEVEL (e.g. 400/40), auto, or file",
+    )
     g.add_argument("--slice", type=int, help="slice index of a volume or series (default: middle)")
     g.add_argument("--frame", type=int, help="frame index of a multi-frame DICOM")
-    g.add_argument("--plane", choices=["axial", "coronal", "sagittal"],
-                   help="plane of a NIfTI volume (default: axial)")
+    g.add_argument(
+        "--plane",
+        choices=["axial", "coronal", "sagittal"],
+        help="plane of a NIfTI volume (default: axial)",
+    )
     if boxes:
-        p.add_argument("--overlay", metavar="OUT.png", type=Path,
-                       help="write the image with labelled boxes drawn on it")
+        p.add_argument(
+            "--overlay",
+            metavar="OUT.png",
+            type=Path,
+            help="write the image with labelled boxes drawn on it",
+        )
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true",
-                   help="print the full result as JSON on stdout (for scripts)")
-    p.add_argument("--stream", action="store_true",
-                   help="show the model's text on stderr as it is generated")
+    p.add_argument(
+        "--json", action="store_true", help="print the full result as JSON on stdout (for scripts)"
+    )
+    p.add_argument(
+        "--stream", action="store_true", help="show the model's text on stderr as it is generated"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,13 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = task("ask", "answer a question about an image (visual question answering)")
     p.add_argument("question")
-    p.add_argument("--options", nargs="+", metavar="OPTION",
-                   help="answer choices for a multiple-choice question")
+    p.add_argument(
+        "--options",
+        nargs="+",
+        metavar="OPTION",
+        help="answer choices for a multiple-choice question",
+    )
     p = task("ground", "localise findings or anatomy with boxes", boxes=True)
-    p.add_argument("targets", nargs="*", metavar="FINDING",
-                   help="what to find (default: all abnormalities)")
-    p = task("detect", "detect and count many small objects (cells, bacteria, lesions)",
-             boxes=True)
+    p.add_argument(
+        "targets", nargs="*", metavar="FINDING", help="what to find (default: all abnormalities)"
+    )
+    p = task("detect", "detect and count many small objects (cells, bacteria, lesions)", boxes=True)
     p.add_argument("label", nargs="?", default="cell", help="what to detect (default: cell)")
     p = task("report", "write a radiology report (findings and impression)")
     p.add_argument("--context", help="clinical context, e.g. '67M, cough for 3 weeks'")
@@ -166,8 +189,9 @@ def _run_task(args: argparse.Namespace) -> int:
 
     cmd = args.command
     if cmd == "ask":
-        result = toolkit.vqa(args.image, args.question, options=args.options,
-                             **_image_opts(args), **common)
+        result = toolkit.vqa(
+            args.image, args.question, options=args.options, **_image_opts(args), **common
+        )
     elif cmd == "ground":
         result = toolkit.ground(args.image, args.targets or None, **_image_opts(args), **common)
     elif cmd == "detect":
@@ -177,8 +201,9 @@ def _run_task(args: argparse.Namespace) -> int:
     elif cmd == "classify":
         result = toolkit.classify(args.image, args.labels, **_image_opts(args), **common)
     elif cmd == "reason":
-        result = toolkit.reason(args.image, args.question, context=args.context,
-                                **_image_opts(args), **common)
+        result = toolkit.reason(
+            args.image, args.question, context=args.context, **_image_opts(args), **common
+        )
     elif cmd == "summarize":
         result = toolkit.summarize(_read_text(args.file), **common)
     elif cmd == "qa":

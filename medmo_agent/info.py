@@ -42,10 +42,14 @@ def _devices() -> dict[str, Any]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            gpus.append({"index": i, "name": props.name,
-                         "memory_gib": round(props.total_memory / 2**30, 1)})
-    return {"cuda_available": bool(gpus), "gpus": gpus,
-            "flash_attention_2": _version("flash-attn") is not None}
+            gpus.append(
+                {"index": i, "name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)}
+            )
+    return {
+        "cuda_available": bool(gpus),
+        "gpus": gpus,
+        "flash_attention_2": _version("flash-attn") is not None,
+    }
 
 
 def weights_cached(model: str, revision: str | None = None) -> bool | None:
@@ -96,8 +100,11 @@ def format_info(info: dict[str, Any]) -> str:
     m = info["model"]
     lines += ["", "model:", f"  {m['model']} via {m['backend']}"]
     if "weights_cached" in m:
-        state = {True: "cached (loads offline)", False: "not cached: downloads on first use",
-                 None: "unknown"}[m["weights_cached"]]
+        state = {
+            True: "cached (loads offline)",
+            False: "not cached: downloads on first use",
+            None: "unknown",
+        }[m["weights_cached"]]
         lines.append(f"  weights: {state}")
     if m.get("base_url"):
         lines.append(f"  server: {m['base_url']}")

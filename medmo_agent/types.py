@@ -41,7 +41,9 @@ class Box(BaseModel):
     y1_norm: float = Field(ge=0, le=1, description="Top edge as a fraction of image height.")
     x2_norm: float = Field(ge=0, le=1, description="Right edge as a fraction of image width.")
     y2_norm: float = Field(ge=0, le=1, description="Bottom edge as a fraction of image height.")
-    width_mm: float | None = Field(None, description="Box width in mm, when pixel spacing is known.")
+    width_mm: float | None = Field(
+        None, description="Box width in mm, when pixel spacing is known."
+    )
     height_mm: float | None = Field(
         None, description="Box height in mm, when pixel spacing is known."
     )

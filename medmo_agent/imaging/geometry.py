@@ -46,7 +46,9 @@ def model_input_size(
     return (w2, h2)
 
 
-def visual_tokens(size: tuple[int, int], min_pixels: int = 65_536, max_pixels: int = 1_048_576) -> int:
+def visual_tokens(
+    size: tuple[int, int], min_pixels: int = 65_536, max_pixels: int = 1_048_576
+) -> int:
     """Number of visual tokens for an image of ``size`` = (width, height)."""
     w, h = model_input_size(size, min_pixels, max_pixels)
     return (w // PATCH_FACTOR) * (h // PATCH_FACTOR)

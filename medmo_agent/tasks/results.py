@@ -128,9 +128,7 @@ class GroundingResult(TaskResult):
     def summary(self) -> str:
         if not self.boxes:
             return "No findings localised." if not self.found else self.raw_text.strip()
-        lines = [
-            f"{b.label}: [{b.x1:.0f}, {b.y1:.0f}, {b.x2:.0f}, {b.y2:.0f}]" for b in self.boxes
-        ]
+        lines = [f"{b.label}: [{b.x1:.0f}, {b.y1:.0f}, {b.x2:.0f}, {b.y2:.0f}]" for b in self.boxes]
         return f"{len(self.boxes)} box(es), original-image pixels (x1, y1, x2, y2):\n" + "\n".join(
             lines
         )
