@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny random Qwen3-VL checkpoint and a real backend on it.
+
+The default test tier needs no network: the Hugging Face hub is switched off before
+anything imports ``huggingface_hub``. Set ``MEDMO_TINY_CHECKPOINT`` to a folder built
+by ``python -m medmo_agent.testing.tiny DIR`` to reuse it instead of building one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny random Qwen3-VL checkpoint laid out like MedMO's (seed 0)."""
+    prebuilt = os.environ.get("MEDMO_TINY_CHECKPOINT")
+    if prebuilt:
+        path = Path(prebuilt)
+        if not (path / "config.json").is_file():
+            from medmo_agent.testing.tiny import build_tiny_checkpoint
+
+            build_tiny_checkpoint(path)
+        return path
+    from medmo_agent.testing.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny-medmo"))
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_checkpoint: Path):
+    """Settings that point the transformers backend at the tiny checkpoint, on CPU in fp32."""
+    from medmo_agent.config import Settings
+
+    return Settings(
+        model=str(tiny_checkpoint),
+        backend="transformers",
+        device="cpu",
+        dtype="float32",
+        max_new_tokens=16,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_settings):
+    """A real :class:`TransformersBackend` on the tiny checkpoint (CPU, fp32), shared."""
+    from medmo_agent.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend.from_settings(tiny_settings)
+    yield backend
+    backend.close()
