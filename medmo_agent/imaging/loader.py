@@ -1,0 +1,111 @@
+"""The one entry point: :func:`load_image` reads any supported clinical image.
+
+Each format has its own reader module returning pixels *and* metadata; this module only
+detects the format and dispatches. DICOM and NIfTI readers are imported on first use, so
+``import medmo_agent.imaging`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..config import Settings
+from ..errors import ImageLoadError
+from ..types import MedImage
+from .sources import Source, detect_format, open_source
+
+__all__ = ["RASTER_FORMATS", "load_image"]
+
+RASTER_FORMATS = frozenset({"png", "jpeg", "tiff", "bmp", "webp", "gif"})
+
+WindowArg = Any  # str | tuple[float, float] | None; see medmo_agent.imaging.windowing
+
+
+def load_image(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    frame: int | None = None,
+    slice: int | None = None,
+    plane: str | None = None,
+    window: WindowArg = None,
+    settings: Settings | None = None,
+) -> MedImage:
+    """Load a clinical or ordinary image as an 8-bit RGB rendering plus metadata.
+
+    Args:
+        source: A file path, a folder holding one DICOM series, raw bytes, or a
+            ``data:image/...;base64,`` URI. The format is detected from the content
+            (DICOM marker, NIfTI header, image magic numbers), then the extension.
+        frame: Frame of a multi-frame DICOM (default: the middle frame), page of a
+            multi-page TIFF (default 0), or volume of a 4D NIfTI (default 0).
+        slice: Slice of a DICOM series or NIfTI volume (default: the middle slice).
+        plane: ``"axial"`` (default), ``"coronal"`` or ``"sagittal"``, for NIfTI volumes.
+        window: Intensity window for CT/MR and high-bit-depth images: a preset name
+            (``"lung"``, ``"bone"``, ...), ``"WIDTH/LEVEL"``, ``(width, level)``, ``"auto"``,
+            or ``"file"``/``None`` for the file's own window (else auto).
+        settings: Byte and pixel caps and the privacy switch; defaults to
+            ``Settings.from_env()``.
+
+    Returns:
+        A :class:`~medmo_agent.types.MedImage`; ``raw`` holds the un-windowed values of
+        the chosen slice or frame for clinical formats, ``volume`` a handle to re-slice.
+
+    Raises:
+        ImageLoadError: Missing, unreadable, corrupt or unsupported input, or an
+            out-of-range slice/frame; the message names the input and the fix.
+        ImageTooLargeError: Over the byte or pixel caps.
+        InputError: An unknown window or plane.
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    src = open_source(source, settings)
+    fmt = detect_format(src)
+    opts = {"frame": frame, "slice": slice, "plane": plane, "window": window}
+    if fmt == "dicom-series":
+        from .series import read_series
+
+        return read_series(src, settings, **opts)
+    if fmt == "dicom":
+        from .dicom import read_dicom
+
+        _no_slice(src, slice, "a single DICOM file (use frame= for multi-frame files)")
+        return read_dicom(src, settings, frame=frame, window=window)
+    if fmt == "nifti":
+        from .nifti import read_nifti
+
+        return read_nifti(src, settings, **opts)
+    from .raster import read_raster
+
+    _no_slice(src, slice, "a 2D image")
+    if fmt in RASTER_FORMATS:
+        return read_raster(src, settings, frame=frame, window=window, fmt=fmt)
+    return _read_unknown(src, settings, frame=frame, window=window)
+
+
+def _read_unknown(src: Source, settings: Settings, **opts: Any) -> MedImage:
+    """Last resort for content nobody recognised: let Pillow try its other formats."""
+    from .raster import read_raster
+
+    try:
+        return read_raster(src, settings, **opts)
+    except ImageLoadError as exc:
+        if exc.__cause__ is None or "Pillow can read" not in exc.message:
+            raise
+        raise ImageLoadError(
+            f"Cannot tell what kind of image {src.label} is. Readers tried: dicom (pydicom: "
+            "no DICM marker), nifti (nibabel: no NIfTI header), raster (Pillow: not identified).",
+            input=src.label,
+            fix=(
+                "Use PNG, JPEG, TIFF, BMP or WebP, a DICOM file (.dcm), a NIfTI volume "
+                "(.nii/.nii.gz), or a folder holding one DICOM series."
+            ),
+        ) from exc
+
+
+def _no_slice(src: Source, slice: int | None, what: str) -> None:
+    if slice not in (None, 0):
+        raise ImageLoadError(
+            f"{src.label} is {what}; it has no slice {slice}.",
+            input=src.label,
+            fix="Omit slice=, or pass a DICOM series folder or a NIfTI volume.",
+        )

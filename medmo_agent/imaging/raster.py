@@ -1,0 +1,147 @@
+"""Reader for ordinary raster images (PNG, JPEG, TIFF, BMP, WebP, GIF) through Pillow.
+
+- 8-bit grayscale, palette, RGB and CMYK images become RGB as they are (JPEG EXIF rotation
+  applied, as a phone photo of a film needs).
+- RGBA/LA are composited on black (transparent areas read as background, as on a viewer).
+- 16-bit and float grayscale (TIFF, PNG) keep their values in ``MedImage.raw``; with no
+  window they are scaled by their own min and max (a 12-bit image stored in 16 bits would
+  look almost black if scaled by the full 16-bit range); any window argument applies.
+- Multi-page TIFF/GIF: ``frame`` picks the page (default 0).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config import Settings
+from ..errors import ImageLoadError, ImageTooLargeError
+from ..types import ImageMeta, MedImage, WindowInfo
+from .sources import Source
+from .windowing import parse_window, render_window
+
+__all__ = ["read_raster"]
+
+_HIGH_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def read_raster(
+    src: Source,
+    settings: Settings,
+    *,
+    frame: int | None = None,
+    window: object = None,
+    fmt: str | None = None,
+) -> MedImage:
+    """Read a raster image into a :class:`MedImage`.
+
+    Args:
+        src: The opened source.
+        settings: Supplies the pixel cap.
+        frame: Page of a multi-page TIFF/GIF (default 0).
+        window: Window for high-bit-depth grayscale (see :mod:`.windowing`).
+        fmt: The detected format name, used in metadata.
+
+    Raises:
+        ImageTooLargeError: Dimensions over ``settings.max_image_pixels`` (checked from the
+            header, before decoding).
+        ImageLoadError: Not an image Pillow can read, truncated, or frame out of range.
+    """
+    spec = parse_window(window)
+    fp = io.BytesIO(src.data) if src.data is not None else src.path
+    try:
+        with warnings.catch_warnings():
+            # Our own cap (below) decides; Pillow's warning would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(fp)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"{src.label} has more pixels than Pillow will open: {exc}", input=src.label
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            f"{src.label} is not an image Pillow can read (tried reader: raster/Pillow).",
+            input=src.label,
+            fix="Use PNG, JPEG, TIFF, BMP or WebP, or a DICOM/NIfTI file.",
+        ) from exc
+    except OSError as exc:
+        raise _corrupt(src, exc) from exc
+    with im:
+        width, height = im.size
+        if width * height > settings.max_image_pixels:
+            raise ImageTooLargeError(
+                f"{src.label} is {width}x{height} = {width * height:,} pixels, over the "
+                f"{settings.max_image_pixels:,}-pixel cap.",
+                input=src.label,
+            )
+        num_frames = int(getattr(im, "n_frames", 1) or 1)
+        index = 0 if frame is None else int(frame)
+        if not 0 <= index < num_frames:
+            raise ImageLoadError(
+                f"Frame {index} is out of range for {src.label}, which has {num_frames} frame(s).",
+                input=src.label,
+                fix=f"Choose a frame between 0 and {num_frames - 1}.",
+            )
+        try:
+            if index:
+                im.seek(index)
+            im.load()
+            if im.format == "JPEG":
+                im = ImageOps.exif_transpose(im)
+            pixels, raw, used = _to_rgb(im, spec)
+            mode, fmt_name = im.mode, (fmt or (im.format or "image").lower())
+        except OSError as exc:
+            raise _corrupt(src, exc) from exc
+    meta = ImageMeta(
+        source=src.label,
+        format=fmt_name,
+        original_size=(int(pixels.shape[1]), int(pixels.shape[0])),
+        window=used,
+        frame=index if num_frames > 1 else None,
+        num_frames=num_frames if num_frames > 1 else None,
+        bits_stored=16 if mode.startswith("I;16") else (32 if mode in ("I", "F") else 8),
+        photometric=_photometric(mode),
+    )
+    return MedImage(pixels=pixels, meta=meta, raw=raw)
+
+
+def _to_rgb(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, WindowInfo | None]:
+    mode = im.mode
+    if mode in _HIGH_BIT_MODES:
+        raw = np.asarray(im)
+        if raw.dtype.byteorder == ">":
+            raw = raw.astype(raw.dtype.newbyteorder("="))
+        if spec.mode == "file":
+            lo, hi = float(np.nanmin(raw)), float(np.nanmax(raw))
+            width = hi - lo if hi > lo else 1.0
+            gray, used = render_window(raw, parse_window((width, lo + width / 2)))
+            used = WindowInfo(name="range", width=used.width, level=used.level)
+        else:
+            gray, used = render_window(raw, spec)
+        return np.repeat(gray[:, :, None], 3, axis=2), raw, used
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        rgb = rgba[:, :, :3] * (rgba[:, :, 3:4] / 255.0)
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), None, None
+    if mode in ("L", "1") and spec.mode != "file":
+        raw = np.asarray(im.convert("L"))
+        gray, used = render_window(raw, spec)
+        return np.repeat(gray[:, :, None], 3, axis=2), raw, used
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"))), None, None
+
+
+def _photometric(mode: str) -> str:
+    if mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+        return "RGB"
+    return "MONOCHROME2"
+
+
+def _corrupt(src: Source, exc: BaseException) -> ImageLoadError:
+    return ImageLoadError(
+        f"{src.label} could not be decoded (truncated or corrupt): {exc}.",
+        input=src.label,
+        fix="Re-export or re-download the image; check that the whole file was copied.",
+    )

@@ -1,0 +1,229 @@
+"""Turn an image argument into a :class:`MedImage`, enforcing allowed folders.
+
+Surfaces that take paths from untrusted callers (the MCP server) build an
+``ImageResolver(settings, confine=True)``: every path must then lie, after following
+symlinks, inside one of the allowed folders. In-memory images are registered under
+``medmo://images/<id>`` handles so later steps pass a short reference, not pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import AccessDeniedError, InputError, NotFoundError
+from ..types import MedImage
+from .loader import load_image
+from .sources import IMAGE_EXTENSIONS, is_data_uri
+
+__all__ = ["HANDLE_PREFIX", "ImageResolver"]
+
+HANDLE_PREFIX = "medmo://images/"
+
+
+class ImageResolver:
+    """Resolves paths, data URIs, handles and loaded images to images.
+
+    Args:
+        settings: Caps and privacy switch passed to the loaders; its ``allowed_dirs`` are
+            the default allowed folders.
+        allowed_dirs: Folders paths must lie in (when ``confine``) and that
+            :meth:`list_images` scans; defaults to ``settings.allowed_dirs``.
+        confine: Refuse any path outside ``allowed_dirs`` (after resolving ``..`` and
+            symlinks). With no allowed folder, every path is refused.
+        max_registered: How many registered in-memory images to keep (least recently
+            used ones are dropped first).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        allowed_dirs: Sequence[str | os.PathLike[str]] | None = None,
+        confine: bool = False,
+        max_registered: int = 256,
+    ):
+        self.settings = settings if settings is not None else Settings.from_env()
+        dirs = self.settings.allowed_dirs if allowed_dirs is None else allowed_dirs
+        self.allowed_dirs: tuple[Path, ...] = tuple(Path(d).expanduser() for d in dirs)
+        self.confine = confine
+        self._max = max_registered
+        self._images: OrderedDict[str, MedImage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- registry -----------------------------------------------------------------------
+
+    def register(self, image: MedImage) -> str:
+        """Keep an image in memory and return its ``medmo://images/<id>`` handle.
+
+        The image's ``handle`` is set to that handle. Thread-safe; the oldest unused
+        images are dropped past ``max_registered``.
+        """
+        handle = HANDLE_PREFIX + uuid.uuid4().hex[:16]
+        image.handle = handle
+        with self._lock:
+            self._images[handle] = image
+            while len(self._images) > self._max:
+                self._images.popitem(last=False)
+        return handle
+
+    def get(self, handle: str) -> MedImage:
+        """The registered image for a handle.
+
+        Raises:
+            NotFoundError: Nobody registered that handle, or it was dropped.
+        """
+        with self._lock:
+            image = self._images.get(handle)
+            if image is not None:
+                self._images.move_to_end(handle)
+        if image is None:
+            raise NotFoundError(
+                f"No image is registered as {handle}.",
+                input=handle,
+                fix="Load the image again by path (handles last only while this process runs "
+                "and only for the most recent images).",
+            )
+        return image
+
+    # -- resolving ----------------------------------------------------------------------
+
+    def resolve(
+        self,
+        image: str | os.PathLike[str] | MedImage,
+        *,
+        window: Any = None,
+        slice: int | None = None,
+        frame: int | None = None,
+        plane: str | None = None,
+    ) -> MedImage:
+        """Resolve an image argument.
+
+        Args:
+            image: A path (file or DICOM series folder), a ``data:image/...;base64,`` URI,
+                a ``medmo://images/<id>`` handle, or a loaded :class:`MedImage`.
+            window: Intensity window (preset, ``"WIDTH/LEVEL"``, ``"auto"``, ``"file"``).
+            slice: Slice of a volume or series.
+            frame: Frame of a multi-frame image.
+            plane: Plane of a NIfTI volume.
+
+        Returns:
+            The image, with ``handle`` set to a string a later step can pass back.
+
+        Raises:
+            AccessDeniedError: A path outside the allowed folders (when confined).
+            NotFoundError: An unknown ``medmo://`` handle.
+            ImageLoadError: The image cannot be read.
+        """
+        opts = {"window": window, "slice": slice, "frame": frame, "plane": plane}
+        if isinstance(image, MedImage):
+            return self._rerender(image, opts)
+        if isinstance(image, str) and image.startswith(HANDLE_PREFIX):
+            return self._rerender(self.get(image), opts)
+        if is_data_uri(image):
+            loaded = load_image(str(image), settings=self.settings, **opts)
+            self.register(loaded)
+            return loaded
+        if not isinstance(image, (str, os.PathLike)):
+            raise InputError(
+                f"Cannot use a {type(image).__name__} as an image.",
+                fix="Pass a file path, a data:image/...;base64, URI, or a medmo://images/ handle.",
+            )
+        path = self.check_path(image)
+        loaded = load_image(path, settings=self.settings, **opts)
+        loaded.handle = os.fspath(path)
+        return loaded
+
+    def _rerender(self, image: MedImage, opts: dict[str, Any]) -> MedImage:
+        if all(v is None for v in opts.values()):
+            if image.handle is None:
+                self.register(image)
+            return image
+        render = getattr(image.volume, "render", None)
+        if callable(render):
+            out = render(**opts)
+        elif image.handle and not image.handle.startswith(HANDLE_PREFIX):
+            return self.resolve(image.handle, **opts)
+        else:
+            raise InputError(
+                "This image cannot be re-windowed or re-sliced: it was not loaded from a "
+                "clinical format.",
+                input=image.handle or image.meta.source,
+                fix="Omit window/slice/frame/plane, or load the original file by path.",
+            )
+        self.register(out)
+        return out
+
+    def check_path(self, path: str | os.PathLike[str]) -> Path:
+        """The absolute path for ``path``, after checking it against the allowed folders.
+
+        Relative paths are looked up in the allowed folders first (first one holding it),
+        then in the working directory.
+
+        Raises:
+            AccessDeniedError: Confined and the path resolves outside every allowed folder.
+        """
+        given = Path(os.fspath(path)).expanduser()
+        candidate = given if given.is_absolute() else self._find_relative(given)
+        if not self.confine:
+            return candidate
+        real = Path(os.path.realpath(candidate))
+        for root in self.allowed_dirs:
+            if _inside(real, Path(os.path.realpath(root))):
+                return candidate
+        listed = ", ".join(str(d) for d in self.allowed_dirs) or "none"
+        raise AccessDeniedError(
+            f"Access denied: {os.fspath(path)} resolves to {real}, outside the allowed "
+            f"folders ({listed}).",
+            input=os.fspath(path),
+        )
+
+    def _find_relative(self, rel: Path) -> Path:
+        for root in self.allowed_dirs:
+            joined = root / rel
+            if joined.exists():
+                return joined.absolute()
+        return rel.absolute()
+
+    # -- listing ------------------------------------------------------------------------
+
+    def list_images(self, limit: int = 1000) -> Iterator[Path]:
+        """Image files under the allowed folders, for browsing (e.g. MCP resources).
+
+        Hidden files and folders are skipped, symlinks leading outside the allowed
+        folders are skipped, and at most ``limit`` paths are yielded.
+        """
+        count = 0
+        roots = [Path(os.path.realpath(d)) for d in self.allowed_dirs]
+        for root in self.allowed_dirs:
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith(".") or not _has_image_ext(name):
+                        continue
+                    path = Path(dirpath) / name
+                    real = Path(os.path.realpath(path))
+                    if not any(_inside(real, r) for r in roots) or not real.is_file():
+                        continue
+                    yield path
+                    count += 1
+                    if count >= limit:
+                        return
+
+
+def _has_image_ext(name: str) -> bool:
+    lower = name.lower()
+    return any(lower.endswith(ext) for ext in IMAGE_EXTENSIONS)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == str(root)
+    except ValueError:  # different drives on Windows
+        return False
