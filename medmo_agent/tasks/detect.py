@@ -11,7 +11,7 @@ from ._common import render, system_message, user_message
 from .boxes import parse_boxes
 from .results import DetectionResult
 
-__all__ = ["build_messages", "parse", "plural"]
+__all__ = ["build_messages", "check_label", "parse", "plural"]
 
 _IRREGULAR = {
     "bacterium": "bacteria",
@@ -36,7 +36,12 @@ def plural(label: str) -> str:
     return label + "s"
 
 
-def _check_label(label: str) -> str:
+def check_label(label: str) -> str:
+    """The label, stripped.
+
+    Raises:
+        InputError: the label is empty.
+    """
     if not isinstance(label, str) or not label.strip():
         raise InputError(
             "The object label is empty.",
@@ -53,7 +58,7 @@ def build_messages(image: MedImage, label: str = "cell") -> list[Message]:
     Raises:
         InputError: empty label.
     """
-    label = _check_label(label)
+    label = check_label(label)
     text = render("detect", label=label, plural=plural(label))
     return [system_message(), user_message(text, image)]
 

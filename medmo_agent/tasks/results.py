@@ -63,6 +63,12 @@ class TaskResult(BaseModel):
         """A short plain-text rendering for terminals and chat."""
         return self.raw_text.strip()
 
+    def _repr_html_(self) -> str:
+        """Rich display in notebooks and exported HTML (see :mod:`medmo_agent.rendering`)."""
+        from ..rendering import result_html
+
+        return result_html(self)
+
 
 class VQAResult(TaskResult):
     """Answer to a question about an image."""

@@ -19,7 +19,14 @@ from ._common import (
 )
 from .results import VQAResult
 
-__all__ = ["QuestionType", "build_messages", "detect_question_type", "parse", "parse_yes_no"]
+__all__ = [
+    "QuestionType",
+    "build_messages",
+    "check_question",
+    "detect_question_type",
+    "parse",
+    "parse_yes_no",
+]
 
 QuestionType = Literal["open", "closed", "multiple_choice"]
 _QUESTION_TYPES = ("open", "closed", "multiple_choice")
@@ -79,7 +86,12 @@ def detect_question_type(question: str, options: Options | None = None) -> Quest
     return "open"
 
 
-def _check_question(question: str) -> str:
+def check_question(question: str) -> str:
+    """The question, stripped.
+
+    Raises:
+        InputError: the question is empty.
+    """
     if not isinstance(question, str) or not question.strip():
         raise InputError(
             "The question is empty.", input="question", fix="Ask a question about the image."
@@ -99,7 +111,7 @@ def build_messages(
     Raises:
         InputError: empty question, unknown question type, or unusable options.
     """
-    question = _check_question(question)
+    question = check_question(question)
     qtype = question_type or detect_question_type(question, options)
     if qtype not in _QUESTION_TYPES:
         raise InputError(
