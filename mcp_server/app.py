@@ -1,0 +1,112 @@
+"""Build the MCP server: tools, resources and prompts over one shared model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp_types import Resource as MCPResource
+
+from medmo_agent import __version__
+from medmo_agent.config import Settings
+
+from .config import ServerConfig
+from .prompts import register_prompts
+from .resources import image_file_resources, register_resources
+from .state import state_lifespan
+from .tools import TOOL_NAMES, register_tools
+
+if TYPE_CHECKING:
+    from medmo_agent.backends.base import Backend
+    from medmo_agent.imaging import ImageResolver
+
+__all__ = ["INSTRUCTIONS", "MedmoServer", "create_server"]
+
+INSTRUCTIONS = """\
+MedMO is a medical vision-language model (X-ray, CT, MRI, ultrasound, pathology,
+microscopy). Its tools answer questions (vqa), localise findings with boxes (ground),
+write reports (report), reason step by step (reason), label images (classify), count
+cells (detect), and work on text (summarize_report, text_qa).
+
+Pass images by reference: a file path inside the allowed folders (see the medmo://server
+resource), or the medmo://results/<id> URI that every result carries, which reuses that
+result's image (same window and slice) without re-sending pixels. Send inline data URIs
+only for images the server cannot read from disk. Boxes are in original-image pixels.
+Outputs are drafts from a research model, not diagnoses.
+"""
+
+
+class MedmoServer(MCPServer):
+    """An :class:`MCPServer` that also lists the image files in the allowed folders.
+
+    Args:
+        resolver: The confined image resolver the tools use; it lists the files.
+    """
+
+    def __init__(self, *args: Any, resolver: ImageResolver, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.resolver = resolver
+
+    async def list_resources(self) -> list[MCPResource]:
+        """Fixed resources plus one per image file in the allowed folders."""
+        import anyio.to_thread
+
+        listed = await super().list_resources()
+        # Walking folders touches the disk; keep it off the event loop.
+        files = await anyio.to_thread.run_sync(image_file_resources, self.resolver)
+        return listed + [MCPResource(**entry) for entry in files]
+
+
+def create_server(
+    settings: Settings | None = None,
+    config: ServerConfig | None = None,
+    *,
+    backend: Backend | None = None,
+) -> MedmoServer:
+    """Create the MedMO MCP server; the model loads when the server starts.
+
+    Args:
+        settings: Model settings; defaults to ``Settings.from_env()``.
+        config: Server options; defaults to stdio with the working directory allowed.
+        backend: A backend to share instead of creating one (it stays open afterwards).
+
+    Returns:
+        The server; run it with :func:`mcp_server.serve` or connect a client to it
+        in-process (``mcp.Client(server)``).
+    """
+    from medmo_agent.imaging import ImageResolver
+
+    config = (config or ServerConfig()).validate()
+    allowed = config.effective_allowed_dirs()
+    settings = (settings or Settings.from_env()).replace(allowed_dirs=allowed)
+    resolver = ImageResolver(settings, allowed_dirs=allowed, confine=True)
+    server = MedmoServer(
+        name="medmo",
+        title="MedMO medical imaging",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=state_lifespan(settings, config, resolver, backend),
+        resolver=resolver,
+        log_level="WARNING",
+    )
+    register_tools(server)
+    register_prompts(server)
+    register_resources(
+        server,
+        {
+            "model": settings.model,
+            "backend": backend.name if backend is not None else settings.backend,
+            "allowed_dirs": [str(d) for d in allowed],
+            "image_argument": "a file path inside allowed_dirs, a data:image/...;base64 URI, "
+            "medmo://images/<id>, or medmo://results/<id>",
+            "image_formats": "PNG, JPEG, TIFF, BMP, WebP, DICOM (file or series folder), NIfTI",
+            "limits": {
+                "max_new_tokens": settings.max_new_tokens_limit,
+                "max_image_bytes": settings.max_image_bytes,
+                "max_image_pixels": settings.max_image_pixels,
+                "max_request_bytes": config.max_request_bytes,
+            },
+            "tools": list(TOOL_NAMES),
+        },
+    )
+    return server

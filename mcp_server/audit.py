@@ -1,0 +1,89 @@
+"""An optional audit trail: one JSON line per tool call.
+
+Each line records the time, the tool, its arguments without pixel data (inline images are
+replaced by a short digest, so a repeated upload can still be recognised), how long the
+call took and its outcome. Patient identifiers never reach it: tool arguments carry
+none, and error messages name inputs, not DICOM fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AuditLog", "scrub_arguments"]
+
+_MAX_TEXT = 2000
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.startswith("data:"):
+            digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+            head = value.split(",", 1)[0]
+            return f"<{head} {len(value)} chars sha256:{digest}>"
+        if len(value) > _MAX_TEXT:
+            return value[:_MAX_TEXT] + f"...<{len(value) - _MAX_TEXT} more chars>"
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def scrub_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Tool arguments with inline image data replaced by a digest and long text cut."""
+    return {k: _scrub(v) for k, v in arguments.items()}
+
+
+class AuditLog:
+    """Appends JSON lines to a file; safe to call from many threads.
+
+    Args:
+        path: The file to append to; its folder is created if missing.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        seconds: float,
+        outcome: str,
+        error: str | None = None,
+        result_uri: str | None = None,
+    ) -> None:
+        """Append one entry.
+
+        Args:
+            tool: Tool name.
+            arguments: The arguments as the client sent them (scrubbed here).
+            seconds: Wall time of the call.
+            outcome: ``"ok"``, ``"error"`` or ``"cancelled"``.
+            error: The error class name, when the call failed.
+            result_uri: Where the result is kept, when it succeeded.
+        """
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "tool": tool,
+            "arguments": scrub_arguments(arguments),
+            "duration_s": round(seconds, 4),
+            "outcome": outcome,
+        }
+        if error:
+            entry["error"] = error
+        if result_uri:
+            entry["result_uri"] = result_uri
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")

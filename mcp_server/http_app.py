@@ -1,0 +1,168 @@
+"""Streamable HTTP: the ASGI app with bearer-token auth, Host checks and a body cap.
+
+Binding loopback needs no token; binding anything else requires one (checked in
+:meth:`ServerConfig.validate`), and every request must then carry
+``Authorization: Bearer <token>`` (compared in constant time) or gets 401. The
+``Host`` header is checked against the bound name (and ``--allowed-host``) to stop DNS
+rebinding. Stateless mode keeps no per-client session, so replicas can sit behind a
+load balancer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+
+from .config import LOOPBACK_HOSTS, TOKEN_ENV, ServerConfig
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["BearerTokenMiddleware", "build_http_app", "serve_http", "transport_security"]
+
+
+def _wildcard_hosts(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        host = f"[{name}]" if ":" in name and not name.startswith("[") else name
+        out.extend([host, f"{host}:*"])
+    return out
+
+
+def transport_security(config: ServerConfig) -> TransportSecuritySettings:
+    """Allowed ``Host``/``Origin`` headers for the bind address (DNS-rebinding guard)."""
+    names = ["127.0.0.1", "localhost", "::1"]
+    if not config.is_loopback:
+        if config.host in ("0.0.0.0", "::"):
+            names += [socket.gethostname(), socket.getfqdn()]
+        else:
+            names.append(config.host)
+    hosts = _wildcard_hosts(list(dict.fromkeys(names)))
+    hosts += list(config.allowed_hosts)
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+class BearerTokenMiddleware:
+    """Reject HTTP requests without the bearer token (401) or over the body cap (413).
+
+    Args:
+        app: The MCP ASGI app.
+        token: The token every request must present; ``None`` disables the check.
+        max_body_bytes: Largest declared request body accepted.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int):
+        self.app = app
+        self._token = token.encode() if token else None
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        if self._token is not None:
+            auth = headers.get("authorization", b"")
+            scheme, _, presented = auth.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(
+                presented.strip(), self._token
+            ):
+                await _reply(
+                    send,
+                    401,
+                    "Missing or invalid bearer token. Send 'Authorization: Bearer <token>' "
+                    f"with the token the server was started with (--auth-token or {TOKEN_ENV}).",
+                    extra=[(b"www-authenticate", b'Bearer realm="medmo"')],
+                )
+                return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _reply(
+                send,
+                413,
+                f"Request body of {int(declared)} bytes is over this server's limit of "
+                f"{self.max_body_bytes} bytes. Pass images by file path inside an allowed "
+                "folder or by medmo:// URI instead of inline data, or downscale them.",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _reply(
+    send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_http_app(server: MCPServer, config: ServerConfig) -> ASGIApp:
+    """The ASGI app serving ``server`` at ``config.path`` with the checks above."""
+    app = server.streamable_http_app(
+        streamable_http_path=config.path,
+        stateless_http=config.stateless,
+        json_response=config.json_response,
+        max_request_body_size=config.max_request_bytes,
+        transport_security=transport_security(config),
+        host=config.host,
+    )
+    return BearerTokenMiddleware(app, config.auth_token, config.max_request_bytes)
+
+
+async def serve_http(
+    server: MCPServer, config: ServerConfig, on_ready: Callable[[str], Any] | None = None
+) -> None:
+    """Serve over streamable HTTP until interrupted.
+
+    Args:
+        server: The MCP server.
+        config: Bind address, port (0 picks a free one), token, limits.
+        on_ready: Called with the endpoint URL once the model is loaded and the socket
+            accepts connections; by default a line on stderr.
+    """
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    port = sock.getsockname()[1]
+    shown = f"[{config.host}]" if family == socket.AF_INET6 else config.host
+    url = f"http://{shown}:{port}{config.path}"
+
+    def default_ready(endpoint: str) -> None:
+        note = "" if config.host in LOOPBACK_HOSTS else " (bearer token required)"
+        print(f"MedMO MCP server listening on {endpoint}{note}", file=sys.stderr, flush=True)
+
+    ready = on_ready or default_ready
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready(url)
+
+    uv_config = uvicorn.Config(
+        build_http_app(server, config), log_level="warning", lifespan="on", access_log=False
+    )
+    await _Server(uv_config).serve(sockets=[sock])

@@ -1,0 +1,67 @@
+"""Turn a task result into an MCP tool result: structured content, a short text, and
+for box results the image with labelled boxes.
+
+The structured content is the result model itself (it matches the tool's output
+schema); the text is for clients that show only text, and ends with the result's URI
+so a later call can refer to it. The overlay is a PNG downscaled until it fits the
+byte budget, well under the 1 MiB a streamed event may carry.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING
+
+from mcp_types import CallToolResult, ImageContent, TextContent
+
+if TYPE_CHECKING:
+    from medmo_agent.tasks.results import TaskResult
+    from medmo_agent.types import MedImage
+
+    from .config import ServerConfig
+
+__all__ = ["overlay_png", "render_result", "result_text"]
+
+_MIN_SIDE = 128
+
+
+def result_text(result: TaskResult) -> str:
+    """The result's summary plus where it is kept and which image it is about."""
+    lines = [result.summary() or "(the model returned no text)"]
+    if result.notes:
+        lines.append("Notes: " + " ".join(result.notes))
+    if result.image is not None and result.image.handle:
+        lines.append(f"Image: {result.image.handle}")
+    if result.result_uri:
+        lines.append(
+            f"Result: {result.result_uri} (pass it as `image` to ask more about the same image)"
+            if result.image is not None
+            else f"Result: {result.result_uri}"
+        )
+    return "\n".join(lines)
+
+
+def overlay_png(image: MedImage, result: TaskResult, max_side: int, max_bytes: int) -> bytes:
+    """The image with the result's boxes drawn, as PNG bytes within ``max_bytes``."""
+    from medmo_agent.imaging.overlay import draw_boxes, to_png_bytes
+
+    drawn = draw_boxes(image, list(getattr(result, "boxes", [])))
+    side = max_side
+    png = to_png_bytes(drawn, max_side=side)
+    while len(png) > max_bytes and side > _MIN_SIDE:
+        side = max(_MIN_SIDE, int(side * 0.7))
+        png = to_png_bytes(drawn, max_side=side)
+    return png
+
+
+def render_result(
+    result: TaskResult, overlay_image: MedImage | None, config: ServerConfig
+) -> CallToolResult:
+    """The tool result for ``result``; with an overlay when ``overlay_image`` is given."""
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=result_text(result))]
+    if overlay_image is not None:
+        png = overlay_png(overlay_image, result, config.overlay_max_side, config.overlay_max_bytes)
+        content.append(
+            ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
+        )
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))

@@ -1,0 +1,121 @@
+"""Resources: the images in the allowed folders, images the server holds, and earlier
+results, so an agent can look at or refer to them without re-sending pixels.
+
+- ``file:///<path>``: an image file inside an allowed folder, rendered as PNG;
+- ``medmo://images/<id>``: an image the server holds (e.g. one sent inline), as PNG;
+- ``medmo://results/<id>``: an earlier tool result, as JSON;
+- ``medmo://server``: the model, the allowed folders and the limits, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.resources import FunctionResource, ResourceSecurity
+
+from medmo_agent.errors import MedmoError
+
+from .errors import resource_error
+from .state import ServerState
+
+if TYPE_CHECKING:
+    from medmo_agent.imaging import ImageResolver
+
+__all__ = ["file_uri", "image_file_resources", "register_resources"]
+
+#: Most files listed as resources; a folder of a million slices must not flood a client.
+MAX_LISTED = 500
+_RESOURCE_PNG_SIDE = 1024
+
+
+def file_uri(path: Path) -> str:
+    """The ``file://`` URI of an absolute path."""
+    return path.as_uri()
+
+
+def _state(ctx: Context) -> ServerState:
+    return ctx.request_context.lifespan_context
+
+
+async def _png_of(state: ServerState, handle: str) -> bytes:
+    from medmo_agent.imaging.overlay import to_png_bytes
+
+    def render() -> bytes:
+        return to_png_bytes(state.toolkit.load(handle), max_side=_RESOURCE_PNG_SIDE)
+
+    try:
+        return await anyio.to_thread.run_sync(render)
+    except MedmoError as exc:
+        raise resource_error(exc) from exc
+
+
+def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
+    """Add the resources and resource templates to ``server``.
+
+    Args:
+        server: The server.
+        info: What ``medmo://server`` reports (model, allowed folders, limits).
+    """
+
+    @server.resource(
+        "medmo://results/{result_id}",
+        name="result",
+        title="An earlier MedMO result",
+        description="A tool result kept by the server, as JSON (bounded store: recent only).",
+        mime_type="application/json",
+    )
+    def read_result(result_id: str, ctx: Context) -> str:
+        try:
+            result = _state(ctx).store.get(result_id)
+        except MedmoError as exc:
+            raise resource_error(exc) from exc
+        return result.model_dump_json(indent=2)
+
+    @server.resource(
+        "medmo://images/{image_id}",
+        name="held-image",
+        title="An image the server holds",
+        description="An image sent earlier (e.g. inline), rendered as PNG.",
+        mime_type="image/png",
+    )
+    async def read_held_image(image_id: str, ctx: Context) -> bytes:
+        return await _png_of(_state(ctx), f"medmo://images/{image_id}")
+
+    @server.resource(
+        "file:///{+path}",
+        name="image-file",
+        title="An image file in an allowed folder",
+        description="An image file (PNG, JPEG, TIFF, DICOM, NIfTI) rendered as PNG.",
+        mime_type="image/png",
+        # Absolute paths are the point here; confinement to the allowed folders is
+        # enforced by the image resolver, which also rejects traversal and symlinks.
+        security=ResourceSecurity(reject_absolute_paths=False),
+    )
+    async def read_file_image(path: str, ctx: Context) -> bytes:
+        return await _png_of(_state(ctx), "/" + path.lstrip("/"))
+
+    def server_info() -> str:
+        return json.dumps(info, indent=2, default=str)
+
+    server.add_resource(
+        FunctionResource.from_function(
+            server_info,
+            uri="medmo://server",
+            name="server",
+            title="MedMO server information",
+            description="What the server can read and what the image argument accepts.",
+            mime_type="application/json",
+        )
+    )
+
+
+def image_file_resources(resolver: ImageResolver) -> list[dict[str, Any]]:
+    """Listing entries for the image files in the allowed folders."""
+    return [
+        {"uri": file_uri(Path(p).absolute()), "name": Path(p).name, "mime_type": "image/png"}
+        for p in resolver.list_images(limit=MAX_LISTED)
+    ]
