@@ -32,6 +32,8 @@ class GenerationRequest:
     max_new_tokens: int | None = None
     temperature: float | None = None
     stop: list[str] | None = None
+    #: Optional OpenAI-style tool schemas, rendered into the prompt by the chat template.
+    tools: list[dict] | None = None
 
     @property
     def images(self):

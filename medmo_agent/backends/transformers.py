@@ -1,0 +1,342 @@
+"""The local backend: MedMO loaded with transformers, one model per process.
+
+``TransformersBackend`` loads a checkpoint (hub id or local folder) with
+``Qwen3VLForConditionalGeneration`` and ``AutoProcessor``, exactly as MedMO's model card
+does, and serves it from a single worker thread: callers on any thread tokenise their
+request, queue it and wait; requests that arrive together are batched into one
+``generate`` call (see :mod:`._scheduler` and :mod:`._hf_engine`).
+
+Token limits: a request asking for more than ``settings.max_new_tokens_limit`` new
+tokens is refused with :class:`LimitExceededError` rather than silently shortened.
+
+Cancellation: setting a request's ``cancel`` event stops that request at its next token
+(``finish_reason="cancelled"``, text so far kept); other requests in the same batch go on.
+
+torch and transformers are imported only when a backend is created.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..config import DEFAULT_MODEL, MODEL_CHOICES, Settings
+from ..errors import InputError, LimitExceededError, MedmoError, ModelLoadError
+from ..types import ImagePart, Message
+from .base import Backend, Completion, GenerationRequest, TextCallback
+
+__all__ = ["TransformersBackend", "to_hf_messages"]
+
+_SMALLER_MODEL = "MBZUAI/MedMO-4B-Next"
+
+
+class TransformersBackend(Backend):
+    """MedMO on a local GPU (or CPU), batched behind one worker thread.
+
+    Args:
+        model: Hub id (``MBZUAI/MedMO-8B-Next``) or local checkpoint folder.
+        settings: Everything else (device, dtype, attention, limits, batching, image budget).
+    """
+
+    name = "transformers"
+
+    def __init__(self, model: str | None = None, *, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self.model_id = model or self.settings.model or DEFAULT_MODEL
+        self._prep_lock = threading.Lock()  # the tokenizer is not safe for concurrent use
+        self.device, self.dtype_name, self.attn_implementation = _resolve_runtime(self.settings)
+        self.model, self.processor = _load(
+            self.model_id,
+            revision=self.settings.revision,
+            device=self.device,
+            dtype_name=self.dtype_name,
+            attn_implementation=self.attn_implementation,
+        )
+        from ._hf_engine import HFEngine
+        from ._scheduler import BatchScheduler
+
+        self.engine = HFEngine(self.model, self.processor, self.model_id)
+        self.scheduler = BatchScheduler(
+            self.engine,
+            max_batch_size=self.settings.max_batch_size,
+            batch_wait_s=self.settings.batch_wait_ms / 1000.0,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransformersBackend:
+        """Create the backend ``settings`` describe (model, revision, device, dtype, ...)."""
+        return cls(settings.model, settings=settings)
+
+    # -- prompts --------------------------------------------------------------------
+
+    def render_prompt(self, messages: list[Message], tools: list[dict] | None = None) -> str:
+        """The exact prompt text the model sees: the checkpoint's chat template applied.
+
+        Args:
+            messages: The conversation; images become the vision placeholder tokens.
+            tools: Optional OpenAI-style tool schemas, rendered the way the template does.
+        """
+        hf_messages, _ = to_hf_messages(messages)
+        with self._prep_lock:
+            return self.processor.apply_chat_template(
+                hf_messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+            )
+
+    def _prepare(self, request: GenerationRequest):
+        from ._hf_engine import Prepared
+
+        if not request.messages:
+            raise InputError("The request has no messages.", input="messages")
+        max_new = (
+            request.max_new_tokens
+            if request.max_new_tokens is not None
+            else self.settings.max_new_tokens
+        )
+        limit = self.settings.max_new_tokens_limit
+        if max_new < 1:
+            raise InputError(
+                f"max_new_tokens must be at least 1, got {max_new}.", input="max_new_tokens"
+            )
+        if max_new > limit:
+            raise LimitExceededError(
+                f"max_new_tokens={max_new} is over the limit of {limit}.",
+                input="max_new_tokens",
+                fix=f"Ask for at most {limit} new tokens, or raise MEDMO_MAX_NEW_TOKENS_LIMIT.",
+            )
+        temperature = (
+            request.temperature if request.temperature is not None else self.settings.temperature
+        )
+        if temperature < 0:
+            raise InputError(
+                f"temperature must be 0 or more, got {temperature}.", input="temperature"
+            )
+        hf_messages, images = to_hf_messages(request.messages)
+        tools = getattr(request, "tools", None)
+        pixel_budget = {
+            "shortest_edge": self.settings.min_pixels,
+            "longest_edge": self.settings.max_pixels,
+        }
+        with self._prep_lock:
+            text = self.processor.apply_chat_template(
+                hf_messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+            )
+            kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+            if images:
+                kwargs.update(images=images, size=pixel_budget)
+            inputs = dict(self.processor(**kwargs))
+        patch = int(getattr(self.processor.image_processor, "patch_size", 16))
+        sizes = (
+            [
+                (int(w) * patch, int(h) * patch)
+                for _, h, w in inputs.get("image_grid_thw", []).tolist()
+            ]
+            if images
+            else []
+        )
+        return Prepared(
+            inputs=inputs,
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            image_input_sizes=sizes,
+            max_new_tokens=int(max_new),
+            temperature=float(temperature),
+            stop=list(request.stop or []),
+        )
+
+    # -- Backend interface ----------------------------------------------------------
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_text: TextCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """Generate a completion; ``on_text`` receives the text as it is produced.
+
+        Greedy unless the request (or settings) gives a temperature above 0. Blocks until
+        the answer is complete; safe to call from many threads at once.
+        """
+        from ._scheduler import Job
+
+        prepared = self._prepare(request)
+        job = Job(payload=prepared, key=prepared.batch_key, on_text=on_text, cancel=cancel)
+        return self.scheduler.submit(job).result()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: ``generate_calls`` (model.generate), ``batches``, ``requests``."""
+        s = self.scheduler.stats
+        return {
+            "generate_calls": self.engine.generate_calls,
+            "batches": s.batches,
+            "requests": s.jobs,
+            "largest_batch": s.largest_batch,
+            "oom_retries": s.oom_retries,
+        }
+
+    def info(self) -> dict[str, object]:
+        """Backend, model, device, dtype, attention implementation and batching limits."""
+        return {
+            "backend": self.name,
+            "model": self.model_id,
+            "revision": self.settings.revision,
+            "device": str(self.model.device),
+            "dtype": self.dtype_name,
+            "attn_implementation": self.attn_implementation,
+            "max_batch_size": self.scheduler.max_batch_size,
+            "batch_wait_ms": self.settings.batch_wait_ms,
+            "max_new_tokens_limit": self.settings.max_new_tokens_limit,
+        }
+
+    def close(self) -> None:
+        """Stop the worker thread (requests still queued fail with BackendError)."""
+        self.scheduler.close()
+
+
+def to_hf_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Project messages -> Hugging Face chat messages, plus their images as PIL, in order."""
+    hf: list[dict[str, Any]] = []
+    images: list[Any] = []
+    for message in messages:
+        content: list[dict[str, Any]] = []
+        for part in message.parts:
+            if isinstance(part, ImagePart):
+                images.append(part.image.to_pil())
+                content.append({"type": "image"})
+            else:
+                content.append({"type": "text", "text": part.text})
+        hf.append({"role": message.role, "content": content})
+    return hf, images
+
+
+# -- loading ------------------------------------------------------------------------
+
+
+def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
+    import torch
+
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    on_gpu = device.startswith("cuda")
+    dtype = settings.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if on_gpu else "float32"
+    attn = settings.attn_implementation
+    if attn == "auto":
+        has_fa2 = importlib.util.find_spec("flash_attn") is not None
+        attn = "flash_attention_2" if on_gpu and has_fa2 and dtype != "float32" else "sdpa"
+    return device, dtype, attn
+
+
+def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_implementation: str):
+    import torch
+
+    if importlib.util.find_spec("torchvision") is None:
+        raise ModelLoadError(
+            f"Cannot load {model_id}: torchvision is not installed, and transformers builds "
+            "the Qwen3-VL processor only with it.",
+            input=model_id,
+            fix="pip install torchvision (the build matching your torch).",
+        )
+    _check_local_path(model_id)
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    kwargs: dict[str, Any] = {
+        "revision": revision,
+        "dtype": getattr(torch, dtype_name),
+        "attn_implementation": attn_implementation,
+    }
+    if device == "cuda":
+        kwargs["device_map"] = "auto"
+    elif device.startswith("cuda:"):
+        kwargs["device_map"] = {"": device}
+    try:
+        processor = AutoProcessor.from_pretrained(model_id, revision=revision)
+        model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+        if "device_map" not in kwargs:
+            model = model.to(device)
+    except MedmoError:
+        raise
+    except Exception as exc:
+        raise _load_error(model_id, exc) from exc
+    model.eval()
+    return model, processor
+
+
+def _looks_like_path(model_id: str) -> bool:
+    return (
+        model_id.startswith(("/", "./", "../", "~", "\\"))
+        or (len(model_id) > 1 and model_id[1] == ":")
+        or model_id.count("/") > 1
+        or os.path.exists(model_id)
+    )
+
+
+def _check_local_path(model_id: str) -> None:
+    if not _looks_like_path(model_id):
+        return
+    path = Path(model_id).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"Cannot load {model_id}: no such folder.",
+            input=model_id,
+            fix=f"Pass an existing local checkpoint folder, or a hub id such as {DEFAULT_MODEL}.",
+        )
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"Cannot load {model_id}: the folder has no config.json, so it is not a checkpoint.",
+            input=model_id,
+            fix="Pass the folder that holds config.json and the *.safetensors weights.",
+        )
+
+
+def _load_error(model_id: str, exc: BaseException) -> ModelLoadError:
+    import torch
+
+    name = type(exc).__name__
+    text = str(exc)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        return ModelLoadError(
+            f"Cannot load {model_id}: out of GPU memory.",
+            input=model_id,
+            fix=(
+                f"Use {_SMALLER_MODEL} (about 9 GB in bf16), free the GPU, or pick another "
+                "GPU with MEDMO_DEVICE=cuda:N."
+            ),
+        )
+    if name in {"RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"} or (
+        "is not a valid model identifier" in text or "not a local folder" in text
+    ):
+        if offline or name == "LocalEntryNotFoundError" or "offline" in text.lower():
+            return _offline_error(model_id)
+        return ModelLoadError(
+            f"Cannot load {model_id}: not found on the Hugging Face hub ({name}).",
+            input=model_id,
+            fix=f"Check the id and revision; published models: {', '.join(MODEL_CHOICES)}. "
+            "Or pass a local path.",
+        )
+    if (
+        offline
+        or name in {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}
+        or ("offline" in text.lower() or "connect" in text.lower())
+    ):
+        return _offline_error(model_id)
+    return ModelLoadError(
+        f"Cannot load {model_id}: {name}: {text.splitlines()[0] if text else ''}".rstrip(": "),
+        input=model_id,
+        fix=f"Check that it is a Qwen3-VL checkpoint such as {DEFAULT_MODEL}, or pass a local "
+        "path to one.",
+    )
+
+
+def _offline_error(model_id: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Cannot load {model_id}: offline and not in the local Hugging Face cache.",
+        input=model_id,
+        fix="Weights download on first use: run once online (or set HF_HUB_OFFLINE=0), "
+        "or pass a local path to a downloaded checkpoint.",
+    )
