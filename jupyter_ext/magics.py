@@ -1,0 +1,180 @@
+"""IPython magics: ``%medmo_model``, ``%medmo TASK IMAGE ...`` and ``%%medmo agent IMAGE``.
+
+Usage (after ``%load_ext jupyter_ext``)::
+
+    %medmo_model --model MBZUAI/MedMO-4B-Next        # once per kernel
+    %medmo ask chest.png Is there a pneumothorax?
+    %medmo ground ct_series/ "pleural effusion" nodule --window lung --slice 40
+    %%medmo agent chest.png --workflow
+    What is the most likely diagnosis?
+
+Each task runs in the background and returns a widget that fills in as the model answers;
+``--wait`` blocks until it is done (for scripts). Mistyped commands raise ``UsageError``
+with the usage line; failures of the task itself appear in the widget in red.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
+from .panels import TASKS
+
+__all__ = ["MedmoMagics"]
+
+_TASK_HELP = """\
+%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P] [--wait]
+
+TASK is one of:
+  ask IMAGE QUESTION          answer a question about the image
+  ground IMAGE [TARGET ...]   boxes for named findings (default: all abnormalities)
+  detect IMAGE [LABEL]        boxes and counts of small objects (default: cell)
+  report IMAGE [CONTEXT]      a radiology report
+  classify IMAGE [LABEL ...]  labels from a set (default: the NIH ChestX-ray14 labels)
+  reason IMAGE QUESTION       step-by-step reasoning and an answer
+  agent IMAGE [QUESTION]      the agent, with a live trace (--workflow: the fixed workflow)
+Quote multi-word targets: %medmo ground img.png "pleural effusion" nodule"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as IPython usage errors instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}\n\n{self.format_usage()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise UsageError(message or self.format_help())
+
+
+def _model_parser() -> _Parser:
+    p = _Parser(prog="%medmo_model", description="Choose the model once per kernel.")
+    p.add_argument("--model", help="hub id or local checkpoint folder")
+    p.add_argument("--backend", choices=["transformers", "openai", "scripted"])
+    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
+    p.add_argument("--api-key", dest="api_key")
+    p.add_argument("--served-model", dest="served_model")
+    p.add_argument("--device")
+    p.add_argument("--dtype")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    p.add_argument("--mcp", help="use the tools of this MCP server (streamable HTTP URL)")
+    p.add_argument("--token", help="bearer token for the MCP server")
+    p.add_argument("--local", action="store_true", help="switch back from an MCP server")
+    p.add_argument("--load", action="store_true", help="load the model now, not on first use")
+    return p
+
+
+def _task_parser() -> _Parser:
+    p = _Parser(prog="%medmo", usage=_TASK_HELP, add_help=False)
+    p.add_argument("task")
+    p.add_argument("image")
+    p.add_argument("args", nargs="*")
+    p.add_argument("--window")
+    p.add_argument("--slice", type=int)
+    p.add_argument("--frame", type=int)
+    p.add_argument("--plane", choices=["axial", "coronal", "sagittal"])
+    p.add_argument("--workflow", action="store_true")
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--timeout", type=float, default=None)
+    return p
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:  # an unbalanced quote
+        raise UsageError(f"Cannot read the command line: {exc}.") from exc
+
+
+@magics_class
+class MedmoMagics(Magics):
+    """The ``%medmo_model`` and ``%medmo`` magics."""
+
+    @line_magic
+    def medmo_model(self, line: str = "") -> Any:
+        """Choose the model (or remote MCP server) for this kernel; no arguments: show it.
+
+        Examples::
+
+            %medmo_model --model MBZUAI/MedMO-4B-Next
+            %medmo_model --backend openai --base-url http://gpu-box:8000/v1
+            %medmo_model --mcp http://127.0.0.1:8000/mcp --token $TOKEN
+        """
+        from .session import get_session
+
+        args = _model_parser().parse_args(_split(line))
+        session = get_session()
+        overrides = {
+            k: getattr(args, k)
+            for k in (
+                "model",
+                "backend",
+                "base_url",
+                "api_key",
+                "served_model",
+                "device",
+                "dtype",
+                "max_new_tokens",
+            )
+        }
+        changed = any(v is not None for v in overrides.values()) or args.mcp or args.local
+        if changed:
+            mcp_url = "" if args.local else args.mcp
+            session.configure(mcp_url=mcp_url, mcp_token=args.token, **overrides)
+        if args.load:
+            from .panels import ModelLoadPanel
+
+            return ModelLoadPanel(session)
+        print(f"MedMO: {session.describe()}")
+        return None
+
+    @line_cell_magic
+    def medmo(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a MedMO task on an image and show the result; ``%medmo`` alone shows help.
+
+        As a cell magic (``%%medmo agent IMAGE``) the cell body is the question.
+        """
+        if not line.strip():
+            print(_TASK_HELP)
+            return None
+        args = _task_parser().parse_args(_split(line))
+        task = args.task.lower()
+        question = " ".join(args.args)
+        if cell is not None:
+            if task != "agent":
+                cell_text = cell.strip()
+                args.args = [*args.args, cell_text] if cell_text else args.args
+            question = " ".join([question, cell.strip()]).strip()
+        image_opts = {
+            "window": args.window,
+            "slice": args.slice,
+            "frame": args.frame,
+            "plane": args.plane,
+        }
+        if task == "agent":
+            from .agent_panel import AgentPanel
+
+            image: Any = args.image
+            if any(v is not None for v in image_opts.values()):
+                from .session import get_session
+
+                image = get_session().load(args.image, **image_opts).handle
+            panel: Any = AgentPanel(image, question, workflow=args.workflow)
+        elif task in TASKS:
+            from .panels import TaskPanel
+
+            argument: Any = question if task in ("ask", "reason", "report", "detect") else args.args
+            panel = TaskPanel(task, args.image, argument, image_opts=image_opts)
+        else:
+            raise UsageError(f"Unknown task {args.task!r}.\n\n{_TASK_HELP}")
+        if args.wait:
+            try:
+                panel.wait(args.timeout)
+            except TimeoutError as exc:
+                raise UsageError(str(exc)) from exc
+            except Exception:  # already shown in red in the widget
+                pass
+        return panel

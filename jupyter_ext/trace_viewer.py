@@ -1,0 +1,222 @@
+"""TraceViewer: the steps of an agent or workflow run as a timeline that fills in live.
+
+Each step is a collapsible row (number, kind, tool, workflow step, time); opened, it shows
+the arguments, the result card and the image with the step's boxes. The conclusion is
+highlighted at the end. Feed it a finished :class:`~medmo_agent.agent.trace.Trace` or
+register :meth:`TraceViewer.add_step` with ``trace.on_step`` to watch a run as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from .jobs import describe_error
+from .render import error_html, escape, progress_html, result_html
+
+__all__ = ["TraceViewer"]
+
+_KIND_TITLE = {
+    "thought": "Thought",
+    "tool_call": "Tool call",
+    "tool_result": "Result",
+    "final": "Conclusion",
+}
+_KIND_COLOUR = {
+    "thought": "#6a9955",
+    "tool_call": "#0969da",
+    "tool_result": "#bc4c00",
+    "final": "#8250df",
+}
+
+
+class TraceViewer(widgets.VBox):
+    """A live timeline of a run's steps.
+
+    Args:
+        trace: A finished or running trace to show now (its later steps are not
+            followed; use :meth:`follow` for that).
+        title: A heading (default: the trace's question).
+        load_image: Loads an image handle for step overlays (default: the notebook
+            session's loader). Steps whose image cannot be loaded show their boxes as a
+            list only.
+    """
+
+    def __init__(
+        self,
+        trace: Any = None,
+        *,
+        title: str | None = None,
+        load_image: Callable[[str], Any] | None = None,
+    ):
+        self._load_image = load_image
+        self._images: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._t0 = time.perf_counter()
+        self.steps: list[Any] = []
+        self.step_widgets: list[widgets.Accordion] = []
+        self.header = widgets.HTML("")
+        self.status = widgets.HTML("")
+        self.timeline = widgets.VBox([])
+        self.conclusion = widgets.HTML("")
+        super().__init__([self.header, self.status, self.timeline, self.conclusion])
+        self.add_class("medmo-trace-viewer")
+        self.set_title(title or (getattr(trace, "question", "") if trace is not None else ""))
+        if trace is not None:
+            for step in list(trace.steps):
+                self.add_step(step)
+            if trace.final is None and trace.stopped is None:
+                self.status.value = progress_html("Running", 0.0)
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def set_title(self, title: str) -> None:
+        """Set the heading (the question asked)."""
+        self.header.value = f"<b>{escape(title)}</b>" if title else ""
+
+    def follow(self, trace: Any) -> None:
+        """Show the steps already in ``trace`` and every step it records from now on."""
+        with self._lock:
+            known = len(self.steps)
+        for step in list(trace.steps)[known:]:
+            self.add_step(step)
+        trace.on_step(self.add_step)
+
+    def add_step(self, step: Any) -> None:
+        """Append one step (thread-safe; called from the run's thread)."""
+        with self._lock:
+            if any(s.number == step.number for s in self.steps):
+                return
+            self.steps.append(step)
+            if step.kind == "final":
+                self._show_final(step)
+                return
+            row = widgets.Accordion(children=[widgets.HTML("")])
+            row.set_title(0, self._title(step))
+            row.selected_index = None
+            row.add_class(f"medmo-step medmo-step-{step.kind}")
+            # the body is built only when opened: images cost nothing until looked at
+            row.observe(lambda change, s=step, r=row: self._open(change, s, r), "selected_index")
+            self.step_widgets.append(row)
+            self.timeline.children = (*self.timeline.children, row)
+            self.status.value = progress_html(
+                f"Running — step {step.number}: {self._title(step)}",
+                time.perf_counter() - self._t0,
+            )
+
+    def finish(self, trace: Any = None, error: BaseException | None = None) -> None:
+        """Mark the run as ended; show its error in red if it failed."""
+        if error is not None:
+            self.status.value = error_html(describe_error(error))
+        elif trace is not None and trace.stopped:
+            self.status.value = error_html(f"The run stopped early: {trace.stopped}.")
+        else:
+            seconds = getattr(trace, "seconds", 0.0) or time.perf_counter() - self._t0
+            tokens = getattr(trace, "tokens", (0, 0))
+            self.status.value = (
+                f"<span style='color:#57606a'>{len(self.steps)} steps in {seconds:.1f} s · "
+                f"{tokens[0]}+{tokens[1]} tokens</span>"
+            )
+        if (
+            trace is not None
+            and trace.final is not None
+            and not any(s.kind == "final" for s in self.steps)
+        ):
+            self.add_step(trace.final)
+
+    # -- rendering ------------------------------------------------------------------------
+
+    @staticmethod
+    def _title(step: Any) -> str:
+        title = f"{step.number}. {_KIND_TITLE.get(step.kind, step.kind)}"
+        if step.tool:
+            title += f" — {step.tool}"
+        if step.workflow_step:
+            title += f" [{step.workflow_step}]"
+        if step.kind == "tool_result" and step.boxes:
+            title += f" · {len(step.boxes)} box(es)"
+        if step.status == "error":
+            title += " · error"
+        if step.seconds:
+            title += f" · {step.seconds:.2f} s"
+        return title
+
+    def _open(self, change: dict[str, Any], step: Any, row: widgets.Accordion) -> None:
+        if change["new"] != 0:
+            return
+        body = row.children[0]
+        if not body.value:
+            try:
+                body.value = self.step_html(step)
+            except Exception as exc:  # a rendering failure shows in the row, not the kernel
+                body.value = error_html(describe_error(exc))
+
+    def expand_all(self) -> None:
+        """Open every step."""
+        for row in self.step_widgets:
+            row.selected_index = 0
+
+    def step_html(self, step: Any) -> str:
+        """The body of a step: arguments, text, result card, image with boxes, timings."""
+        from medmo_agent.agent.trace import result_model
+
+        colour = _KIND_COLOUR.get(step.kind, "#999")
+        parts = [f"<div style='border-left:4px solid {colour};padding-left:8px'>"]
+        if step.arguments:
+            args = json.dumps(step.arguments, indent=2, ensure_ascii=False)
+            parts.append(f"<div><b>Arguments</b></div><pre>{escape(args)}</pre>")
+        if step.status == "error":
+            message = (step.error or {}).get("message") or step.text
+            parts.append(error_html(str(message)))
+        elif step.text and step.kind != "tool_result":
+            parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
+        model = result_model(step) if step.kind == "tool_result" else None
+        if model is not None:
+            image = self._image(step.image) if step.boxes else None
+            parts.append(result_html(model, image=image, show_image=image is not None))
+        elif step.kind == "tool_result" and step.text:
+            parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
+        if step.seconds or step.completion_tokens:
+            parts.append(
+                f"<div style='color:#57606a;font-size:12px'>{step.seconds:.2f} s · "
+                f"{step.prompt_tokens}+{step.completion_tokens} tokens</div>"
+            )
+        parts.append("</div>")
+        return "".join(parts)
+
+    def _image(self, handle: str | None) -> Any:
+        if not handle:
+            return None
+        if handle not in self._images:
+            load = self._load_image
+            if load is None:
+                from .session import get_session
+
+                load = get_session().load
+            try:
+                self._images[handle] = load(handle)
+            except Exception:  # the boxes are still listed in the result card
+                self._images[handle] = None
+        return self._images[handle]
+
+    def _show_final(self, step: Any) -> None:
+        colour, background = (
+            ("#cf222e", "#fff0f0")
+            if step.status == "error"
+            else (
+                "#1a7f37",
+                "#dafbe1",
+            )
+        )
+        self.conclusion.value = (
+            f"<div class='medmo-conclusion' style='border:2px solid {colour};background:"
+            f"{background};border-radius:6px;padding:8px 12px;margin-top:6px'>"
+            f"<b>Conclusion</b><div style='white-space:pre-wrap'>{escape(step.text)}</div>"
+            "<div style='color:#57606a;font-size:11px'>For research use only; not for "
+            "clinical decisions.</div></div>"
+        )
