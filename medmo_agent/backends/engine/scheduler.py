@@ -1,0 +1,278 @@
+"""Continuous batching: one thread owns the model; requests join the running batch between
+decode steps and leave it as soon as they finish, so nobody waits for a whole batch.
+
+Prefill runs through ``model.generate`` for one new token (the exact prompt computation,
+deepstack vision features included); its keys and values are copied into a free slot of
+the static cache, and from then on the request advances one token per decode step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kv_cache import StaticKVCache, plan_cache
+from .step import DecodeStep
+
+__all__ = ["ContinuousBatcher", "EngineRequest", "EngineResult"]
+
+
+@dataclass
+class EngineRequest:
+    """One prompt to decode greedily.
+
+    ``inputs`` is the processor's output for this prompt alone (batch of one, on any
+    device). ``on_token`` is called with each new token id from the engine thread and may
+    return True to stop the request (a stop string was reached).
+    """
+
+    inputs: dict[str, Any]
+    max_new_tokens: int
+    on_token: Callable[[int], bool | None] | None = None
+    cancel: threading.Event | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class EngineResult:
+    """Generated token ids (end-of-sequence token included when it came) and timings."""
+
+    tokens: list[int]
+    finish_reason: str
+    prompt_tokens: int
+    queue_seconds: float
+    first_token_seconds: float
+    total_seconds: float
+
+
+@dataclass
+class _Running:
+    request: EngineRequest
+    future: Future
+    tokens: list[int]
+    length: int  # cached positions
+    rope_delta: int
+    started: float
+    first_token_at: float
+    limit: int
+
+
+class ContinuousBatcher:
+    """Greedy decoding of many requests at once over one model.
+
+    Args:
+        model: A loaded ``Qwen3VLForConditionalGeneration`` in eval mode.
+        eos_token_ids: Tokens that end a request.
+        max_batch: Most requests decoded together (cache slots).
+        max_len: Cap on positions per request (prompt + new tokens).
+        use_cuda_graphs: Replay decode segments as CUDA graphs (default: on CUDA).
+        memory_fraction: Share of the free device memory given to the KV cache.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        eos_token_ids: list[int],
+        max_batch: int = 32,
+        max_len: int | None = None,
+        use_cuda_graphs: bool | None = None,
+        memory_fraction: float = 0.85,
+        generation_config: Any = None,
+    ):
+        import torch
+
+        self.model = model
+        self.eos = set(eos_token_ids)
+        device = model.lm_head.weight.device
+        dtype = model.lm_head.weight.dtype
+        free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+        text_config = model.config.get_text_config()
+        plan = plan_cache(
+            text_config,
+            slots=max_batch,
+            dtype_bytes=torch.finfo(dtype).bits // 8,
+            free_bytes=free,
+            memory_fraction=memory_fraction,
+            max_len=max_len,
+        )
+        self.cache = StaticKVCache(text_config, plan, device=device, dtype=dtype)
+        graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
+        self.step = DecodeStep(model, self.cache, max_batch=max_batch, use_cuda_graphs=graphs)
+        self.max_batch = max_batch
+        self.generation_config = generation_config
+        self.device = device
+        self._queue: queue.Queue[tuple[EngineRequest, Future] | None] = queue.Queue()
+        self._running: list[_Running] = []
+        self._closed = False
+        self.stats = {"steps": 0, "prefills": 0, "max_running": 0, "tokens": 0}
+        self._thread = threading.Thread(target=self._loop, name="medmo-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def max_len(self) -> int:
+        """Positions available to one request (prompt plus new tokens)."""
+        return self.cache.max_len
+
+    def submit(self, request: EngineRequest) -> Future:
+        """Queue a request; the future resolves to an :class:`EngineResult`."""
+        if self._closed:
+            raise RuntimeError("the decode engine is closed")
+        future: Future = Future()
+        self._queue.put((request, future))
+        return future
+
+    def close(self) -> None:
+        """Stop the engine thread after the running requests are abandoned."""
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    # ---- the engine thread ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            block = not self._running
+            try:
+                while len(self._running) < self.max_batch:
+                    item = self._queue.get(block=block)
+                    block = False
+                    if item is None:
+                        self._abandon()
+                        return
+                    self._admit(*item)
+            except queue.Empty:
+                pass
+            if self._running:
+                try:
+                    self._decode()
+                except Exception as exc:  # keep serving: fail the batch, not the engine
+                    for run in self._running:
+                        if not run.future.done():
+                            run.future.set_exception(exc)
+                    self._running = []
+
+    def _abandon(self) -> None:
+        for run in self._running:
+            if not run.future.done():
+                run.future.set_exception(RuntimeError("the decode engine was closed"))
+        self._running = []
+
+    def _admit(self, request: EngineRequest, future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        started = time.perf_counter()
+        try:
+            first, keys, values, delta = self._prefill(request)
+        except Exception as exc:
+            future.set_exception(exc)
+            return
+        self.stats["prefills"] += 1
+        prompt_len = int(keys[0].shape[2])
+        limit = min(request.max_new_tokens, self.cache.max_len - prompt_len)
+        run = _Running(
+            request=request,
+            future=future,
+            tokens=[],
+            length=prompt_len,
+            rope_delta=delta,
+            started=started,
+            first_token_at=time.perf_counter(),
+            limit=max(1, limit),
+        )
+        if self._deliver(run, first):
+            return
+        slot = len(self._running)
+        self.cache.load_prompt(slot, keys, values)
+        self._running.append(run)
+        self.stats["max_running"] = max(self.stats["max_running"], len(self._running))
+
+    def _prefill(self, request: EngineRequest) -> tuple[int, list[Any], list[Any], int]:
+        import torch
+
+        inputs = {k: _to(v, self.device) for k, v in request.inputs.items()}
+        prompt_len = int(inputs["input_ids"].shape[1])
+        if prompt_len >= self.cache.max_len:
+            raise ValueError(
+                f"prompt of {prompt_len} tokens does not fit the KV cache "
+                f"({self.cache.max_len} positions per request)"
+            )
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=1,
+                do_sample=False,
+                return_dict_in_generate=True,
+                generation_config=self.generation_config,
+            )
+        cache = getattr(out, "cache", None) or out.past_key_values
+        keys = [layer.keys for layer in cache.layers]
+        values = [layer.values for layer in cache.layers]
+        deltas = getattr(self.model.model, "rope_deltas", None)
+        delta = int(deltas.view(-1)[0]) if deltas is not None else 0
+        return int(out.sequences[0, -1]), keys, values, delta
+
+    def _deliver(self, run: _Running, token: int) -> bool:
+        """Record a new token; finish the request if it is done. Returns True when done."""
+        run.tokens.append(token)
+        self.stats["tokens"] += 1
+        stop = False
+        if run.request.on_token is not None:
+            try:
+                stop = bool(run.request.on_token(token))
+            except Exception:  # a broken callback must not take the engine down
+                stop = True
+        reason = None
+        if token in self.eos or stop:
+            reason = "stop"
+        elif run.request.cancel is not None and run.request.cancel.is_set():
+            reason = "cancelled"
+        elif len(run.tokens) >= run.limit:
+            reason = "length"
+        if reason is None:
+            return False
+        now = time.perf_counter()
+        run.future.set_result(
+            EngineResult(
+                tokens=run.tokens,
+                finish_reason=reason,
+                prompt_tokens=int(run.request.inputs["input_ids"].shape[1]),
+                queue_seconds=run.started - run.request.submitted,
+                first_token_seconds=run.first_token_at - run.started,
+                total_seconds=now - run.request.submitted,
+            )
+        )
+        return True
+
+    def _decode(self) -> None:
+        runs = self._running
+        tokens = [r.tokens[-1] for r in runs]
+        lengths = [r.length for r in runs]
+        positions = [r.length + r.rope_delta for r in runs]
+        next_tokens = self.step(tokens, positions, lengths).tolist()
+        self.stats["steps"] += 1
+        keep: list[_Running] = []
+        for run, token in zip(runs, next_tokens, strict=True):
+            run.length += 1
+            if not self._deliver(run, int(token)):
+                keep.append(run)
+        if len(keep) != len(runs):
+            self._compact(runs, keep)
+
+    def _compact(self, before: list[_Running], after: list[_Running]) -> None:
+        """Move surviving requests down so they occupy slots 0..n-1 again."""
+        slot_of = {id(run): i for i, run in enumerate(before)}
+        for new_slot, run in enumerate(after):
+            old = slot_of[id(run)]
+            if old != new_slot:
+                self.cache.move_slot(old, new_slot, run.length)
+        self._running = after
+
+
+def _to(value: Any, device: Any) -> Any:
+    return value.to(device) if hasattr(value, "to") else value
