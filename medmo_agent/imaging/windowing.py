@@ -146,6 +146,7 @@ def apply_window(raw: np.ndarray, width: float, level: float) -> np.ndarray:
         raise InputError(f"Window width must be positive, got {width:g}.", fix="Use a width > 0.")
     low = level - width / 2.0
     out = (np.asarray(raw, dtype=np.float32) - low) * (255.0 / width)
+    out = np.nan_to_num(out, nan=0.0, posinf=255.0, neginf=0.0)  # NaN voxels render black
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
