@@ -1,0 +1,104 @@
+"""A case's outputs, gathered from its trace: reports, answers, labels, boxes, conclusions.
+
+Works on the JSON form of the steps, so task lists, the diagnostic workflow and the agent
+all feed the same reports and agreement figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .records import StepRecord
+
+__all__ = ["collect_outputs"]
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        key = item.strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            out.append(item.strip())
+    return out
+
+
+def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
+    """Reports, answers, labels, boxes (per image), reasoning and summaries of a trace.
+
+    Later answers to the same case question replace earlier ones; ``final_answer`` is
+    the last answer the steps produced (the agent's, the workflow's conclusion, or the
+    last vqa/reason step).
+    """
+    reports: list[dict[str, Any]] = []
+    answers: dict[int, dict[str, Any]] = {}
+    box_answers: list[dict[str, Any]] = []
+    labels: list[str] = []
+    no_finding = False
+    classified = False
+    grounded = False
+    boxes: list[list[dict[str, Any]]] = [[] for _ in range(n_images)]
+    reasoning: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    final_answer: str | None = None
+
+    for rec in steps:
+        res = rec.result or {}
+        if rec.status != "ok" or not isinstance(res, dict):
+            continue
+        if rec.task == "report":
+            reports.append(
+                {
+                    "image": rec.image,
+                    "findings": res.get("findings", ""),
+                    "impression": res.get("impression", ""),
+                    "report": res.get("report", ""),
+                }
+            )
+        elif rec.task in ("ground", "detect") and rec.image is not None and rec.image < n_images:
+            grounded = True
+            boxes[rec.image].extend(res.get("boxes", []))
+        elif rec.task == "classify":
+            classified = True
+            labels.extend(res.get("labels", []))
+            no_finding = no_finding or bool(res.get("no_finding"))
+        elif rec.task in ("vqa", "reason", "text_qa", "agent"):
+            answer = {
+                "step": rec.step,
+                "task": rec.task,
+                "image": rec.image,
+                "question": res.get("question", rec.inputs.get("question")),
+                "answer": res.get("answer", ""),
+                "yes_no": res.get("yes_no"),
+                "choice": res.get("choice"),
+                "choice_text": res.get("choice_text"),
+            }
+            if rec.task == "reason":
+                reasoning.append({**answer, "thinking": res.get("thinking", "")})
+            if rec.question_index is not None:
+                answers[rec.question_index] = {**answer, "question_index": rec.question_index}
+            elif rec.box_index is not None:
+                box_answers.append({**answer, "box_index": rec.box_index})
+            final_answer = answer["answer"] or final_answer
+        elif rec.task == "summarize":
+            summaries.append(
+                {
+                    "summary": res.get("summary_text", ""),
+                    "key_findings": res.get("key_findings", []),
+                }
+            )
+
+    return {
+        "reports": reports,
+        "answers": [answers[k] for k in sorted(answers)],
+        "box_answers": box_answers,
+        "labels": _dedupe(labels),
+        "no_finding": no_finding and not labels,
+        "classified": classified,
+        "boxes": boxes,
+        "grounded": grounded,
+        "reasoning": reasoning,
+        "summaries": summaries,
+        "final_answer": final_answer,
+    }
