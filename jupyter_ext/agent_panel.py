@@ -40,15 +40,21 @@ def run_agent(
     Returns:
         The finished trace.
     """
-    toolkit = session.toolkit
+    if getattr(session, "mcp_url", None):
+        # the planner still runs here; the tools are the server's
+        from medmo_agent.agent.mcp import mcp_tools
+
+        source: dict[str, Any] = {"tools": mcp_tools(session.mcp_url, token=session.mcp_token)}
+    else:
+        source = {"toolkit": session.toolkit}
     if workflow:
         from medmo_agent.agent.workflow import DiagnosticWorkflow
 
-        runner = DiagnosticWorkflow(toolkit)
+        runner: Any = DiagnosticWorkflow(**source)
     else:
-        from medmo_agent.agent import create_medmo_agent
+        from medmo_agent.agent.agent import create_medmo_agent
 
-        runner = create_medmo_agent(toolkit=toolkit)
+        runner = create_medmo_agent(**source)
     return runner.run(image, question, trace=trace)
 
 

@@ -252,7 +252,7 @@ class ImageViewer(widgets.VBox):
         """The boxes currently drawn (toggled on, and on the slice they were found on)."""
         if self._position(self.image) != self.box_position:
             return []
-        return [b for b, t in zip(self.boxes, self.finding_toggles) if t.value]
+        return [b for b, t in zip(self.boxes, self.finding_toggles, strict=True) if t.value]
 
     def set_boxes(self, boxes: Sequence[Box]) -> None:
         """Replace the boxes (e.g. with a new result on the slice shown now)."""
@@ -276,7 +276,7 @@ class ImageViewer(widgets.VBox):
                 "visible": bool(on_slice and toggle.value),
                 "detail": box_detail(b, spacing),
             }
-            for b, toggle in zip(self.boxes, self.finding_toggles)
+            for b, toggle in zip(self.boxes, self.finding_toggles, strict=True)
         ]
         if self.boxes and not on_slice:
             where = self.slice_slider.description.lower()

@@ -191,6 +191,12 @@ class Trace(BaseModel):
 
         return trace_to_html(self, load_image=load_image)
 
+    def _repr_html_(self) -> str:
+        """Rich display in notebooks: collapsible steps, the conclusion highlighted."""
+        from ..rendering import trace_html
+
+        return trace_html(self)
+
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("data:"):
