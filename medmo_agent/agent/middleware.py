@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +30,11 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphBubbleUp
 
 from ..errors import MedmoError
+from ..types import Box
 from .tools import format_tool_error
 from .trace import Trace, boxes_of
 
-__all__ = ["MedmoAgentMiddleware", "RunContext", "limit_message"]
+__all__ = ["MedmoAgentMiddleware", "RunContext", "limit_message", "record_tool_message"]
 
 
 @dataclass
@@ -174,6 +176,9 @@ class MedmoAgentMiddleware(AgentMiddleware):
         if text or not calls:
             kind = "thought" if calls else "final"
             if kind == "final":
+                if not text:
+                    text = "Stopped: the planner ended without a conclusion."
+                    trace.stopped = "no_conclusion"
                 trace.conclusion = text
                 trace.seconds = round(time.perf_counter() - ctx.started, 4)
             trace.add(
@@ -263,52 +268,15 @@ class MedmoAgentMiddleware(AgentMiddleware):
 
     # ---- tool calls --------------------------------------------------------------------
 
-    def _error_message(self, request: Any, exc: BaseException) -> ToolMessage:
-        return ToolMessage(
-            content=format_tool_error(exc),
-            tool_call_id=request.tool_call["id"],
-            name=request.tool_call["name"],
-            status="error",
-            artifact={"error": exc.to_dict()} if isinstance(exc, MedmoError) else None,
-        )
+    @staticmethod
+    def _error_message(request: Any, exc: BaseException) -> ToolMessage:
+        return error_tool_message(request.tool_call, exc)
 
     def _record_tool(self, request: Any, message: Any, seconds: float) -> None:
         ctx = self._ctx(request.runtime)
-        if ctx.trace is None or not isinstance(message, ToolMessage):
-            return
-        call = request.tool_call
-        artifact = message.artifact
-        result: dict[str, Any] | None = None
-        result_type = None
-        error = None
-        if hasattr(artifact, "model_dump"):
-            result = artifact.model_dump(mode="json")
-            result_type = type(artifact).__name__
-        elif isinstance(artifact, dict) and isinstance(artifact.get("structured_content"), dict):
-            result = artifact["structured_content"]  # an MCP tool's structured output
-        elif isinstance(artifact, dict) and "error" in artifact:
-            error = artifact["error"]
-        text = _text(message.content).strip()
-        if message.status == "error" and error is None:
-            kind = re.match(r"Error \((\w+)\)", text)
-            error = {"error": kind.group(1) if kind else "ToolError", "message": text}
-        usage = (result or {}).get("usage") or {}
-        image = ((result or {}).get("image") or {}).get("handle") or _image_handle(call["args"])
-        ctx.trace.add(
-            "tool_result",
-            tool=call["name"],
-            call_id=call.get("id"),
-            text=text,
-            result=result,
-            result_type=result_type,
-            boxes=boxes_of(result or {}),
-            image=image,
-            status="error" if message.status == "error" else "ok",
-            error=error,
-            seconds=round(seconds, 4),
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
-        )
+        if ctx.trace is not None and isinstance(message, ToolMessage):
+            call = request.tool_call
+            record_tool_message(ctx.trace, call, message, seconds)
 
     def wrap_tool_call(self, request: Any, handler: Any) -> Any:
         """Run the tool; any failure becomes an observation; record the result."""
@@ -333,6 +301,66 @@ class MedmoAgentMiddleware(AgentMiddleware):
             message = self._error_message(request, exc)
         self._record_tool(request, message, time.perf_counter() - t0)
         return message
+
+
+def error_tool_message(call: dict[str, Any], exc: BaseException) -> ToolMessage:
+    """A failed call as the observation the planner reads (message and fix)."""
+    return ToolMessage(
+        content=format_tool_error(exc),
+        tool_call_id=call.get("id") or "",
+        name=call["name"],
+        status="error",
+        artifact={"error": exc.to_dict()} if isinstance(exc, MedmoError) else None,
+    )
+
+
+def record_tool_message(
+    trace: Trace,
+    call: dict[str, Any],
+    message: ToolMessage,
+    seconds: float,
+    workflow_step: str | None = None,
+    boxes: Sequence[Box] | None = None,
+) -> None:
+    """Record a tool's answer (result model or MCP structured output, or error) as a step.
+
+    ``boxes`` overrides the boxes shown on the step (e.g. the finding a check is about).
+    """
+    artifact = message.artifact
+    result: dict[str, Any] | None = None
+    result_type = None
+    error = None
+    if hasattr(artifact, "model_dump"):
+        result = artifact.model_dump(mode="json")
+        result_type = type(artifact).__name__
+    elif isinstance(artifact, dict) and isinstance(artifact.get("structured_content"), dict):
+        result = artifact["structured_content"]  # an MCP tool's structured output
+    elif isinstance(artifact, dict) and "error" in artifact:
+        error = artifact["error"]
+    text = _text(message.content).strip()
+    if message.status == "error" and error is None:
+        kind = re.match(r"(?:Error \((\w+)\)|(\w+(?:Error|Exception))\b)", text)
+        name = (kind.group(1) or kind.group(2)) if kind else "ToolError"
+        error = {"error": name, "message": text}
+    usage = (result or {}).get("usage") or {}
+    args = call.get("args") or {}
+    image = ((result or {}).get("image") or {}).get("handle") or _image_handle(args)
+    trace.add(
+        "tool_result",
+        tool=call["name"],
+        call_id=call.get("id"),
+        text=text,
+        result=result,
+        result_type=result_type,
+        boxes=list(boxes) if boxes else boxes_of(result or {}),
+        image=image,
+        status="error" if message.status == "error" else "ok",
+        error=error,
+        seconds=round(seconds, 4),
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        completion_tokens=int(usage.get("completion_tokens", 0)),
+        workflow_step=workflow_step,
+    )
 
 
 def dumps_arguments(args: dict[str, Any]) -> str:
