@@ -566,19 +566,10 @@ class Toolkit:
         on_text: TextCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> SummaryResult:
-        """Extract the key findings of a radiology report text and summarise it in one
-        sentence. No image needed.
-
-        Use it to condense a long report (one you have, or one ``report`` wrote) before
-        reasoning over it or presenting it.
-
-        Args:
-            report_text: The report text.
-            max_new_tokens: Cap on generated tokens.
-
-        Returns:
-            ``key_findings`` (a list) and ``summary_text`` (one sentence).
-        """
         return self.summarize(
             report_text, max_new_tokens=max_new_tokens, on_text=on_text, cancel=cancel
         )
+
+
+# the tool name surfaces use for ``summarize``; same behaviour, same description
+Toolkit.summarize_report.__doc__ = Toolkit.summarize.__doc__

@@ -85,7 +85,8 @@ def parse(text: str, *, question: str) -> ReasoningResult:
                 thinking = "\n\n".join(paragraphs[:-1])
         else:
             answer = ""
-        result.notes.append("No <answer> tag; the answer is the last paragraph.")
+        if paragraphs:
+            result.notes.append("No <answer> tag; the answer is the last paragraph.")
         if think_m and not paragraphs:
             # cut off inside the reasoning: its last step is the best answer we have
             steps = split_steps(_TAGS_RE.sub(" ", thinking))
