@@ -1,0 +1,440 @@
+"""Decode performance of MedMO's shapes on the GPU, with random weights.
+
+Builds a random-weight Qwen3-VL in MedMO-8B's (or 4B's) exact shape on the GPU in bf16, and
+measures, for one 1024x1024 image plus a short question:
+
+- plain ``model.generate`` (the baseline): time to first token, batch-1 decode speed, and
+  pre-built batches of 8 and 32;
+- the project's decode engine (static KV cache, CUDA-graph decode steps, continuous
+  batching): time to first token, batch-1 decode speed, whether its greedy tokens equal
+  ``generate``'s token for token, and 32 concurrent requests from separate callers arriving
+  over time through ``TransformersBackend`` (the backend the MCP server uses);
+- the memory-bandwidth floor of batch-1 decode (decoder bytes read per token over the
+  measured copy bandwidth) and peak GPU memory.
+
+    python benchmarks/gpu_decode.py --shape 8b --shape 4b --json results.json
+
+Prints a table and writes JSON (card, versions, figures). The tokenizer and processor come
+from the tiny test checkpoint (built on the fly), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shapes import build_config
+
+
+def _sync() -> None:
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def copy_bandwidth_gbs() -> float:
+    """Device-to-device copy rate, counting bytes read plus written."""
+    import torch
+
+    n = 1 << 30  # 1 GiB per buffer, bf16 elements
+    a = torch.empty(n // 2, dtype=torch.bfloat16, device="cuda").normal_()
+    b = torch.empty_like(a)
+    for _ in range(3):
+        b.copy_(a)
+    _sync()
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        b.copy_(a)
+        _sync()
+        times.append(time.perf_counter() - t)
+    del a, b
+    return 2 * n / statistics.median(times) / 1e9
+
+
+def decoder_bytes_per_token(model: Any) -> int:
+    """Bytes of weights one decode step reads: every decoder layer, the final norm and the
+    LM head (the embedding reads one row)."""
+    lm = model.model.language_model
+    total = sum(p.numel() * p.element_size() for p in lm.layers.parameters())
+    total += sum(p.numel() * p.element_size() for p in lm.norm.parameters())
+    total += model.lm_head.weight.numel() * model.lm_head.weight.element_size()
+    return total
+
+
+def build_inputs(processor: Any, seed: int, side: int = 1024) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    img = Image.fromarray((rng.rand(side, side, 3) * 255).astype("uint8"))
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {
+                    "type": "text",
+                    "text": f"Describe the findings in this chest X-ray, case {seed}.",
+                },
+            ],
+        }
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    budget = {"shortest_edge": 65_536, "longest_edge": side * side}
+    return dict(processor(text=[text], images=[img], size=budget, return_tensors="pt"))
+
+
+def _gen_config(model: Any) -> Any:
+    from transformers import GenerationConfig
+
+    cfg = GenerationConfig(
+        do_sample=False,
+        eos_token_id=None,  # random weights: run every request to its full length
+        pad_token_id=model.config.get_text_config().pad_token_id,
+    )
+    return cfg
+
+
+def measure_generate(model: Any, inputs: dict[str, Any], new_tokens: int) -> dict[str, Any]:
+    """Baseline figures from plain ``model.generate``."""
+    import torch
+
+    gen = _gen_config(model)
+    dev = {k: v.to("cuda") for k, v in inputs.items()}
+
+    def run(batch: int, n: int) -> tuple[float, Any]:
+        # every tensor, pixel_values and image_grid_thw included, repeats along dim 0
+        batched = {k: torch.cat([v] * batch) for k, v in dev.items()}
+        _sync()
+        t = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                **batched, max_new_tokens=n, min_new_tokens=n, generation_config=gen
+            )
+        _sync()
+        return time.perf_counter() - t, out
+
+    run(1, 2)  # warm-up
+    ttft = statistics.median(run(1, 1)[0] for _ in range(3))
+    t_full, out = run(1, new_tokens)
+    tokens = out[0, dev["input_ids"].shape[1] :].tolist()
+    result = {
+        "ttft_ms": ttft * 1000,
+        "batch1_tokens_per_s": (new_tokens - 1) / (t_full - ttft),
+        "reference_tokens": tokens,
+    }
+    for batch in (8, 32):
+        t1, _ = run(batch, 1)
+        tn, _ = run(batch, new_tokens)
+        result[f"batch{batch}_tokens_per_s"] = batch * (new_tokens - 1) / (tn - t1)
+    return result
+
+
+def measure_engine(
+    model: Any,
+    inputs: dict[str, Any],
+    reference: list[int],
+    new_tokens: int,
+    extra_inputs: list[dict[str, Any]],
+    extra_refs: list[list[int]],
+) -> dict[str, Any]:
+    """Figures from the decode engine alone: TTFT, batch-1 speed, exactness."""
+    from medmo_agent.backends.engine import ContinuousBatcher, EngineRequest
+
+    t = time.perf_counter()
+    engine = ContinuousBatcher(
+        model, eos_token_ids=[], max_batch=32, generation_config=_gen_config(model)
+    )
+    setup_s = time.perf_counter() - t
+
+    def one(inp: dict[str, Any], n: int) -> tuple[list[int], list[float], float]:
+        stamps: list[float] = []
+        req = EngineRequest(
+            inputs=inp, max_new_tokens=n, on_token=lambda _tok: stamps.append(time.perf_counter())
+        )
+        start = req.submitted
+        res = engine.submit(req).result()
+        return res.tokens, stamps, start
+
+    t = time.perf_counter()
+    one(inputs, 4)  # captures the batch-1 graphs
+    capture_s = time.perf_counter() - t
+    ttfts = []
+    for _ in range(3):
+        _, stamps, start = one(inputs, 1)
+        ttfts.append(stamps[0] - start)
+    tokens, stamps, _ = one(inputs, new_tokens)
+    decode_rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    exact = [tokens == reference]
+    for inp, ref in zip(extra_inputs, extra_refs, strict=True):
+        exact.append(one(inp, new_tokens)[0] == ref)
+    stats = dict(engine.stats)
+    engine.close()
+    return {
+        "setup_s": setup_s,
+        "first_capture_s": capture_s,
+        "kv_cache_positions_per_request": engine.max_len,
+        "kv_cache_gib": engine.cache.plan.total_bytes / 2**30,
+        "ttft_ms": statistics.median(ttfts) * 1000,
+        "batch1_tokens_per_s": decode_rate,
+        "greedy_equals_generate": exact,
+        "first_mismatch": _first_mismatch(tokens, reference),
+        "stats": stats,
+    }
+
+
+def _first_mismatch(a: list[int], b: list[int]) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def measure_concurrent(
+    backend: Any, processor_inputs: Any, callers: int, new_tokens: int, spread_s: float
+) -> dict[str, Any]:
+    """``callers`` threads each submit one request at a random moment within ``spread_s``."""
+    from medmo_agent.backends.base import GenerationRequest
+
+    rng = random.Random(0)
+    delays = sorted(rng.uniform(0, spread_s) for _ in range(callers))
+    results: list[Any] = [None] * callers
+    latencies: list[float] = [0.0] * callers
+    go = threading.Event()
+    t0 = [0.0]
+
+    def caller(i: int) -> None:
+        go.wait()
+        target = t0[0] + delays[i]
+        while time.perf_counter() < target:
+            time.sleep(0.001)
+        req = GenerationRequest(messages=processor_inputs(i), max_new_tokens=new_tokens)
+        start = time.perf_counter()
+        results[i] = backend.generate(req)
+        latencies[i] = time.perf_counter() - start
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
+    for th in threads:
+        th.start()
+    t0[0] = time.perf_counter()
+    go.set()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0[0]
+    done = [r for r in results if r is not None]
+    tokens = sum(r.completion_tokens for r in done)
+    lat = sorted(latencies)
+    return {
+        "callers": callers,
+        "arrival_spread_s": spread_s,
+        "completed": len(done),
+        "lost": callers - len(done),
+        "all_full_length": all(r.completion_tokens == new_tokens for r in done),
+        "aggregate_tokens_per_s": tokens / wall,
+        "latency_p50_s": lat[len(lat) // 2],
+        "latency_p95_s": lat[min(len(lat) - 1, int(0.95 * len(lat)))],
+        "wall_s": wall,
+    }
+
+
+def bench_shape(shape: str, tiny_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    tok = processor.tokenizer
+    ids = {
+        name: tok.convert_tokens_to_ids(t)
+        for name, t in {
+            "bos": "<|im_start|>",
+            "eos": "<|im_end|>",
+            "pad": "<|endoftext|>",
+            "image": "<|image_pad|>",
+            "video": "<|video_pad|>",
+            "vision_start": "<|vision_start|>",
+            "vision_end": "<|vision_end|>",
+        }.items()
+    }
+    config = build_config(shape, ids)
+    torch.manual_seed(0)
+    torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    with torch.device("cuda"):
+        model = Qwen3VLForConditionalGeneration._from_config(
+            config, dtype=torch.bfloat16, attn_implementation="sdpa"
+        )
+    model.eval()
+    build_s = time.perf_counter() - t
+    inputs = build_inputs(processor, seed=0)
+    extra = [build_inputs(processor, seed=s) for s in (1, 2)]
+    prompt_tokens = int(inputs["input_ids"].shape[1])
+    floor = args.bandwidth_gbs * 1e9 / decoder_bytes_per_token(model)
+    out: dict[str, Any] = {
+        "shape": shape,
+        "build_s": build_s,
+        "prompt_tokens": prompt_tokens,
+        "decoder_gb_per_token": decoder_bytes_per_token(model) / 1e9,
+        "batch1_floor_tokens_per_s": floor,
+    }
+    base = measure_generate(model, inputs, args.new_tokens)
+    refs = [measure_generate_tokens(model, x, args.new_tokens) for x in extra]
+    out["generate"] = {k: v for k, v in base.items() if k != "reference_tokens"}
+    out["engine"] = measure_engine(
+        model, inputs, base["reference_tokens"], args.new_tokens, extra, refs
+    )
+    out["concurrent"] = bench_backend(model, processor, args)
+    out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    del model
+    torch.cuda.empty_cache()
+    return out
+
+
+def measure_generate_tokens(model: Any, inputs: dict[str, Any], n: int) -> list[int]:
+    import torch
+
+    dev = {k: v.to("cuda") for k, v in inputs.items()}
+    with torch.inference_mode():
+        out = model.generate(
+            **dev, max_new_tokens=n, min_new_tokens=n, generation_config=_gen_config(model)
+        )
+    return out[0, dev["input_ids"].shape[1] :].tolist()
+
+
+def bench_backend(model: Any, processor: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """32 concurrent callers through TransformersBackend, the MCP server's backend."""
+    import numpy as np
+
+    from medmo_agent.backends.transformers import TransformersBackend
+    from medmo_agent.config import Settings
+    from medmo_agent.imaging.loader import load_image
+    from medmo_agent.types import ImagePart, Message, TextPart
+
+    if not hasattr(TransformersBackend, "from_loaded"):
+        return {"skipped": "this TransformersBackend cannot wrap a loaded model"}
+    settings = Settings(
+        device="cuda", max_batch_size=args.callers, max_pixels=1024 * 1024, engine="continuous"
+    )
+    backend = TransformersBackend.from_loaded(
+        model, processor, settings=settings, model_id=f"random-{args.current_shape}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i in range(4):
+            from PIL import Image
+
+            rng = np.random.RandomState(100 + i)
+            p = Path(tmp) / f"img{i}.png"
+            Image.fromarray((rng.rand(1024, 1024, 3) * 255).astype("uint8")).save(p)
+            paths.append(p)
+        images = [load_image(p) for p in paths]
+
+        def messages(i: int) -> list[Message]:
+            return [
+                Message(
+                    "user",
+                    [
+                        ImagePart(images[i % len(images)]),
+                        TextPart(f"Describe the findings, caller {i}."),
+                    ],
+                )
+            ]
+
+        # warm up every batch bucket the load will use
+        measure_concurrent(backend, messages, args.callers, 8, 0.0)
+        result = measure_concurrent(backend, messages, args.callers, args.new_tokens, args.spread_s)
+    backend.close()
+    return result
+
+
+def versions() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "card": torch.cuda.get_device_name(0),
+        "card_memory_gib": torch.cuda.get_device_properties(0).total_memory / 2**30,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", action="append", choices=["8b", "4b"])
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--callers", type=int, default=32)
+    parser.add_argument(
+        "--spread-s",
+        type=float,
+        default=2.0,
+        help="concurrent callers arrive at random moments within this window",
+    )
+    parser.add_argument("--json", type=Path, default=Path("gpu_decode.json"))
+    args = parser.parse_args(argv)
+    shapes = args.shape or ["8b"]
+
+    from medmo_agent.testing.tiny import build_tiny_checkpoint
+
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "versions": versions()}
+    args.bandwidth_gbs = copy_bandwidth_gbs()
+    report["copy_bandwidth_gbs"] = args.bandwidth_gbs
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = build_tiny_checkpoint(Path(tmp) / "tiny")
+        report["shapes"] = {}
+        for shape in shapes:
+            args.current_shape = shape
+            report["shapes"][shape] = bench_shape(shape, tiny, args)
+            args.json.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def print_table(report: dict[str, Any]) -> None:
+    v = report["versions"]
+    print(
+        f"\n{v['card']} | torch {v['torch']} | transformers {v['transformers']} | "
+        f"copy {report['copy_bandwidth_gbs']:.0f} GB/s"
+    )
+    for shape, r in report["shapes"].items():
+        g, e, c = r["generate"], r["engine"], r.get("concurrent", {})
+        print(
+            f"\n[{shape}] prompt {r['prompt_tokens']} tokens, floor "
+            f"{r['batch1_floor_tokens_per_s']:.0f} tok/s, peak {r['peak_memory_gib']:.1f} GiB"
+        )
+        print(f"  {'':<28}{'generate':>12}{'engine':>12}")
+        print(f"  {'time to first token (ms)':<28}{g['ttft_ms']:>12.1f}{e['ttft_ms']:>12.1f}")
+        print(
+            f"  {'batch-1 decode (tok/s)':<28}{g['batch1_tokens_per_s']:>12.1f}"
+            f"{e['batch1_tokens_per_s']:>12.1f}"
+        )
+        print(f"  {'batch 8 pre-built (tok/s)':<28}{g['batch8_tokens_per_s']:>12.1f}")
+        print(f"  {'batch 32 pre-built (tok/s)':<28}{g['batch32_tokens_per_s']:>12.1f}")
+        print(f"  greedy tokens equal generate: {e['greedy_equals_generate']}")
+        if "aggregate_tokens_per_s" in c:
+            print(
+                f"  {c['callers']} concurrent callers: {c['aggregate_tokens_per_s']:.0f} tok/s, "
+                f"p50 {c['latency_p50_s']:.2f} s, p95 {c['latency_p95_s']:.2f} s, "
+                f"lost {c['lost']}"
+            )
+        else:
+            print(f"  concurrent: {c}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
