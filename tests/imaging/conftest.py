@@ -24,3 +24,13 @@ def gradient_png(tmp_path: Path) -> Path:
     path = tmp_path / "gradient.png"
     path.write_bytes(png_bytes(arr))
     return path
+
+
+def pydicom_file(name: str) -> str:
+    """Path of a file bundled with pydicom (skip the test if this install lacks it)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:  # only files shipped inside the pydicom package are used
+        pytest.skip(f"pydicom test file {name} is not installed")
+    return str(path)
