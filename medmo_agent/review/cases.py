@@ -12,7 +12,7 @@ YAML/JSON: a list of cases, or a mapping with ``cases:`` and optionally ``steps:
         images: [{path: ct/series01, window: lung}]
         context: 67M, smoker, cough for 3 weeks
         questions:
-          - {question: Is there a nodule?, expected: "yes"}
+          - {question: "Is there a nodule?", expected: "yes"}
         expected_labels: [Nodule]
         expected_boxes: [{label: nodule, x1: 100, y1: 120, x2: 160, y2: 170}]
 

@@ -29,7 +29,7 @@ cases: a YAML/JSON/CSV file or a folder with one sub-folder per case. A YAML cas
   - id: case-001
     images: [{path: ct/series01, window: lung}]   # or image: chest.png
     context: 67M, smoker
-    questions: [{question: Is there a nodule?, expected: "yes"}]
+    questions: [{question: "Is there a nodule?", expected: "yes"}]
     expected_labels: [Nodule]
     expected_boxes: [{label: nodule, x1: 100, y1: 120, x2: 160, y2: 170}]
 A YAML file may also say `steps:` (the --steps option wins).

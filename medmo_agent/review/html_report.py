@@ -48,6 +48,10 @@ def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text))
 
 
+def _br(text: Any) -> str:
+    return _e(text).replace("\n", "<br>")
+
+
 def _fmt(value: Any, pct: bool = False) -> str:
     if value is None:
         return "—"
@@ -222,7 +226,12 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
             "No Finding" if out.get("no_finding") else "—"
         )
         h.append(f"<p><b>Labels:</b> {_e(labels)}</p>")
-    if out.get("final_answer") and not out.get("answers"):
+    for c in out.get("conclusions", []):
+        h.append(
+            f"<h3>Conclusion, image {(c.get('image') or 0) + 1}</h3>"
+            f"<p class='muted'>{_e(c.get('question'))}</p><p>{_br(c.get('conclusion'))}</p>"
+        )
+    if out.get("final_answer") and not out.get("answers") and not out.get("conclusions"):
         h.append(f"<p><b>Conclusion:</b> {_e(out['final_answer'])}</p>")
     h.append(_trace(rec))
     h.append("</section>")

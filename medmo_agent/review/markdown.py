@@ -104,7 +104,16 @@ def render_case_markdown(record: CaseRecord, include_paths: bool = False) -> str
     for summ in out.get("summaries", []):
         lines += ["## Summary", "", summ.get("summary", "")]
         lines += [f"- {f}" for f in summ.get("key_findings", [])] + [""]
-    if out.get("final_answer") and not out.get("answers"):
+    for c in out.get("conclusions", []):
+        lines += [
+            f"## Conclusion (image {(c.get('image') or 0) + 1})",
+            "",
+            f"*{c.get('question') or ''}*",
+            "",
+            str(c.get("conclusion") or "").strip(),
+            "",
+        ]
+    if out.get("final_answer") and not out.get("answers") and not out.get("conclusions"):
         lines += ["## Conclusion", "", str(out["final_answer"]).strip(), ""]
     lines += _agreement_section(record)
     prov = record.provenance

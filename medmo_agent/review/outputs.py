@@ -42,6 +42,7 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
     reasoning: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     final_answer: str | None = None
+    conclusions: list[dict[str, Any]] = []
 
     for rec in steps:
         res = rec.result or {}
@@ -63,7 +64,7 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
             classified = True
             labels.extend(res.get("labels", []))
             no_finding = no_finding or bool(res.get("no_finding"))
-        elif rec.task in ("vqa", "reason", "text_qa", "agent"):
+        elif rec.task in ("vqa", "reason", "text_qa", "agent", "workflow"):
             answer = {
                 "step": rec.step,
                 "task": rec.task,
@@ -74,6 +75,14 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
                 "choice": res.get("choice"),
                 "choice_text": res.get("choice_text"),
             }
+            if rec.task in ("workflow", "agent"):
+                conclusions.append(
+                    {
+                        "image": rec.image,
+                        "question": answer["question"],
+                        "conclusion": res.get("conclusion") or answer["answer"],
+                    }
+                )
             if rec.task == "reason":
                 reasoning.append({**answer, "thinking": res.get("thinking", "")})
             if rec.question_index is not None:
@@ -100,5 +109,6 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
         "grounded": grounded,
         "reasoning": reasoning,
         "summaries": summaries,
+        "conclusions": conclusions,
         "final_answer": final_answer,
     }

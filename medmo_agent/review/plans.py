@@ -12,7 +12,9 @@ outputs, reports and agreement figures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,58 +65,88 @@ def _questions(run: CaseRun, image: int) -> list[tuple[int | None, str]]:
     return [(None, _DEFAULT_QUESTION)] if image == 0 or not run.case.questions else []
 
 
-class WorkflowPlan:
-    """The deterministic diagnostic workflow (vqa, ground, verify, classify, report,
-    reason), once per case question and image (the first image gets a general question
-    when the case has none)."""
+def _handle(run: CaseRun, index: int) -> str:
+    """A handle the tools accept for an already loaded (and windowed) case image."""
+    image = dataclasses.replace(run.images[index])
+    return run.toolkit.resolver.register(image)
 
-    spec = "workflow"
+
+class _TracePlan:
+    """Shared by the workflow and the agent: one traced run per image and question."""
+
+    kind = "workflow"
 
     def __init__(self, **options: Any):
         self.options = options
-        if options:
-            self.spec = {"workflow": options}
+        self.spec: Any = {self.kind: options} if options else self.kind
+        self._runners: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def _runner(self, toolkit: Any) -> Any:
+        with self._lock:  # one runner per toolkit, shared by the worker threads
+            runner = self._runners.get(id(toolkit))
+            if runner is None:
+                runner = self._runners[id(toolkit)] = self._build(toolkit)
+            return runner
+
+    def _build(self, toolkit: Any) -> Any:
+        raise NotImplementedError
 
     def run(self, run: CaseRun) -> None:
+        runner = self._runner(run.toolkit)
+        for image in range(len(run.images)):
+            handle = _handle(run, image)
+            for qi, question in _questions(run, image):
+                if run.cancel is not None and run.cancel.is_set():
+                    return
+                trace = runner.run(handle, question, context=run.case.context)
+                records = steps_from_trace(trace, image, qi, start=len(run.records), kind=self.kind)
+                run.records.extend(records)
+                self._check(records)
+
+    def _check(self, records: list[StepRecord]) -> None:
+        failed = next((r for r in records if r.status == "failed"), None)
+        if failed is not None:
+            raise _TraceFailure(failed.error or {})
+
+
+class WorkflowPlan(_TracePlan):
+    """The deterministic diagnostic workflow (identify, localize, verify, classify, report,
+    impression), once per case question and image (the first image gets a general
+    question when the case has none). A failed tool call fails the case.
+
+    Options are passed to :class:`~medmo_agent.agent.DiagnosticWorkflow` (e.g. ``steps``,
+    ``max_findings``, ``max_new_tokens``).
+    """
+
+    kind = "workflow"
+
+    def _build(self, toolkit: Any) -> Any:
         from ..agent import DiagnosticWorkflow
 
-        workflow = DiagnosticWorkflow(run.toolkit, **self.options)
-        for image in range(len(run.images)):
-            for qi, question in _questions(run, image):
-                trace = workflow.run(
-                    run.images[image], question, context=run.case.context, cancel=run.cancel
-                )
-                trace = getattr(trace, "trace", trace)
-                _absorb(run, trace, image, qi, "workflow")
+        return DiagnosticWorkflow(toolkit=toolkit, **self.options)
 
 
-class AgentPlan:
-    """The tool-calling agent, once per case question (or a general question)."""
+class AgentPlan(_TracePlan):
+    """The tool-calling agent, once per case question and image. Its own tool errors are
+    part of its work (it may correct a call); only a run that stops on an error fails
+    the case.
 
-    spec = "agent"
+    Options are passed to :func:`~medmo_agent.agent.create_medmo_agent` (e.g.
+    ``max_steps``, ``time_limit_s``).
+    """
 
-    def __init__(self, **options: Any):
-        self.options = options
-        if options:
-            self.spec = {"agent": options}
+    kind = "agent"
 
-    def run(self, run: CaseRun) -> None:
+    def _build(self, toolkit: Any) -> Any:
         from ..agent import create_medmo_agent
 
-        agent = create_medmo_agent(toolkit=run.toolkit, **self.options)
-        for image in range(len(run.images)):
-            for qi, question in _questions(run, image):
-                trace = agent.run(run.images[image], question, context=run.case.context)
-                trace = getattr(trace, "trace", trace)
-                _absorb(run, trace, image, qi, "agent")
+        return create_medmo_agent(toolkit=toolkit, **self.options)
 
-
-def _absorb(run: CaseRun, trace: Any, image: int, question_index: int | None, kind: str) -> None:
-    records = steps_from_trace(trace, image, question_index, start=len(run.records), kind=kind)
-    run.records.extend(records)
-    failed = next((r for r in records if r.status == "failed" and r.task == kind), None)
-    if failed is not None:  # the run stopped on an error: the case failed
-        raise _TraceFailure(failed.error or {})
+    def _check(self, records: list[StepRecord]) -> None:
+        final = next((r for r in records if r.task == self.kind and r.status == "failed"), None)
+        if final is not None:
+            raise _TraceFailure(final.error or {"message": (final.result or {}).get("answer")})
 
 
 class _TraceFailure(Exception):
@@ -174,6 +206,11 @@ def steps_from_trace(
             )
         elif s.kind == "final":
             stopped = getattr(trace, "stopped", None)
+            conclusion = trace.conclusion or s.text
+            # The workflow's conclusion adds confirmed findings and a disclaimer to the
+            # answer of its reasoning step: that answer is what gets scored.
+            reasoned = [r.result.get("answer") for r in out if r.task == "reason" and r.result]
+            answer = (reasoned[-1] if reasoned and kind == "workflow" else None) or conclusion
             out.append(
                 StepRecord(
                     **base,
@@ -181,13 +218,16 @@ def steps_from_trace(
                     task=kind,
                     question_index=question_index,
                     inputs={"question": trace.question},
-                    status="failed" if stopped in ("error",) else "ok",
+                    status="failed" if stopped == "error" else "ok",
                     result={
                         "question": trace.question,
-                        "answer": trace.conclusion or s.text,
+                        "answer": answer,
+                        "conclusion": conclusion,
                         "stopped": stopped,
                     },
-                    error=s.error if stopped == "error" else None,
+                    error=(s.error or {"error": "RunStopped", "message": s.text})
+                    if stopped == "error"
+                    else None,
                 )
             )
     return out
