@@ -12,9 +12,54 @@ from __future__ import annotations
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import CallToolResult, TextContent
 
-from medmo_agent.errors import MedmoError, NotFoundError
+from medmo_agent.errors import BackendError, MedmoError, NotFoundError
+from medmo_agent.tasks.results import GroundingResult, TaskResult
 
-__all__ = ["error_text", "resource_error", "tool_error_result"]
+__all__ = [
+    "UnreadableAnswerError",
+    "check_answer",
+    "error_text",
+    "resource_error",
+    "tool_error_result",
+]
+
+_EXCERPT = 300
+
+
+class UnreadableAnswerError(BackendError):
+    """The model answered, but not in a form the task can use (no boxes, no text).
+
+    The parsed result is kept (``result``) so the caller still sees the raw answer.
+    """
+
+    def __init__(self, message: str, *, result: TaskResult, fix: str):
+        super().__init__(message, input=result.task, fix=fix)
+        self.result = result
+
+
+def check_answer(result: TaskResult) -> None:
+    """Raise :class:`UnreadableAnswerError` when ``result`` carries no usable answer.
+
+    The task parsers never raise (a batch run keeps every answer); a tool caller, though,
+    is better served by an error it can act on than by a result with nothing in it.
+    """
+    raw = result.raw_text.strip()
+    kept = f" The full answer is kept at {result.result_uri}." if result.result_uri else ""
+    if not raw:
+        raise UnreadableAnswerError(
+            "MedMO returned an empty answer." + kept,
+            result=result,
+            fix="Retry, rephrase the request, or raise max_new_tokens.",
+        )
+    if isinstance(result, GroundingResult) and result.found and not result.boxes:
+        excerpt = raw if len(raw) <= _EXCERPT else raw[:_EXCERPT] + "..."
+        raise UnreadableAnswerError(
+            f"MedMO answered, but no bounding boxes could be read from its answer: "
+            f"{excerpt!r}.{kept}",
+            result=result,
+            fix="Retry with a larger max_new_tokens if the answer was cut off, name the "
+            "targets explicitly, or ask with `vqa` for an answer in words.",
+        )
 
 
 def error_text(exc: MedmoError) -> str:
@@ -23,8 +68,19 @@ def error_text(exc: MedmoError) -> str:
 
 
 def tool_error_result(exc: MedmoError) -> CallToolResult:
-    """A tool result flagged as an error, carrying the explanation as text."""
-    return CallToolResult(content=[TextContent(type="text", text=error_text(exc))], is_error=True)
+    """A tool result flagged as an error, carrying the explanation as text.
+
+    An unreadable answer also carries the parsed result as structured content, so a
+    client can still show what the model said.
+    """
+    structured = None
+    if isinstance(exc, UnreadableAnswerError):
+        structured = exc.result.model_dump(mode="json")
+    return CallToolResult(
+        content=[TextContent(type="text", text=error_text(exc))],
+        structured_content=structured,
+        is_error=True,
+    )
 
 
 def resource_error(exc: MedmoError) -> ResourceError:

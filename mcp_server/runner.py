@@ -25,7 +25,7 @@ import anyio.to_thread
 
 from medmo_agent.errors import InputError, MedmoError
 
-from .errors import tool_error_result
+from .errors import check_answer, tool_error_result
 from .render import render_result
 from .store import RESULT_URI_PREFIX
 
@@ -79,6 +79,7 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
     try:
         result, image = await _execute(ctx, state, call)
         result_uri = state.store.add(result)
+        check_answer(result)
         rendered = render_result(result, image if call.overlay else None, state.config)
         outcome = "ok"
         return rendered

@@ -7,6 +7,7 @@ hints; output schemas from the result models.
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -439,4 +440,10 @@ def register_tools(server: MCPServer) -> None:
     """Add the eight MedMO tools to ``server``."""
     for name, fn in _TOOLS.items():
         annotations = _ANNOTATIONS[name]
-        server.add_tool(fn, name=name, title=annotations.title, annotations=annotations)
+        server.add_tool(
+            fn,
+            name=name,
+            title=annotations.title,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            annotations=annotations,
+        )
