@@ -395,3 +395,28 @@ def test_every_tool_runs_end_to_end_on_the_tiny_checkpoint(tiny_kit, small_png, 
         assert not any("did not report" in n for n in result.notes)
         for b in result.boxes:
             assert 0 <= b.x1 < b.x2 <= 200 and 0 <= b.y1 < b.y2 <= 120
+
+
+def test_an_answer_cut_off_at_max_new_tokens_says_how_to_get_the_rest(xray):
+    class CutOff(ScriptedBackend):
+        def generate(self, request, on_text=None, cancel=None):
+            completion = super().generate(request, on_text, cancel)
+            completion.finish_reason = "length"
+            return completion
+
+    tk = Toolkit(CutOff(["Findings: The lungs are"]), SETTINGS)
+    result = tk.report(xray, max_new_tokens=5)
+    assert any("max_new_tokens" in n and "cut off" in n for n in result.notes)
+
+
+def test_a_backend_that_reports_no_input_size_gets_it_computed(xray):
+    class NoSizes(ScriptedBackend):
+        def generate(self, request, on_text=None, cancel=None):
+            completion = super().generate(request, on_text, cancel)
+            completion.image_input_sizes = []
+            return completion
+
+    tk = Toolkit(NoSizes(["mass: [576, 432, 1152, 864]"]), SETTINGS)
+    result = tk.ground(xray, "mass")
+    assert result.boxes[0].xyxy == (1000.0, 750.0, 2000.0, 1500.0)
+    assert any("did not report" in n for n in result.notes)
