@@ -168,5 +168,5 @@ def _shrink(pil: Image.Image, side: int) -> Image.Image:
 
 def _encode(pil: Image.Image) -> bytes:
     buf = io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
+    pil.save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
