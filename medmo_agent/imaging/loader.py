@@ -8,12 +8,14 @@ detects the format and dispatches. DICOM and NIfTI readers are imported on first
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..errors import ImageLoadError
 from ..types import MedImage
-from .sources import Source, detect_format, open_source
+from .sources import Source, confine_path, detect_format, is_data_uri, open_source
 
 __all__ = ["RASTER_FORMATS", "load_image"]
 
@@ -30,6 +32,7 @@ def load_image(
     plane: str | None = None,
     window: WindowArg = None,
     settings: Settings | None = None,
+    allowed_dirs: Sequence[str | os.PathLike[str]] | None = None,
 ) -> MedImage:
     """Load a clinical or ordinary image as an 8-bit RGB rendering plus metadata.
 
@@ -46,6 +49,8 @@ def load_image(
             or ``"file"``/``None`` for the file's own window (else auto).
         settings: Byte and pixel caps and the privacy switch; defaults to
             ``Settings.from_env()``.
+        allowed_dirs: When given, every file read (the source and each file of a series
+            folder) must resolve, after ``..`` and symlinks, inside one of these folders.
 
     Returns:
         A :class:`~medmo_agent.types.MedImage`; ``raw`` holds the un-windowed values of
@@ -56,15 +61,19 @@ def load_image(
             out-of-range slice/frame; the message names the input and the fix.
         ImageTooLargeError: Over the byte or pixel caps.
         InputError: An unknown window or plane.
+        AccessDeniedError: ``allowed_dirs`` is given and a file lies outside it.
     """
     settings = settings if settings is not None else Settings.from_env()
+    allowed = None if allowed_dirs is None else tuple(Path(d) for d in allowed_dirs)
+    if allowed is not None and isinstance(source, (str, os.PathLike)) and not is_data_uri(source):
+        confine_path(Path(os.fspath(source)).expanduser(), allowed, label=os.fspath(source))
     src = open_source(source, settings)
     fmt = detect_format(src)
     opts = {"frame": frame, "slice": slice, "plane": plane, "window": window}
     if fmt == "dicom-series":
         from .series import read_series
 
-        return read_series(src, settings, **opts)
+        return read_series(src, settings, allowed_dirs=allowed, **opts)
     if fmt == "dicom":
         from .dicom import read_dicom
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import AccessDeniedError, InputError, NotFoundError
+from ..errors import InputError, NotFoundError
 from ..types import MedImage
 from .loader import load_image
-from .sources import IMAGE_EXTENSIONS, is_data_uri
+from .sources import IMAGE_EXTENSIONS, confine_path, is_data_uri, is_inside
 
 __all__ = ["HANDLE_PREFIX", "ImageResolver"]
 
@@ -136,7 +136,8 @@ class ImageResolver:
                 fix="Pass a file path, a data:image/...;base64, URI, or a medmo://images/ handle.",
             )
         path = self.check_path(image)
-        loaded = load_image(path, settings=self.settings, **opts)
+        confined = self.allowed_dirs if self.confine else None
+        loaded = load_image(path, settings=self.settings, allowed_dirs=confined, **opts)
         loaded.handle = os.fspath(path)
         return loaded
 
@@ -173,16 +174,8 @@ class ImageResolver:
         candidate = given if given.is_absolute() else self._find_relative(given)
         if not self.confine:
             return candidate
-        real = Path(os.path.realpath(candidate))
-        for root in self.allowed_dirs:
-            if _inside(real, Path(os.path.realpath(root))):
-                return candidate
-        listed = ", ".join(str(d) for d in self.allowed_dirs) or "none"
-        raise AccessDeniedError(
-            f"Access denied: {os.fspath(path)} resolves to {real}, outside the allowed "
-            f"folders ({listed}).",
-            input=os.fspath(path),
-        )
+        confine_path(candidate, self.allowed_dirs, label=os.fspath(path))
+        return candidate
 
     def _find_relative(self, rel: Path) -> Path:
         for root in self.allowed_dirs:
@@ -200,7 +193,6 @@ class ImageResolver:
         folders are skipped, and at most ``limit`` paths are yielded.
         """
         count = 0
-        roots = [Path(os.path.realpath(d)) for d in self.allowed_dirs]
         for root in self.allowed_dirs:
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -208,8 +200,8 @@ class ImageResolver:
                     if name.startswith(".") or not _has_image_ext(name):
                         continue
                     path = Path(dirpath) / name
-                    real = Path(os.path.realpath(path))
-                    if not any(_inside(real, r) for r in roots) or not real.is_file():
+                    inside = any(is_inside(path, root) for root in self.allowed_dirs)
+                    if not inside or not path.is_file():
                         continue
                     yield path
                     count += 1
@@ -220,10 +212,3 @@ class ImageResolver:
 def _has_image_ext(name: str) -> bool:
     lower = name.lower()
     return any(lower.endswith(ext) for ext in IMAGE_EXTENSIONS)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return os.path.commonpath([path, root]) == str(root)
-    except ValueError:  # different drives on Windows
-        return False

@@ -28,7 +28,7 @@ from ..config import Settings
 from ..errors import ImageLoadError
 from ..types import MedImage
 from .dicom import read_dataset, render_dataset
-from .sources import Source, detect_format, open_source
+from .sources import Source, confine_path, detect_format, open_source
 from .windowing import parse_window
 
 __all__ = ["MAX_SERIES_FILES", "DicomSeries", "read_series"]
@@ -66,6 +66,7 @@ def read_series(
     slice: int | None = None,
     plane: str | None = None,
     window: Any = None,
+    allowed_dirs: tuple[Path, ...] | None = None,
 ) -> MedImage:
     """Read a folder holding one DICOM series and render one slice.
 
@@ -76,13 +77,16 @@ def read_series(
         slice: Slice index in position order (default: the middle slice).
         plane: The acquisition plane or ``None``; other planes are refused.
         window: See :mod:`medmo_agent.imaging.windowing`.
+        allowed_dirs: When given, a file in the folder that resolves (symlinks followed)
+            outside these folders is refused rather than read.
 
     Raises:
         ImageLoadError: No DICOM images in the folder, or an out-of-range slice.
+        AccessDeniedError: A file of the folder escapes ``allowed_dirs``.
     """
     parse_window(window)
     assert src.path is not None
-    series = DicomSeries.scan(src.path, src.label, settings)
+    series = DicomSeries.scan(src.path, src.label, settings, allowed_dirs=allowed_dirs)
     return series.render(slice=slice, frame=frame, plane=plane, window=window)
 
 
@@ -117,9 +121,16 @@ class DicomSeries:
         return len(self.files)
 
     @classmethod
-    def scan(cls, folder: Path, label: str, settings: Settings) -> DicomSeries:
+    def scan(
+        cls,
+        folder: Path,
+        label: str,
+        settings: Settings,
+        *,
+        allowed_dirs: tuple[Path, ...] | None = None,
+    ) -> DicomSeries:
         """Read the headers of every DICOM file in ``folder`` and sort one series."""
-        headers = _scan_headers(folder, label, settings)
+        headers = _scan_headers(folder, label, settings, allowed_dirs)
         groups: dict[str, list[_Header]] = defaultdict(list)
         for h in headers:
             groups[h.series].append(h)
@@ -170,7 +181,9 @@ class DicomSeries:
         return image
 
 
-def _scan_headers(folder: Path, label: str, settings: Settings) -> list[_Header]:
+def _scan_headers(
+    folder: Path, label: str, settings: Settings, allowed_dirs: tuple[Path, ...] | None
+) -> list[_Header]:
     try:
         names = sorted(os.listdir(folder))
     except OSError as exc:
@@ -192,6 +205,8 @@ def _scan_headers(folder: Path, label: str, settings: Settings) -> list[_Header]
         path = folder / name
         if name.startswith(".") or name.upper() == "DICOMDIR" or not path.is_file():
             continue
+        if allowed_dirs is not None:
+            confine_path(path, allowed_dirs)  # a symlink in the folder must not escape
         header = _read_header(path, settings)
         if header is None:
             skipped += 1

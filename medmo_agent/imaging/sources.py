@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ImageLoadError, ImageTooLargeError
+from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Source",
+    "confine_path",
     "detect_format",
     "is_data_uri",
+    "is_inside",
     "open_source",
 ]
 
@@ -249,3 +251,36 @@ def _decode_data_uri(uri: str, settings: Settings) -> bytes:
             "The data URI holds no data.", input=uri[:40] + "...", fix="Send a non-empty image."
         )
     return data
+
+
+def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """True when ``path`` lies in ``root`` once both are resolved (``..`` and symlinks)."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    try:
+        return os.path.commonpath([real, real_root]) == real_root
+    except ValueError:  # different drives on Windows
+        return False
+
+
+def confine_path(
+    path: str | os.PathLike[str],
+    allowed_dirs: tuple[Path, ...],
+    *,
+    label: str | None = None,
+) -> None:
+    """Raise :class:`AccessDeniedError` unless ``path`` resolves inside an allowed folder.
+
+    Args:
+        path: The path to check; ``..`` and symlinks are resolved first.
+        allowed_dirs: The allowed folders (none: every path is refused).
+        label: How to name the path in the message (default: the path itself).
+    """
+    if any(is_inside(path, root) for root in allowed_dirs):
+        return
+    name = label or os.fspath(path)
+    listed = ", ".join(str(d) for d in allowed_dirs) or "none"
+    raise AccessDeniedError(
+        f"Access denied: {name} resolves to {os.path.realpath(path)}, outside the allowed "
+        f"folders ({listed}).",
+        input=name,
+    )

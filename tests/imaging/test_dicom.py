@@ -196,3 +196,24 @@ def test_dicom_is_detected_by_content_from_bytes_uri_or_misnamed_file(tmp_path: 
 def test_slice_on_a_single_file_points_to_frame() -> None:
     with pytest.raises(ImageLoadError, match="frame="):
         load_image(CT, slice=2)
+
+
+def test_voi_lut_sequence_is_used_when_the_file_has_no_window(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+
+    ds = pydicom.dcmread(MR)
+    del ds.WindowCenter
+    del ds.WindowWidth
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    inverting = (4095 - np.arange(4096)).astype("<u2").tobytes()
+    item.add_new(0x00283006, "OW", inverting)  # LUTData
+    ds.VOILUTSequence = [item]
+    path = tmp_path / "voilut.dcm"
+    ds.save_as(path)
+    img = load_image(path)
+    assert img.meta.window.name == "file"
+    raw = img.raw.astype(float)
+    gray = img.pixels[..., 0].astype(float)
+    # inverted: the brightest stored value is now the darkest pixel and vice versa
+    assert gray[raw == raw.max()].max() < gray[raw == raw.min()].min()

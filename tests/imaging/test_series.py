@@ -12,7 +12,7 @@ from pydicom import examples
 from pydicom.uid import generate_uid
 
 from medmo_agent.config import Settings
-from medmo_agent.errors import ImageLoadError
+from medmo_agent.errors import AccessDeniedError, ImageLoadError
 from medmo_agent.imaging import ImageResolver, load_image
 
 
@@ -138,3 +138,23 @@ def test_resolver_reslices_a_loaded_series_through_its_volume(tmp_path: Path) ->
     assert other.handle.startswith("medmo://images/")
     again = resolver.resolve(other.handle, slice=3)
     assert again.raw.mean() == 300
+
+
+def test_symlink_inside_a_series_folder_cannot_escape_the_allowed_folders(tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed"
+    uid = generate_uid()
+    folder = write_series(allowed / "ct", 3, series_uid=uid)
+    outside = write_series(tmp_path / "outside", 1, series_uid=uid)
+    (folder / "IM9999.dcm").symlink_to(next(outside.iterdir()))
+    resolver = ImageResolver(Settings(), allowed_dirs=[allowed], confine=True)
+    with pytest.raises(AccessDeniedError, match=r"IM9999\.dcm"):
+        resolver.resolve(folder)
+    # without confinement the same folder is a 4-slice series
+    assert ImageResolver(Settings()).resolve(folder).meta.num_slices == 4
+
+
+def test_load_image_enforces_allowed_dirs_itself(tmp_path: Path) -> None:
+    folder = write_series(tmp_path / "ct", 2)
+    with pytest.raises(AccessDeniedError):
+        load_image(folder, allowed_dirs=[tmp_path / "elsewhere"])
+    assert load_image(folder, allowed_dirs=[tmp_path]).meta.num_slices == 2

@@ -83,3 +83,10 @@ def test_scale_to_uint8_by_bit_depth_or_range() -> None:
     assert list(scale_to_uint8(twelve_bit, bits=12)) == [0, 128, 255]
     assert list(scale_to_uint8(np.array([10.0, 20.0, 30.0]))) == [0, 128, 255]
     assert list(scale_to_uint8(np.array([5, 5], dtype=np.int16))) == [0, 0]
+
+
+@given(st.integers(1, 5000), st.integers(-3000, 3000))
+def test_width_level_strings_round_trip(width, level) -> None:
+    spec = parse_window(f"{width}/{level}")
+    assert (spec.width, spec.level) == (width, level)
+    assert parse_window((width, level)) == spec
