@@ -181,7 +181,8 @@ class HFEngine:
         lengths = [int(item["input_ids"].shape[1]) for item in items]
         longest = max(lengths)
         batch: dict[str, Any] = {}
-        for key in items[0]:
+        keys = list(dict.fromkeys(k for item in items for k in item))  # text-only rows lack some
+        for key in keys:
             values = [item[key] for item in items if item.get(key) is not None]
             if not values:
                 continue

@@ -107,16 +107,16 @@ class BatchScheduler:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop the worker after the batch in progress; jobs still queued fail."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        if not self._closed.is_set():
+            self._closed.set()
+            self._queue.put(_STOP)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     # -- worker ---------------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
+        while not self._closed.is_set():
             batch = self._collect()
             if batch is None:
                 break
