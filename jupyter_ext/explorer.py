@@ -99,8 +99,8 @@ class CaseExplorer(widgets.VBox):
             layout=widgets.Layout(flex="1 1 58%"),
         )
 
-        self.open_button.on_click(lambda _: self.open(self.path.value))
-        self.path.on_submit(lambda _: self.open(self.path.value))
+        self.open_button.on_click(lambda _: self.open_image(self.path.value))
+        self.path.on_submit(lambda _: self.open_image(self.path.value))
         self.browse_button.observe(self._toggle_chooser, names="value")
         self.chooser.observe(self._on_choose, names="value")
         self.upload.observe(self._on_upload, names="value")
@@ -130,11 +130,11 @@ class CaseExplorer(widgets.VBox):
         self.add_class("medmo-case-explorer")
         self._set_buttons(False)
         if image:
-            self.open(image)
+            self.open_image(image)
 
     # -- picking an image -----------------------------------------------------------------
 
-    def open(self, image: str | os.PathLike[str]) -> bool:
+    def open_image(self, image: str | os.PathLike[str]) -> bool:
         """Load and show an image; returns whether it worked (errors show in red)."""
         from .viewer import ImageViewer
 
@@ -187,7 +187,7 @@ class CaseExplorer(widgets.VBox):
         if path.is_dir() and not _is_series(path):
             self._list_folder(path)
             return
-        self.open(str(path))
+        self.open_image(str(path))
 
     def _on_upload(self, change: dict[str, Any]) -> None:
         files = change["new"]
@@ -196,7 +196,7 @@ class CaseExplorer(widgets.VBox):
         item = files[0]
         target = Path(tempfile.mkdtemp(prefix="medmo-upload-")) / Path(item["name"]).name
         target.write_bytes(bytes(item["content"]))
-        self.open(str(target))
+        self.open_image(str(target))
 
     # -- running tasks --------------------------------------------------------------------
 

@@ -14,7 +14,12 @@ from typing import Any
 
 from medmo_agent.errors import MedmoError
 
-__all__ = ["Job", "describe_error"]
+__all__ = ["Job", "describe_error", "wait_all"]
+
+# Recent jobs, so a script (or CI) can wait for everything a notebook started.
+_recent: list[Job] = []
+_recent_lock = threading.Lock()
+_KEEP = 200
 
 
 def describe_error(exc: BaseException) -> str:
@@ -57,6 +62,9 @@ class Job:
     def start(self) -> Job:
         """Start the worker thread and return the job."""
         self.started_at = time.perf_counter()
+        with _recent_lock:
+            _recent.append(self)
+            del _recent[:-_KEEP]
         self._thread.start()
         return self
 
@@ -109,3 +117,22 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+def wait_all(timeout: float | None = None) -> list[Job]:
+    """Wait for every recently started job to end; return those that failed.
+
+    Args:
+        timeout: Seconds to wait in all.
+
+    Raises:
+        TimeoutError: Some job was still running when the time ran out.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _recent_lock:
+        jobs = list(_recent)
+    for job in jobs:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not job._done.wait(left):
+            raise TimeoutError(f"{job.name} still running after {timeout} s")
+    return [job for job in jobs if job.error is not None]

@@ -68,7 +68,7 @@ def _model_parser() -> _Parser:
 
 
 def _task_parser() -> _Parser:
-    p = _Parser(prog="%medmo", usage=_TASK_HELP, add_help=False)
+    p = _Parser(prog="%medmo", usage=_TASK_HELP.replace("%", "%%"), add_help=False)
     p.add_argument("task")
     p.add_argument("image")
     p.add_argument("args", nargs="*")
