@@ -17,7 +17,7 @@ class ScriptedToolCaller(FakeMessagesListChatModel):
     It records the tool names it was offered, so tests can check what the planner saw.
     """
 
-    offered: list[str] = []
+    offered: list[str] = []  # noqa: RUF012 - a pydantic field, copied per instance
 
     def bind_tools(self, tools: Any, *, tool_choice: Any = None, **kwargs: Any) -> Any:
         from langchain_core.utils.function_calling import convert_to_openai_tool

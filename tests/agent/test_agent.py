@@ -26,7 +26,9 @@ def test_a_scripted_planner_drives_the_real_tools_and_the_trace_records_each_ste
     image = str(chest_png)
     planner = ScriptedToolCaller(
         responses=[
-            call("vqa", {"image": image, "question": "What modality is this?"}, "c1", "Look first."),
+            call(
+                "vqa", {"image": image, "question": "What modality is this?"}, "c1", "Look first."
+            ),
             call("ground", {"image": image}, "c2"),
             AIMessage(content="No acute finding. For research use only; not a clinical diagnosis."),
         ]
@@ -73,7 +75,9 @@ def test_a_tool_error_returns_to_the_planner_as_an_observation_with_the_fix(ches
             AIMessage(content="Nodule at the right."),
         ]
     )
-    agent = create_medmo_agent(planner, toolkit=scripted_toolkit(["Nodule <box>[[10,10,40,40]]</box>"]))
+    agent = create_medmo_agent(
+        planner, toolkit=scripted_toolkit(["Nodule <box>[[10,10,40,40]]</box>"])
+    )
     trace = agent.run(str(chest_png), "Any nodule?")
     failed = trace.steps[1]
     assert (failed.kind, failed.status) == ("tool_result", "error")
@@ -105,7 +109,13 @@ def test_an_unreadable_tool_call_is_retried_once_and_noted_in_the_trace(chest_pn
     bad = AIMessage(
         content="",
         invalid_tool_calls=[
-            {"name": None, "args": "{oops", "id": "b1", "error": "not valid JSON", "type": "invalid_tool_call"}
+            {
+                "name": None,
+                "args": "{oops",
+                "id": "b1",
+                "error": "not valid JSON",
+                "type": "invalid_tool_call",
+            }
         ],
     )
     planner = ScriptedToolCaller(responses=[bad, AIMessage(content="Answer without tools.")])
@@ -119,7 +129,9 @@ def test_an_unreadable_tool_call_is_retried_once_and_noted_in_the_trace(chest_pn
 def test_the_step_limit_stops_a_runaway_loop_with_a_clear_message_and_keeps_the_trace(
     chest_png: Path,
 ):
-    loop = [call("vqa", {"image": str(chest_png), "question": f"q{i}?"}, f"c{i}") for i in range(20)]
+    loop = [
+        call("vqa", {"image": str(chest_png), "question": f"q{i}?"}, f"c{i}") for i in range(20)
+    ]
     agent = create_medmo_agent(
         ScriptedToolCaller(responses=loop), toolkit=scripted_toolkit(["yes"]), max_steps=3
     )
@@ -131,7 +143,9 @@ def test_the_step_limit_stops_a_runaway_loop_with_a_clear_message_and_keeps_the_
 
 
 def test_the_time_limit_stops_the_run_with_a_clear_message(chest_png: Path):
-    planner = ScriptedToolCaller(responses=[call("vqa", {"image": str(chest_png), "question": "q?"}, "c")])
+    planner = ScriptedToolCaller(
+        responses=[call("vqa", {"image": str(chest_png), "question": "q?"}, "c")]
+    )
     agent = create_medmo_agent(planner, toolkit=scripted_toolkit(["yes"]), time_limit_s=1e-9)
     trace = agent.run(str(chest_png), "Slow?")
     assert trace.stopped == "time_limit"
@@ -147,12 +161,16 @@ def test_chat_medmo_plans_by_default_and_its_qwen_calls_drive_the_tools(chest_pn
             return "Chest X-ray"
         if "<tool_response>" in request.messages[-1].text:
             return "Frontal chest radiograph; no acute finding."
-        return f'Identify first.<tool_call>\n{{"name": "vqa", "arguments": {json.dumps({"image": image, "question": "Modality?"})}}}\n</tool_call>'
+        args = json.dumps({"image": image, "question": "Modality?"})
+        return f'Identify first.<tool_call>\n{{"name": "vqa", "arguments": {args}}}\n</tool_call>'
 
     agent = create_medmo_agent(toolkit=Toolkit(backend=ScriptedBackend(responder=respond)))
     trace = agent.run(image, "What is this?")
     assert [(s.kind, s.tool) for s in trace.steps] == [
-        ("thought", None), ("tool_call", "vqa"), ("tool_result", "vqa"), ("final", None)
+        ("thought", None),
+        ("tool_call", "vqa"),
+        ("tool_result", "vqa"),
+        ("final", None),
     ]
     assert trace.steps[2].result["answer"] == "Chest X-ray"
     assert trace.conclusion == "Frontal chest radiograph; no acute finding."

@@ -57,7 +57,7 @@ def test_without_bound_tools_call_text_is_left_as_content():
 
 
 def test_a_malformed_call_becomes_an_invalid_tool_call_with_the_reason():
-    model, _ = chat(["<tool_call>{\"name\": \"ground\", \"arguments\": [1]}</tool_call>"])
+    model, _ = chat(['<tool_call>{"name": "ground", "arguments": [1]}</tool_call>'])
     msg = model.bind_tools([ground]).invoke("Find it.")
     assert msg.tool_calls == []
     assert msg.invalid_tool_calls[0]["name"] == "ground"
@@ -135,8 +135,14 @@ def test_chat_medmo_on_the_tiny_checkpoint_takes_images_and_bound_tools(tiny_too
     model = ChatMedMO(backend=tiny_toolkit.backend, toolkit=tiny_toolkit, max_new_tokens=8)
     plain = model.invoke([HumanMessage(content=[{"type": "text", "text": "Findings?"}])])
     with_image = model.invoke(
-        [HumanMessage(content=[{"type": "text", "text": "Findings?"},
-                               {"type": "image", "url": str(chest_png)}])]
+        [
+            HumanMessage(
+                content=[
+                    {"type": "text", "text": "Findings?"},
+                    {"type": "image", "url": str(chest_png)},
+                ]
+            )
+        ]
     )
     assert with_image.usage_metadata["input_tokens"] > plain.usage_metadata["input_tokens"]
     bound = model.bind_tools([ground]).invoke("Find the nodule.")

@@ -119,8 +119,8 @@ def test_the_tools_section_matches_the_qwen_template_text():
 def test_a_rendered_call_parses_back_to_the_same_call():
     text = render_tool_call("ground", {"image": "a.png", "targets": ["mass"]})
     assert (
-        text
-        == '<tool_call>\n{"name": "ground", "arguments": {"image": "a.png", "targets": ["mass"]}}\n</tool_call>'
+        text == '<tool_call>\n{"name": "ground", "arguments": '
+        '{"image": "a.png", "targets": ["mass"]}}\n</tool_call>'
     )
     call = parse_tool_calls(text).tool_calls[0]
     assert (call.name, call.arguments) == ("ground", {"image": "a.png", "targets": ["mass"]})
