@@ -91,3 +91,27 @@ def test_importing_the_package_and_the_agent_cli_does_not_import_langchain():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_agent_modules_declare_exactly_what_they_export():
+    import importlib
+
+    for name in [
+        "",
+        ".agent",
+        ".chat_model",
+        ".cli",
+        ".mcp",
+        ".tool_calls",
+        ".tools",
+        ".trace",
+        ".workflow",
+        ".render",
+        ".middleware",
+        ".prompts",
+        ".convert",
+    ]:
+        mod = importlib.import_module("medmo_agent.agent" + name)
+        assert len(mod.__all__) == len(set(mod.__all__))
+        for attr in mod.__all__:
+            assert getattr(mod, attr) is not None, f"{mod.__name__} lacks {attr}"
