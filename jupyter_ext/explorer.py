@@ -100,7 +100,6 @@ class CaseExplorer(widgets.VBox):
         )
 
         self.open_button.on_click(lambda _: self.open_image(self.path.value))
-        self.path.on_submit(lambda _: self.open_image(self.path.value))
         self.browse_button.observe(self._toggle_chooser, names="value")
         self.chooser.observe(self._on_choose, names="value")
         self.upload.observe(self._on_upload, names="value")

@@ -29,9 +29,8 @@ def chest_png(tmp_path: Path) -> Path:
 @pytest.fixture
 def scripted_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The kernel session, answered by rules: grounding prompts get three boxes."""
-    from medmo_agent.config import Settings
-
     from jupyter_ext.session import MedmoSession, reset_session
+    from medmo_agent.config import Settings
 
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(REPLIES))
