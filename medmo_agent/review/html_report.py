@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .markdown import DISCLAIMER, describe_image, redact
+from .markdown import DISCLAIMER, describe_image, redact, scrub_paths
 from .records import CaseRecord
 from .store import ReviewStore
 
@@ -94,7 +94,7 @@ def render_html_report(
         f"<div class='muted'>{_e(DISCLAIMER)}</div></header><main>",
         _run_section(run_info),
         _agreement_section(agreement),
-        _summary_table(records, store),
+        _summary_table(records, store, include_paths),
     ]
     parts += [_case_section(r, store, include_paths) for r in records]
     parts.append("</main></body></html>\n")
@@ -156,7 +156,7 @@ def _anchor(store: ReviewStore, case_id: str) -> str:
     return "case-" + store.folder_name(case_id)
 
 
-def _summary_table(records: list[CaseRecord], store: ReviewStore) -> str:
+def _summary_table(records: list[CaseRecord], store: ReviewStore, include_paths: bool) -> str:
     rows = []
     for r in records:
         out = r.outputs or {}
@@ -164,7 +164,8 @@ def _summary_table(records: list[CaseRecord], store: ReviewStore) -> str:
         impression = next(
             (x.get("impression") or x.get("findings") for x in out.get("reports", [])), ""
         )
-        note = (r.error or {}).get("message", "") if r.status != "ok" else impression
+        error = scrub_paths((r.error or {}).get("message"), r, include_paths)
+        note = error if r.status != "ok" else impression
         rows.append(
             f"<tr><td><a href='#{_anchor(store, r.id)}'>{_e(r.id)}</a></td>"
             f"<td><span class='badge {r.status}'>{r.status}</span></td><td>{nboxes}</td>"
@@ -185,9 +186,10 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
         f"<span class='badge {rec.status}'>{rec.status}</span></h2>"
     ]
     if rec.error:
-        h.append(f"<p class='error'><b>Failed:</b> {_e(rec.error.get('message'))}")
+        message = scrub_paths(rec.error.get("message"), rec, include_paths)
+        h.append(f"<p class='error'><b>Failed:</b> {_e(message)}")
         if rec.error.get("fix"):
-            h.append(f"<br>Fix: {_e(rec.error['fix'])}")
+            h.append(f"<br>Fix: {_e(scrub_paths(rec.error['fix'], rec, include_paths))}")
         h.append("</p>")
     if rec.context:
         h.append(f"<p><b>Clinical context:</b> {_e(rec.context)}</p>")
@@ -233,7 +235,7 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
         )
     if out.get("final_answer") and not out.get("answers") and not out.get("conclusions"):
         h.append(f"<p><b>Conclusion:</b> {_e(out['final_answer'])}</p>")
-    h.append(_trace(rec))
+    h.append(_trace(rec, include_paths))
     h.append("</section>")
     return "".join(h)
 
@@ -268,7 +270,7 @@ def _answers(rec: CaseRecord) -> str:
     )
 
 
-def _trace(rec: CaseRecord) -> str:
+def _trace(rec: CaseRecord, include_paths: bool) -> str:
     steps = []
     for s in rec.steps:
         payload = {"inputs": s.inputs}
@@ -276,7 +278,10 @@ def _trace(rec: CaseRecord) -> str:
             payload["result"] = s.result
         if s.error is not None:
             payload["error"] = s.error
-        text = json.dumps(redact(payload), indent=2, default=str)
+        if include_paths:
+            text = json.dumps(payload, indent=2, default=str)
+        else:
+            text = scrub_paths(json.dumps(redact(payload), indent=2, default=str), rec)
         if len(text) > _MAX_JSON:
             text = text[:_MAX_JSON] + "\n… (truncated; the full step is in record.json)"
         where = "" if s.image is None else f", image {s.image + 1}"

@@ -48,6 +48,7 @@ class ImageRecord(BaseModel):
 
     index: int
     path: str = Field(description="The path as the case gave it.")
+    location: str | None = Field(None, description="Where it was read from on disk.")
     options: dict[str, Any] = Field(default_factory=dict)
     meta: dict[str, Any] | None = Field(None, description="De-identified image metadata.")
     overlay: str | None = Field(None, description="PNG file name in the case folder.")

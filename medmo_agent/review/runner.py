@@ -170,7 +170,7 @@ class _Reviewer:
         started, t0 = _now(), time.perf_counter()
         run = CaseRun(case=case, toolkit=self.toolkit, images=[], cancel=self.cancel)
         images = [
-            ImageRecord(index=i, path=s.path, options=s.options())
+            ImageRecord(index=i, path=s.path, location=case.image_path(i), options=s.options())
             for i, s in enumerate(case.images)
         ]
         status, error = "ok", None

@@ -264,11 +264,20 @@ def test_a_torn_record_or_leftover_temp_file_is_cleaned_up_by_the_next_run(
 
 def test_reports_name_no_image_paths_unless_asked(tmp_path, scripted, scripted_settings):
     write_png(tmp_path / "DOE_JOHN_1957" / "chest.png")
-    cases = write_cases(tmp_path / "c.yaml", [{"id": "c1", "image": "DOE_JOHN_1957/chest.png"}])
+    cases = write_cases(
+        tmp_path / "c.yaml",
+        [
+            {"id": "c1", "image": "DOE_JOHN_1957/chest.png"},
+            {"id": "c2", "image": "DOE_JOHN_1957/gone.png"},  # its error names the path
+        ],
+    )
     out = tmp_path / "out"
     run_review(cases, steps="ground,report", backend=scripted, out=out, settings=scripted_settings)
-    assert "DOE_JOHN" not in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "DOE_JOHN" not in html
+    assert "No such file: [image 1]" in html
     assert "DOE_JOHN" not in (out / "cases" / "c1" / "report.md").read_text()
+    assert "DOE_JOHN" not in (out / "cases" / "c2" / "report.md").read_text()
     named = tmp_path / "named"
     run_review(
         cases,
