@@ -167,6 +167,8 @@ class _Reviewer:
 
     def review(self, case: Case) -> CaseRecord | None:
         """Review a case and write its files; ``None`` if the run was cancelled meanwhile."""
+        if self.cancel.is_set():
+            return None
         started, t0 = _now(), time.perf_counter()
         run = CaseRun(case=case, toolkit=self.toolkit, images=[], cancel=self.cancel)
         images = [
@@ -333,7 +335,7 @@ def run_review(
     try:
         ids: dict[Future, str] = {pool.submit(reviewer.review, c): c.id for c in todo}
         pending: set[Future] = set(ids)
-        while pending:
+        while pending and not cancel.is_set():
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 rec = fut.result()

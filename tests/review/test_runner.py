@@ -288,3 +288,58 @@ def test_reports_name_no_image_paths_unless_asked(tmp_path, scripted, scripted_s
         include_paths=True,
     )
     assert "DOE_JOHN" in (named / "cases" / "c1" / "report.md").read_text()
+
+
+def test_stopping_a_run_keeps_finished_cases_and_the_next_run_completes_it(
+    tmp_path, scripted_settings
+):
+    write_png(tmp_path / "a.png")
+    cases = write_cases(tmp_path / "c.yaml", [{"id": f"c{i}", "image": "a.png"} for i in range(4)])
+    stop = threading.Event()
+    calls = []
+
+    def hook(request):
+        calls.append(1)
+        if len(calls) == 2:  # while the second case is in flight
+            stop.set()
+
+    out = tmp_path / "out"
+    first = run_review(
+        cases,
+        steps="report",
+        backend=ScriptedModel(hook),
+        out=out,
+        settings=scripted_settings,
+        cancel=stop,
+    )
+    assert first.interrupted and not first.ok
+    assert [r.id for r in first.records] == ["c0"]  # the one in flight is not recorded
+    assert len(calls) == 2  # nothing started after the stop
+    second = run_review(
+        cases, steps="report", backend=ScriptedModel(), out=out, settings=scripted_settings
+    )
+    assert (second.skipped, second.ran, second.ok) == (1, 3, True)
+
+
+def test_the_progress_bar_counts_done_and_failed_cases(
+    cases_file, tmp_path, scripted, scripted_settings, capsys
+):
+    run_review(
+        cases_file,
+        steps="report",
+        backend=scripted,
+        out=tmp_path / "out",
+        settings=scripted_settings,
+        progress=True,
+    )
+    err = capsys.readouterr().err
+    assert "3/3" in err and "done=3" in err and "failed=1" in err
+    assert "<00:00" in err  # time left
+
+
+def test_the_review_package_declares_exactly_what_it_exports():
+    import medmo_agent.review as review
+
+    assert sorted(review.__all__) == sorted(set(review.__all__))
+    for name in review.__all__:
+        assert hasattr(review, name), name
