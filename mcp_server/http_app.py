@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from medmo_agent.errors import ConfigError
+
 from .config import LOOPBACK_HOSTS, TOKEN_ENV, ServerConfig
 
 if TYPE_CHECKING:
@@ -145,7 +147,15 @@ async def serve_http(
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"Cannot listen on {config.host}:{config.port}: {exc.strerror or exc}.",
+            input="--port",
+            fix="Choose another --port (0 picks a free one) or stop the process using it.",
+        ) from exc
     port = sock.getsockname()[1]
     shown = f"[{config.host}]" if family == socket.AF_INET6 else config.host
     url = f"http://{shown}:{port}{config.path}"
