@@ -376,7 +376,10 @@ def _write_aggregates(
 ) -> None:
     from .html_report import render_html_report
 
-    records = store.records(order=[c.id for c in cases])
+    ids = [c.id for c in cases]
+    known = set(ids)
+    # cases since removed from the cases file keep their folders but leave the summaries
+    records = [r for r in store.records(order=ids) if r.id in known]
     agreement = aggregate_agreement(records)
     info = {
         "finished_at": _now(),

@@ -4,7 +4,8 @@ Layout::
 
     OUT/
       run.json                 provenance and settings of the latest run
-      results.jsonl            one record per case (rebuilt from the case folders)
+      results.jsonl            one record per case of the cases file (rebuilt from the
+                               case folders at the end of every run)
       summary.csv              one row per case
       agreement.json           figures against the expected values
       report.html              self-contained report, browsable offline
