@@ -86,7 +86,8 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float | None]:
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
     if precision is None or recall is None:
-        f1 = 1.0 if tp + fp + fn == 0 else None
+        # nothing expected and nothing found is perfect; one side empty is a miss
+        f1 = 1.0 if tp + fp + fn == 0 else 0.0
     else:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}

@@ -47,6 +47,10 @@ def test_labels_compare_as_sets_with_precision_recall_and_f1():
         [(1, 1)],
     )
     assert none["labels"]["exact"] is True
+    missed = case_agreement(
+        _case(expected_labels=["Nodule"]), {"labels": [], "classified": True}, [(1, 1)]
+    )["labels"]
+    assert (missed["precision"], missed["recall"], missed["f1"]) == (None, 0.0, 0.0)
 
 
 def test_boxes_score_best_iou_and_one_to_one_hits_at_half_overlap():
