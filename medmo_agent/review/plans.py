@@ -54,6 +54,7 @@ class TaskListPlan:
         self.spec = [s.model_dump(exclude_defaults=True) for s in steps]
 
     def run(self, run: CaseRun) -> None:
+        """Run the steps in order over the case."""
         run_task_steps(self.steps, run)
 
 
@@ -93,6 +94,7 @@ class _TracePlan:
         raise NotImplementedError
 
     def run(self, run: CaseRun) -> None:
+        """One traced run per image and question; its steps join the case's trace."""
         runner = self._runner(run.toolkit)
         for image in range(len(run.images)):
             handle = _handle(run, image)
