@@ -99,7 +99,8 @@ class TraceViewer(widgets.VBox):
             row = widgets.Accordion(children=[widgets.HTML("")])
             row.set_title(0, self._title(step))
             row.selected_index = None
-            row.add_class(f"medmo-step medmo-step-{step.kind}")
+            row.add_class("medmo-step")
+            row.add_class(f"medmo-step-{step.kind}")
             # the body is built only when opened: images cost nothing until looked at
             row.observe(lambda change, s=step, r=row: self._open(change, s, r), "selected_index")
             self.step_widgets.append(row)

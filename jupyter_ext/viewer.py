@@ -77,12 +77,25 @@ class ImageViewer(widgets.VBox):
 
         self.window_preset = widgets.Dropdown(description="Window", layout={"width": "220px"})
         self.window_width = widgets.FloatSlider(
-            description="Width", min=1, max=4000, step=1, continuous_update=False
+            description="Width",
+            min=1,
+            max=4000,
+            step=1,
+            continuous_update=False,
+            layout={"width": "320px"},
         )
         self.window_level = widgets.FloatSlider(
-            description="Level", min=-1500, max=3000, step=1, continuous_update=False
+            description="Level",
+            min=-1500,
+            max=3000,
+            step=1,
+            continuous_update=False,
+            layout={"width": "320px"},
         )
-        self.window_box = widgets.HBox([self.window_preset, self.window_width, self.window_level])
+        self.window_box = widgets.HBox(
+            [self.window_preset, self.window_width, self.window_level],
+            layout=widgets.Layout(flex_flow="row wrap"),
+        )
         self.slice_slider = widgets.IntSlider(
             description="Slice", min=0, max=0, continuous_update=False, layout={"width": "420px"}
         )

@@ -32,11 +32,12 @@ function render({ model, el: root }) {
       stage.style.width = Math.round(w * zoom) + "px";
       stage.style.maxWidth = "none";
     } else {
-      // fit: as wide as the cell allows, never taller than max_height
+      // fit: as tall as max_height, never wider than the cell
       const h = model.get("image_height");
       const maxH = model.get("max_height");
       const byHeight = h > 0 ? (maxH * w) / h : w;
-      stage.style.width = Math.round(Math.min(w, byHeight)) + "px";
+      // small images (a 128 px CT slice) are scaled up too, so they can be read
+      stage.style.width = Math.round(byHeight) + "px";
       stage.style.maxWidth = "100%";
     }
   }
