@@ -1,0 +1,65 @@
+"""The CPU benchmarks run end to end with tiny parameters and write complete JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+MACHINE_KEYS = {"cpu", "nproc", "platform", "python"}
+
+
+def _run(script: str, out: Path, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--json", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text())
+
+
+def test_server_benchmark_reports_latencies_and_loses_no_call(tmp_path):
+    res = _run(
+        "server.py",
+        tmp_path / "server.json",
+        *("--calls", "20", "--concurrent", "20", "--sessions", "4", "--max-seconds", "180"),
+    )
+    assert res["benchmark"] == "server"
+    assert set(res["machine"]) >= MACHINE_KEYS
+    assert res["versions"]["mcp"] != "-"
+    seq, con = res["sequential"], res["concurrent"]
+    assert (seq["calls"], seq["ok"], seq["lost"]) == (20, 20, 0)
+    assert (con["calls"], con["ok"], con["lost"], con["sessions"]) == (20, 20, 0, 4)
+    for figures in (seq, con, res["in_process"]):
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+    assert {"overhead_p50_ms", "calls_per_s"} <= set(seq)
+    assert con["wall_s"] > 0
+    assert res["server_alive_after"] is True
+    assert res["failures"] == []
+
+
+def test_image_pipeline_benchmark_times_every_input_with_matching_outputs(tmp_path):
+    res = _run("image_pipeline.py", tmp_path / "images.json", "--repeats", "2")
+    assert res["benchmark"] == "image_pipeline"
+    assert set(res["machine"]) >= MACHINE_KEYS
+    rows = {r["input"]: r for r in res["results"]}
+    assert set(rows) == {"ct512", "ct_small", "dx3000", "png3000"}
+    assert rows["ct512"]["model_size"] == [512, 512]
+    assert rows["ct_small"]["model_size"] == [256, 256]  # upscaled to the minimum budget
+    assert rows["dx3000"]["original_size"] == [3000, 3000]
+    assert rows["dx3000"]["model_size"] == rows["png3000"]["model_size"] == [1024, 1024]
+    for row in rows.values():
+        assert row["project_ms"] > 0 and row["plain_ms"] > 0
+        assert row["max_pixel_diff"] <= 1  # both ways did the same work
+        assert row["repeats"] == 2
