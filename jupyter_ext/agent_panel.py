@@ -41,21 +41,34 @@ def run_agent(
         The finished trace.
     """
     if getattr(session, "mcp_url", None):
-        # the planner still runs here; the tools are the server's
-        from medmo_agent.agent.mcp import mcp_tools
+        import asyncio
 
-        source: dict[str, Any] = {"tools": mcp_tools(session.mcp_url, token=session.mcp_token)}
-    else:
-        source = {"toolkit": session.toolkit}
+        return asyncio.run(_run_remote(session, image, question, workflow, trace))
     if workflow:
         from medmo_agent.agent.workflow import DiagnosticWorkflow
 
-        runner: Any = DiagnosticWorkflow(**source)
+        runner: Any = DiagnosticWorkflow(toolkit=session.toolkit)
     else:
         from medmo_agent.agent.agent import create_medmo_agent
 
-        runner = create_medmo_agent(**source)
+        runner = create_medmo_agent(toolkit=session.toolkit)
     return runner.run(image, question, trace=trace)
+
+
+async def _run_remote(session: Any, image: Any, question: str, workflow: bool, trace: Any) -> Any:
+    """The run with the MCP server's tools (the agent's planner still runs here)."""
+    from medmo_agent.agent.mcp import mcp_tools
+
+    async with mcp_tools(session.mcp_url, token=session.mcp_token) as tools:
+        if workflow:
+            from medmo_agent.agent.workflow import DiagnosticWorkflow
+
+            runner: Any = DiagnosticWorkflow(tools)
+        else:
+            from medmo_agent.agent.agent import create_medmo_agent
+
+            runner = create_medmo_agent(tools=tools, settings=session.settings)
+        return await runner.arun(str(image), question, trace=trace)
 
 
 class AgentPanel(widgets.VBox):
