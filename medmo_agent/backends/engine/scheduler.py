@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .kv_cache import StaticKVCache, plan_cache
-from .step import DecodeStep
+from .step import DEFAULT_SDPA_BACKENDS, DecodeStep
 
 __all__ = ["ContinuousBatcher", "EngineRequest", "EngineResult"]
 
@@ -84,6 +84,7 @@ class ContinuousBatcher:
         use_cuda_graphs: bool | None = None,
         memory_fraction: float = 0.85,
         generation_config: Any = None,
+        attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
     ):
         import torch
 
@@ -103,7 +104,13 @@ class ContinuousBatcher:
         )
         self.cache = StaticKVCache(text_config, plan, device=device, dtype=dtype)
         graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
-        self.step = DecodeStep(model, self.cache, max_batch=max_batch, use_cuda_graphs=graphs)
+        self.step = DecodeStep(
+            model,
+            self.cache,
+            max_batch=max_batch,
+            use_cuda_graphs=graphs,
+            attention_backends=attention_backends,
+        )
         self.max_batch = max_batch
         self.generation_config = generation_config
         self.device = device
@@ -202,7 +209,7 @@ class ContinuousBatcher:
                 f"prompt of {prompt_len} tokens does not fit the KV cache "
                 f"({self.cache.max_len} positions per request)"
             )
-        with torch.inference_mode():
+        with torch.inference_mode(), self.step.attention_policy():
             out = self.model.generate(
                 **inputs,
                 max_new_tokens=1,

@@ -16,7 +16,13 @@ from typing import Any
 
 from .kv_cache import StaticKVCache
 
-__all__ = ["BUCKETS", "DecodeStep"]
+__all__ = ["BUCKETS", "DEFAULT_SDPA_BACKENDS", "DecodeStep", "attention_policy"]
+
+#: SDPA kernels in order of preference: flash attention for unmasked attention (one request,
+#: and prefill), memory-efficient attention for the padded batch. PyTorch's default choice
+#: on Hopper re-validates cuDNN attention for every new key length, which costs tens of
+#: milliseconds a decode step; flash's numerics also do not depend on memory layout.
+DEFAULT_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
 
 #: Batch sizes that get their own captured graphs; a batch runs in the smallest that fits.
 BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64)
@@ -51,7 +57,16 @@ class DecodeStep:
         use_cuda_graphs: Capture the static segments as CUDA graphs (CUDA only).
     """
 
-    def __init__(self, model: Any, cache: StaticKVCache, *, max_batch: int, use_cuda_graphs: bool):
+    def __init__(
+        self,
+        model: Any,
+        cache: StaticKVCache,
+        *,
+        max_batch: int,
+        use_cuda_graphs: bool,
+        contiguous_kv: bool = False,
+        attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
+    ):
         import torch
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
@@ -72,9 +87,35 @@ class DecodeStep:
         self.hidden = self.lm.config.hidden_size
         self.q_width = attn0.config.num_attention_heads * attn0.head_dim
         self.use_cuda_graphs = bool(use_cuda_graphs and self.device.type == "cuda")
+        # Diagnostic: hand attention contiguous copies of the keys, as a DynamicCache would.
+        self.contiguous_kv = contiguous_kv
+        # Which SDPA kernels attention may use, in order of preference (see attention_policy).
+        self.attention_backends = attention_backends
+        # One request attends without a mask, so the policy picks flash attention: call its
+        # kernel directly and skip two layers of Python dispatch (36 calls a step).
+        self.direct_flash = bool(
+            self.device.type == "cuda"
+            and attn_impl_is_sdpa(model)
+            and attention_backends
+            and attention_backends[0] == "FLASH_ATTENTION"
+        )
         self.buckets = [b for b in BUCKETS if b < max_batch] + [max_batch]
         self._states: dict[int, _BucketState] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_cuda_graphs else None
+
+    def _flash(self, query: Any, keys: Any, values: Any, scale: float) -> Any:
+        """The flash kernel SDPA itself runs for unmasked attention, output laid out as
+        ``sdpa_attention_forward`` returns it: (batch, 1, heads, head_dim), contiguous."""
+        out = self.torch.ops.aten._scaled_dot_product_flash_attention(
+            query, keys, values, 0.0, False, False, scale=scale
+        )[0]
+        return out.transpose(1, 2).contiguous()
+
+    def attention_policy(self) -> Any:
+        """A context manager that applies the engine's SDPA kernel preference. Run prefill
+        (``generate``) inside it too: the same kernels then serve prefill and decode, and a
+        plain ``generate`` under it gives the engine's tokens exactly."""
+        return attention_policy(self.attention_backends, self.device, self.attn_impl)
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -216,7 +257,7 @@ class DecodeStep:
         mask = self._mask([ln + 1 for ln in lengths], st.size, kv_len)
         layers = len(self.layers)
         outs: list[tuple[Any, ...]] = st.outputs if self.use_cuda_graphs else []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.attention_policy():
             for i in range(layers + 1):
                 if self.use_cuda_graphs:
                     st.graphs[i].replay()
@@ -228,8 +269,30 @@ class DecodeStep:
                 attn = self.layers[i].self_attn
                 keys = self.cache.keys[i][: st.size, :, :kv_len]
                 values = self.cache.values[i][: st.size, :, :kv_len]
-                attn_out, _ = self.attention(
-                    attn, out[1], keys, values, mask, dropout=0.0, scaling=attn.scaling
-                )
+                if self.contiguous_kv:
+                    keys, values = keys.contiguous(), values.contiguous()
+                if mask is None and self.direct_flash:
+                    attn_out = self._flash(out[1], keys, values, attn.scaling)
+                else:
+                    attn_out, _ = self.attention(
+                        attn, out[1], keys, values, mask, dropout=0.0, scaling=attn.scaling
+                    )
                 st.attn_in.copy_(attn_out.reshape(st.size, 1, -1))
         raise AssertionError("unreachable")
+
+
+def attention_policy(backends: tuple[str, ...] | None, device: Any, attn_impl: str = "sdpa") -> Any:
+    """A context manager restricting SDPA to ``backends`` (in that order) on CUDA; a no-op
+    elsewhere, or when ``backends`` is None."""
+    import contextlib
+
+    if not backends or getattr(device, "type", str(device)) != "cuda" or attn_impl != "sdpa":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, name) for name in backends], set_priority=True)
+
+
+def attn_impl_is_sdpa(model: Any) -> bool:
+    """Whether the model runs PyTorch's SDPA attention."""
+    return model.config._attn_implementation == "sdpa"
