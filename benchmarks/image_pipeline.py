@@ -11,7 +11,8 @@ the model sees (Qwen3-VL ``smart_resize`` with the default budget of
 :class:`~medmo_agent.config.Settings`, bicubic as the Qwen3-VL processor resizes). Two ways:
 
 - **project**: :func:`medmo_agent.imaging.load_image` (format sniffing, caps, windowing,
-  de-identified metadata, an RGB rendering) then the resize, as ``openai_compat`` does;
+  de-identified metadata, a rendering that reads as RGB) then
+  :meth:`~medmo_agent.types.MedImage.model_input` (the resize), as ``openai_compat`` does;
 - **plain**: what one writes by hand: ``dcmread`` -> ``pixel_array`` ->
   ``apply_modality_lut`` -> linear window -> uint8 -> PIL resize -> RGB (``Image.open`` ->
   resize -> RGB for the PNG).
@@ -191,17 +192,11 @@ def target_size(width: int, height: int) -> tuple[int, int]:
 
 
 def project(case: Case) -> np.ndarray:
-    """The project's path: load_image, then the resize to the model-input size."""
-    from PIL import Image
-
+    """The project's path: load_image, then ``MedImage.model_input`` (the resize)."""
     from medmo_agent.imaging import load_image
 
     img = load_image(case.path, window=case.window)
-    pil = img.to_pil()
-    size = target_size(*img.size)
-    if pil.size != size:
-        pil = pil.resize(size, Image.Resampling.BICUBIC)
-    return np.asarray(pil)
+    return np.asarray(img.model_input(target_size(*img.size)))
 
 
 def plain(case: Case) -> np.ndarray:

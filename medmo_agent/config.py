@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,7 +61,10 @@ class Settings:
     max_new_tokens_limit: int = 4096
 
     # batching in the local backend
-    max_batch_size: int = 8
+    # "auto": continuous batching with CUDA-graph decode steps on a CUDA GPU, batched
+    # ``generate`` calls elsewhere; "continuous" or "batched" to choose explicitly.
+    engine: str = "auto"
+    max_batch_size: int = 32
     batch_wait_ms: float = 5.0
 
     # images handed to the model (Qwen3-VL smart_resize budget)
@@ -89,7 +93,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``MEDMO_*`` variables, then explicit ``overrides``."""
         env = os.environ if environ is None else environ
-        hints = get_type_hints(cls)
+        hints = _type_hints(cls)
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = env.get(_ENV_PREFIX + f.name.upper())
@@ -99,6 +103,13 @@ class Settings:
         if "api_key" not in values and env.get("OPENAI_API_KEY"):
             values["api_key"] = env["OPENAI_API_KEY"]
         return cls().replace(**values).replace(**overrides)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    # Resolving the string annotations takes most of from_env's time (it runs on every
+    # load_image call without settings); a class's hints never change.
+    return get_type_hints(cls)
 
 
 def _coerce(name: str, raw: str, hint: Any) -> Any:

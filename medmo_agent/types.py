@@ -132,30 +132,89 @@ class ImageMeta(BaseModel):
     )
 
 
+class _Pixels:
+    """``MedImage.pixels``: always read as (H, W, 3) uint8, but stored single-channel for
+    grey renderings, so that the model-input path resizes one channel instead of three.
+
+    Assigning an (H, W) array stores a grey rendering; its RGB expansion is computed on
+    first read and cached. Assigning an (H, W, 3) array stores it as is and drops any grey
+    one. (A descriptor whose class access raises ``AttributeError`` is how a dataclass
+    field gets no default; ``__init__`` and ``dataclasses.replace`` go through ``__set__``.)
+    """
+
+    def __get__(self, obj: Any, objtype: Any = None) -> np.ndarray:
+        if obj is None:
+            raise AttributeError("pixels")
+        state = obj.__dict__
+        rgb = state.get("_rgb")
+        if rgb is None:
+            import numpy as np
+
+            rgb = np.repeat(state["_gray"][:, :, None], 3, axis=2)
+            state["_rgb"] = rgb
+        return rgb
+
+    def __set__(self, obj: Any, value: np.ndarray) -> None:
+        if getattr(value, "ndim", 3) == 2:
+            obj.__dict__.update(_gray=value, _rgb=None)
+        else:
+            obj.__dict__.update(_gray=None, _rgb=value)
+
+
 @dataclass
 class MedImage:
     """An image ready for the model: an 8-bit RGB rendering plus its metadata.
+
+    ``pixels`` reads as (H, W, 3) uint8. Grey renderings (CT, MR, radiographs, grey
+    photos) may be given as (H, W) uint8 instead: they are kept single-channel (see
+    :attr:`gray`) and expanded to RGB only when ``pixels`` is read, so :meth:`to_pil`
+    and :meth:`model_input` never build a full-size three-channel copy.
 
     ``raw`` keeps the un-windowed values (HU for CT) of the chosen slice or frame, so a
     viewer can re-window without reloading; it is ``None`` for ordinary photos.
     """
 
-    pixels: np.ndarray  # uint8, (H, W, 3)
+    pixels: np.ndarray = _Pixels()  # type: ignore[assignment]  # uint8, (H, W, 3) or (H, W)
     meta: ImageMeta
     raw: np.ndarray | None = None
     volume: Any = None  # loader-specific handle for re-slicing (never serialised)
     handle: str | None = None  # a stable reference (path, URI) other steps can use
 
     @property
+    def gray(self) -> np.ndarray | None:
+        """The (H, W) uint8 rendering when the image is stored as grey, else ``None``."""
+        return self.__dict__.get("_gray")
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
-        return (int(self.pixels.shape[1]), int(self.pixels.shape[0]))
+        arr = self.gray if self.gray is not None else self.pixels
+        return (int(arr.shape[1]), int(arr.shape[0]))
 
     def to_pil(self) -> Image.Image:
-        """The rendering as a PIL RGB image."""
+        """The rendering as a PIL RGB image (a new image each call)."""
         from PIL import Image
 
+        gray = self.gray
+        if gray is not None:
+            # Pillow's L -> RGB is a few times faster than building the RGB array first.
+            return Image.fromarray(gray, mode="L").convert("RGB")
         return Image.fromarray(self.pixels, mode="RGB")
+
+    def model_input(self, size: tuple[int, int]) -> Image.Image:
+        """The rendering resized to ``size`` = (width, height), as a PIL RGB image.
+
+        Bicubic, as the Qwen3-VL image processor resizes. Grey images are resized on
+        their one channel and converted to RGB afterwards: the same pixels as resizing
+        the RGB rendering (each channel is resized alike), at a third of the work.
+        """
+        from PIL import Image
+
+        gray = self.gray
+        pil = Image.fromarray(gray, mode="L") if gray is not None else self.to_pil()
+        if pil.size != tuple(size):
+            pil = pil.resize(tuple(size), Image.Resampling.BICUBIC)
+        return pil.convert("RGB") if pil.mode != "RGB" else pil
 
 
 @dataclass(frozen=True)

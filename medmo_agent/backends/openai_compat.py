@@ -239,13 +239,8 @@ class OpenAICompatBackend(Backend):
         return out, sizes
 
     def _encode_image(self, image: MedImage) -> tuple[str, tuple[int, int]]:
-        from PIL import Image
-
         size = model_input_size(image.size, self.min_pixels, self.max_pixels)
-        pil = image.to_pil()
-        if pil.size != size:
-            # bicubic, as the Qwen3-VL image processor resizes
-            pil = pil.resize(size, Image.Resampling.BICUBIC)
+        pil = image.model_input(size)  # bicubic, as the Qwen3-VL image processor resizes
         buf = io.BytesIO()
         pil.save(buf, format="PNG")
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), size

@@ -184,7 +184,7 @@ def render_dataset(
         raw, gray, used = _grayscale(ds, arr, spec)
         if photometric == "MONOCHROME1":
             gray = 255 - gray
-        pixels = np.repeat(gray[:, :, None], 3, axis=2)
+        pixels = gray  # kept single-channel; MedImage expands it to RGB when read
     meta = ImageMeta(
         source=label,
         format=fmt,

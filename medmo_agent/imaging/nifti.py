@@ -257,8 +257,8 @@ class NiftiVolume:
             bits_stored=int(np.dtype(self.image.header.get_data_dtype()).itemsize * 8),
             photometric="MONOCHROME2",
         )
-        pixels = np.repeat(gray[:, :, None], 3, axis=2)
-        return MedImage(pixels=pixels, meta=meta, raw=raw, volume=self)
+        # kept single-channel; MedImage expands it to RGB when read
+        return MedImage(pixels=gray, meta=meta, raw=raw, volume=self)
 
 
 def _cal_window(header: Any) -> tuple[float, float] | None:

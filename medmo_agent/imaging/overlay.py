@@ -142,7 +142,11 @@ def to_png_bytes(
     Returns:
         The PNG bytes.
     """
-    pil = image.to_pil() if isinstance(image, MedImage) else image
+    if isinstance(image, MedImage):
+        gray = image.gray
+        pil = Image.fromarray(gray, mode="L") if gray is not None else image.to_pil()
+    else:
+        pil = image
     if pil.mode not in ("RGB", "RGBA", "L"):
         pil = pil.convert("RGB")
     if pil.mode == "RGB":

@@ -1,7 +1,9 @@
 """Reader for ordinary raster images (PNG, JPEG, TIFF, BMP, WebP, GIF) through Pillow.
 
-- 8-bit grayscale, palette, RGB and CMYK images become RGB as they are (JPEG EXIF rotation
-  applied, as a phone photo of a film needs).
+- 8-bit grayscale, palette, RGB and CMYK images are shown as they are (JPEG EXIF rotation
+  applied, as a phone photo of a film needs). Grayscale ones stay single-channel inside
+  the :class:`~medmo_agent.types.MedImage` (it reads as RGB), so no full-size RGB copy is
+  made before the image is resized for the model.
 - RGBA/LA are composited on black (transparent areas read as background, as on a viewer).
 - 16-bit and float grayscale (TIFF, PNG) keep their values in ``MedImage.raw``; with no
   window they are scaled by their own min and max (a 12-bit image stored in 16 bits would
@@ -91,7 +93,7 @@ def read_raster(
             im.load()
             if im.format == "JPEG":
                 im = ImageOps.exif_transpose(im)
-            pixels, raw, used = _to_rgb(im, spec)
+            pixels, raw, used = _render(im, spec)
             mode, fmt_name = im.mode, (fmt or (im.format or "image").lower())
         except OSError as exc:
             raise _corrupt(src, exc) from exc
@@ -108,7 +110,8 @@ def read_raster(
     return MedImage(pixels=pixels, meta=meta, raw=raw)
 
 
-def _to_rgb(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, WindowInfo | None]:
+def _render(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, WindowInfo | None]:
+    """uint8 pixels, (H, W) for grayscale or (H, W, 3), plus raw values and the window."""
     mode = im.mode
     if mode in _HIGH_BIT_MODES:
         raw = np.asarray(im)
@@ -121,7 +124,7 @@ def _to_rgb(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, Windo
             used = WindowInfo(name="range", width=used.width, level=used.level)
         else:
             gray, used = render_window(raw, spec)
-        return np.repeat(gray[:, :, None], 3, axis=2), raw, used
+        return gray, raw, used
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
         rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
         rgb = rgba[:, :, :3] * (rgba[:, :, 3:4] / 255.0)
@@ -129,8 +132,10 @@ def _to_rgb(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, Windo
     if mode in ("L", "1") and spec.mode != "file":
         raw = np.asarray(im.convert("L"))
         gray, used = render_window(raw, spec)
-        return np.repeat(gray[:, :, None], 3, axis=2), raw, used
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"))), None, None
+        return gray, raw, used
+    if mode in ("L", "1"):
+        return np.asarray(im if mode == "L" else im.convert("L")), None, None
+    return np.asarray(im if mode == "RGB" else im.convert("RGB")), None, None
 
 
 def _photometric(mode: str) -> str:
