@@ -3,8 +3,11 @@
 ``TransformersBackend`` loads a checkpoint (hub id or local folder) with
 ``Qwen3VLForConditionalGeneration`` and ``AutoProcessor``, exactly as MedMO's model card
 does, and serves it from a single worker thread: callers on any thread tokenise their
-request, queue it and wait; requests that arrive together are batched into one
-``generate`` call (see :mod:`._scheduler` and :mod:`._hf_engine`).
+request, queue it and wait. On a CUDA GPU the worker is the continuous-batching engine
+(:mod:`.engine`: static KV cache, CUDA-graph decode steps, requests joining the running
+batch between steps; greedy tokens equal ``generate``'s); elsewhere, requests that arrive
+together are batched into one ``generate`` call (:mod:`._scheduler`, :mod:`._hf_engine`).
+``Settings.engine`` chooses explicitly.
 
 Token limits: a request asking for more than ``settings.max_new_tokens_limit`` new
 tokens is refused with :class:`LimitExceededError` rather than silently shortened.
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_MODEL, MODEL_CHOICES, Settings
-from ..errors import InputError, LimitExceededError, MedmoError, ModelLoadError
+from ..errors import ConfigError, InputError, LimitExceededError, MedmoError, ModelLoadError
 from ..types import ImagePart, Message
 from .base import Backend, Completion, GenerationRequest, TextCallback
 
@@ -44,26 +47,68 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, settings: Settings | None = None):
-        self.settings = settings or Settings()
-        self.model_id = model or self.settings.model or DEFAULT_MODEL
-        self._prep_lock = threading.Lock()  # the tokenizer is not safe for concurrent use
-        self.device, self.dtype_name, self.attn_implementation = _resolve_runtime(self.settings)
-        self.model, self.processor = _load(
-            self.model_id,
-            revision=self.settings.revision,
-            device=self.device,
-            dtype_name=self.dtype_name,
-            attn_implementation=self.attn_implementation,
+        settings = settings or Settings()
+        model_id = model or settings.model or DEFAULT_MODEL
+        device, dtype_name, attn_implementation = _resolve_runtime(settings)
+        loaded, processor = _load(
+            model_id,
+            revision=settings.revision,
+            device=device,
+            dtype_name=dtype_name,
+            attn_implementation=attn_implementation,
         )
+        self._start(loaded, processor, model_id, settings, device, dtype_name, attn_implementation)
+
+    @classmethod
+    def from_loaded(
+        cls,
+        model: Any,
+        processor: Any,
+        *,
+        settings: Settings | None = None,
+        model_id: str = "loaded",
+    ) -> TransformersBackend:
+        """Serve a model and processor that are already loaded (e.g. built in a script)."""
+        self = cls.__new__(cls)
+        settings = settings or Settings()
+        dtype_name = str(model.dtype).removeprefix("torch.")
+        attn = model.config._attn_implementation
+        self._start(model, processor, model_id, settings, str(model.device), dtype_name, attn)
+        return self
+
+    def _start(
+        self,
+        model: Any,
+        processor: Any,
+        model_id: str,
+        settings: Settings,
+        device: str,
+        dtype_name: str,
+        attn_implementation: str,
+    ) -> None:
         from ._hf_engine import HFEngine
         from ._scheduler import BatchScheduler
 
+        self.settings = settings
+        self.model_id = model_id
+        self.model, self.processor = model, processor
+        self.device, self.dtype_name = device, dtype_name
+        self.attn_implementation = attn_implementation
+        self._prep_lock = threading.Lock()  # the tokenizer is not safe for concurrent use
         self.engine = HFEngine(self.model, self.processor, self.model_id)
-        self.scheduler = BatchScheduler(
-            self.engine,
-            max_batch_size=self.settings.max_batch_size,
-            batch_wait_s=self.settings.batch_wait_ms / 1000.0,
-        )
+        self.engine_mode = _resolve_engine(settings, device, model)
+        self.continuous = None
+        self.scheduler = None
+        if self.engine_mode == "continuous":
+            from ._continuous import ContinuousRunner
+
+            self.continuous = ContinuousRunner(self.engine, max_batch=settings.max_batch_size)
+        else:
+            self.scheduler = BatchScheduler(
+                self.engine,
+                max_batch_size=settings.max_batch_size,
+                batch_wait_s=settings.batch_wait_ms / 1000.0,
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersBackend:
@@ -158,15 +203,30 @@ class TransformersBackend(Backend):
         Greedy unless the request (or settings) gives a temperature above 0. Blocks until
         the answer is complete; safe to call from many threads at once.
         """
+        import time
+
         from ._scheduler import Job
 
+        submitted_at = time.perf_counter()
         prepared = self._prepare(request)
-        job = Job(payload=prepared, key=prepared.batch_key, on_text=on_text, cancel=cancel)
+        if self.continuous is not None:
+            return self.continuous.run(prepared, on_text, cancel, submitted_at)
+        job = Job(
+            payload=prepared,
+            key=prepared.batch_key,
+            on_text=on_text,
+            cancel=cancel,
+            submitted_at=submitted_at,
+        )
         return self.scheduler.submit(job).result()
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: ``generate_calls`` (model.generate), ``batches``, ``requests``."""
+        """Counters. Batched engine: ``generate_calls`` (model.generate), ``batches``,
+        ``requests``, ``largest_batch``, ``oom_retries``. Continuous engine: ``steps``
+        (decode steps), ``prefills``, ``max_running``, ``tokens``."""
+        if self.continuous is not None:
+            return self.continuous.stats
         s = self.scheduler.stats
         return {
             "generate_calls": self.engine.generate_calls,
@@ -185,14 +245,18 @@ class TransformersBackend(Backend):
             "device": str(self.model.device),
             "dtype": self.dtype_name,
             "attn_implementation": self.attn_implementation,
-            "max_batch_size": self.scheduler.max_batch_size,
+            "engine": self.engine_mode,
+            "max_batch_size": self.settings.max_batch_size,
             "batch_wait_ms": self.settings.batch_wait_ms,
             "max_new_tokens_limit": self.settings.max_new_tokens_limit,
         }
 
     def close(self) -> None:
         """Stop the worker thread (requests still queued fail with BackendError)."""
-        self.scheduler.close()
+        if self.continuous is not None:
+            self.continuous.close()
+        if self.scheduler is not None:
+            self.scheduler.close()
 
 
 def to_hf_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -229,6 +293,25 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
         has_fa2 = importlib.util.find_spec("flash_attn") is not None
         attn = "flash_attention_2" if on_gpu and has_fa2 and dtype != "float32" else "sdpa"
     return device, dtype, attn
+
+
+def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
+    """Which decode engine serves: continuous batching on CUDA (when the model's attention
+    allows it), batched ``generate`` elsewhere, unless settings name one."""
+    from .engine import DecodeStep
+
+    mode = settings.engine
+    if mode not in ("auto", "continuous", "batched"):
+        raise ConfigError(
+            f"Unknown engine {mode!r}.",
+            input="engine",
+            fix="Set MEDMO_ENGINE to auto, continuous or batched.",
+        )
+    if mode == "auto":
+        mode = "continuous" if device.startswith("cuda") else "batched"
+    if mode == "continuous" and not DecodeStep.supports(model):
+        return "batched"
+    return mode
 
 
 def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_implementation: str):

@@ -54,7 +54,8 @@ def test_backend_reports_what_it_loaded(tiny_backend, tiny_checkpoint):
     assert info["device"] == "cpu"
     assert info["dtype"] == "float32"
     assert info["attn_implementation"] == "sdpa"
-    assert info["max_batch_size"] == 8
+    assert info["max_batch_size"] == Settings().max_batch_size
+    assert info["engine"] == "batched"  # "auto" on the CPU
     assert type(tiny_backend.model).__name__ == "Qwen3VLForConditionalGeneration"
     assert tiny_backend.model.dtype == torch.float32
 

@@ -40,10 +40,36 @@ def gpu_backend(tiny_checkpoint):
             max_batch_size=4,
             batch_wait_ms=60_000,
             max_pixels=16_777_216,
+            engine="batched",
         )
     )
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="module")
+def default_gpu_backend(tiny_checkpoint):
+    from medmo_agent.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend.from_settings(
+        Settings(model=str(tiny_checkpoint), max_new_tokens=24, max_batch_size=4)
+    )
+    yield backend
+    backend.close()
+
+
+def test_the_default_engine_on_a_gpu_is_continuous_and_answers_like_batched(
+    default_gpu_backend, gpu_backend
+):
+    assert default_gpu_backend.info()["engine"] == "continuous"
+    assert default_gpu_backend.continuous.batcher.step.use_cuda_graphs
+    requests = [_ask(f"Findings {i}?", (256 + 64 * i, 320), max_new_tokens=24) for i in range(4)]
+    expected = [gpu_backend.generate(r).text for r in requests]  # one at a time
+    assert [default_gpu_backend.generate(r).text for r in requests] == expected
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(default_gpu_backend.generate, requests))
+    assert all(c.completion_tokens >= 1 for c in together)
+    assert default_gpu_backend.stats["max_running"] >= 2
 
 
 def test_defaults_on_a_gpu_are_cuda_and_bfloat16(gpu_backend):

@@ -114,7 +114,7 @@ class ContinuousBatcher:
         self.max_batch = max_batch
         self.generation_config = generation_config
         self.device = device
-        self._queue: queue.Queue[tuple[EngineRequest, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Any, Future] | None] = queue.Queue()
         self._running: list[_Running] = []
         self._closed = False
         self.stats = {"steps": 0, "prefills": 0, "max_running": 0, "tokens": 0}
@@ -132,6 +132,15 @@ class ContinuousBatcher:
             raise RuntimeError("the decode engine is closed")
         future: Future = Future()
         self._queue.put((request, future))
+        return future
+
+    def run_exclusive(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the engine thread between two decode steps (for work that must not
+        compete with decoding for the GPU, e.g. a sampled ``generate``)."""
+        if self._closed:
+            raise RuntimeError("the decode engine is closed")
+        future: Future = Future()
+        self._queue.put((fn, future))
         return future
 
     def close(self) -> None:
@@ -152,7 +161,10 @@ class ContinuousBatcher:
                     if item is None:
                         self._abandon()
                         return
-                    self._admit(*item)
+                    if isinstance(item[0], EngineRequest):
+                        self._admit(*item)
+                    else:
+                        self._call(*item)
             except queue.Empty:
                 pass
             if self._running:
@@ -163,6 +175,15 @@ class ContinuousBatcher:
                         if not run.future.done():
                             run.future.set_exception(exc)
                     self._running = []
+
+    @staticmethod
+    def _call(fn: Callable[[], Any], future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # delivered to the caller, the engine goes on
+            future.set_exception(exc)
 
     def _abandon(self) -> None:
         for run in self._running:
