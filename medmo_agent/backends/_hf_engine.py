@@ -21,6 +21,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ._rows import TextAssembler
 from ._scheduler import Job
 from .base import Completion
+from .engine.step import DEFAULT_SDPA_BACKENDS, attention_policy
 
 __all__ = ["HFEngine", "Prepared"]
 
@@ -170,7 +171,12 @@ class HFEngine:
             # greedy, whatever sampling defaults the checkpoint's generation_config has
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         self.generate_calls += 1
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            attention_policy(
+                DEFAULT_SDPA_BACKENDS, self.model.device, self.model.config._attn_implementation
+            ),
+        ):
             self.model.generate(**inputs, **kwargs)
         for row in rows:
             if row.finish is None:  # generate stopped on its own (overall length)
