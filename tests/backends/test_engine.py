@@ -57,8 +57,13 @@ def _greedy_config(model):
 
 
 def _reference(model, inputs, n: int) -> list[int]:
+    """Plain ``generate``, under the same attention kernels as the engine (on the GPU,
+    PyTorch's default dispatch may pick other kernels from one run to the next)."""
+    from medmo_agent.backends.engine.step import DEFAULT_SDPA_BACKENDS, attention_policy
+
     dev = {k: v.to(model.device) for k, v in inputs.items()}
-    with torch.inference_mode():
+    policy = attention_policy(DEFAULT_SDPA_BACKENDS, model.device)
+    with torch.inference_mode(), policy:
         out = model.generate(
             **dev, max_new_tokens=n, min_new_tokens=n, generation_config=_greedy_config(model)
         )
