@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SHAPES", "build_config"]
+__all__ = ["SHAPES", "build_config", "build_random_model", "special_token_ids"]
 
 SHAPES: dict[str, dict[str, Any]] = {
     "8b": {
@@ -90,3 +90,35 @@ def build_config(shape: str, token_ids: dict[str, int]) -> Any:
         vision_end_token_id=token_ids["vision_end"],
         tie_word_embeddings=spec["tie_word_embeddings"],
     )
+
+
+#: The Qwen special tokens a Qwen3-VL config names, by config role.
+_ROLES = {
+    "bos": "<|im_start|>",
+    "eos": "<|im_end|>",
+    "pad": "<|endoftext|>",
+    "image": "<|image_pad|>",
+    "video": "<|video_pad|>",
+    "vision_start": "<|vision_start|>",
+    "vision_end": "<|vision_end|>",
+}
+
+
+def special_token_ids(tokenizer: Any) -> dict[str, int]:
+    """The ids of the special tokens a config needs, as ``tokenizer`` numbers them."""
+    return {role: tokenizer.convert_tokens_to_ids(token) for role, token in _ROLES.items()}
+
+
+def build_random_model(shape: str, processor: Any, seed: int = 0) -> Any:
+    """A random-weight Qwen3-VL of MedMO's ``shape`` on the GPU in bf16 (SDPA attention),
+    speaking ``processor``'s token ids."""
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    config = build_config(shape, special_token_ids(processor.tokenizer))
+    torch.manual_seed(seed)
+    with torch.device("cuda"):
+        model = Qwen3VLForConditionalGeneration._from_config(
+            config, dtype=torch.bfloat16, attn_implementation="sdpa"
+        )
+    return model.eval()

@@ -18,13 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shapes import build_config
+from _shapes import build_random_model
 from gpu_decode import _first_mismatch, _gen_config, build_inputs, measure_generate_tokens
 
 
 def main() -> int:
     import torch
-    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+    from transformers import AutoProcessor
 
     from medmo_agent.backends.engine import ContinuousBatcher, EngineRequest
     from medmo_agent.testing.tiny import build_tiny_checkpoint
@@ -35,25 +35,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         processor = AutoProcessor.from_pretrained(build_tiny_checkpoint(Path(tmp) / "t"))
-    tok = processor.tokenizer
-    ids = {
-        n: tok.convert_tokens_to_ids(t)
-        for n, t in {
-            "bos": "<|im_start|>",
-            "eos": "<|im_end|>",
-            "pad": "<|endoftext|>",
-            "image": "<|image_pad|>",
-            "video": "<|video_pad|>",
-            "vision_start": "<|vision_start|>",
-            "vision_end": "<|vision_end|>",
-        }.items()
-    }
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = Qwen3VLForConditionalGeneration._from_config(
-            build_config(args.shape, ids), dtype=torch.bfloat16, attn_implementation="sdpa"
-        )
-    model.eval()
+    model = build_random_model(args.shape, processor)
     inputs = build_inputs(processor, seed=0)
     ref = measure_generate_tokens(model, inputs, args.tokens)
 

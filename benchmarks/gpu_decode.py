@@ -35,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _shapes import build_config
+from _shapes import build_random_model
 
 
 def _sync() -> None:
@@ -258,31 +258,12 @@ def measure_concurrent(
 
 def bench_shape(shape: str, tiny_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+    from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(tiny_dir)
-    tok = processor.tokenizer
-    ids = {
-        name: tok.convert_tokens_to_ids(t)
-        for name, t in {
-            "bos": "<|im_start|>",
-            "eos": "<|im_end|>",
-            "pad": "<|endoftext|>",
-            "image": "<|image_pad|>",
-            "video": "<|video_pad|>",
-            "vision_start": "<|vision_start|>",
-            "vision_end": "<|vision_end|>",
-        }.items()
-    }
-    config = build_config(shape, ids)
-    torch.manual_seed(0)
     torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    with torch.device("cuda"):
-        model = Qwen3VLForConditionalGeneration._from_config(
-            config, dtype=torch.bfloat16, attn_implementation="sdpa"
-        )
-    model.eval()
+    model = build_random_model(shape, processor)
     build_s = time.perf_counter() - t
     inputs = build_inputs(processor, seed=0)
     extra = [build_inputs(processor, seed=s) for s in (1, 2)]
