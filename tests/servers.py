@@ -24,10 +24,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "start_process", "url_answers"]
+__all__ = [
+    "ServerProcess",
+    "free_port",
+    "start_process",
+    "transformers_serve",
+    "url_answers",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -152,3 +159,28 @@ def start_process(
         yield server
     finally:
         server.stop()
+
+
+def transformers_serve(checkpoint: Path, *, timeout: float = 180) -> tuple[str, Any]:
+    """``transformers serve`` pinned to ``checkpoint`` on a free loopback port, on the CPU.
+
+    Returns the OpenAI base URL (``http://127.0.0.1:PORT/v1``) and a context manager that
+    starts the server and stops it on exit. Skips the test when the command is missing.
+    """
+    import shutil
+    import sys
+
+    import pytest
+
+    beside = Path(sys.executable).with_name("transformers")
+    cli = str(beside) if beside.exists() else shutil.which("transformers")
+    if cli is None:
+        pytest.skip("the `transformers` command is not installed (pip install transformers)")
+    port = free_port()
+    cmd = [cli, "serve", str(checkpoint), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--device", "cpu", "--dtype", "float32"]
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    ready = f"http://127.0.0.1:{port}/health"
+    return f"http://127.0.0.1:{port}/v1", start_process(
+        cmd, ready_url=ready, env=env, timeout=timeout
+    )

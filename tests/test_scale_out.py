@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,41 +16,19 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
-from servers import free_port, start_process
+from servers import free_port, start_process, transformers_serve
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _transformers_cli() -> str:
-    beside = Path(sys.executable).with_name("transformers")
-    found = str(beside) if beside.exists() else shutil.which("transformers")
-    if found is None:
-        pytest.skip("the `transformers` command is not installed")
-    return found
-
-
 @pytest.fixture(scope="module")
 def model_server(tiny_checkpoint: Path):
     """The model server: OpenAI chat completions on a free loopback port."""
-    port = free_port()
-    cmd = [
-        _transformers_cli(),
-        "serve",
-        str(tiny_checkpoint),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--dtype",
-        "float32",
-    ]
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    with start_process(cmd, ready_url=f"http://127.0.0.1:{port}/health", env=env, timeout=180):
-        yield f"http://127.0.0.1:{port}/v1"
+    base_url, ctx = transformers_serve(tiny_checkpoint)
+    with ctx:
+        yield base_url
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,12 @@ random Qwen3-VL checkpoint, run as a subprocess on a free loopback port."""
 from __future__ import annotations
 
 import logging
-import shutil
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import ServerProcess, free_port, start_process
+from servers import ServerProcess, transformers_serve
 
 from medmo_agent.backends.base import GenerationRequest
 from medmo_agent.backends.openai_compat import OpenAICompatBackend
@@ -24,40 +22,9 @@ pytestmark = pytest.mark.slow
 PROMPT = "Describe the image briefly."
 
 
-def _transformers_cli() -> str:
-    beside = Path(sys.executable).with_name("transformers")
-    found = str(beside) if beside.exists() else shutil.which("transformers")
-    if found is None:
-        pytest.skip("the `transformers` command is not installed (pip install transformers)")
-    return found
-
-
-def _serve(checkpoint: Path):
-    """`transformers serve` pinned to the checkpoint, on a free loopback port, on CPU."""
-    port = free_port()
-    cmd = [
-        _transformers_cli(),
-        "serve",
-        str(checkpoint),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--dtype",
-        "float32",
-    ]
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    base_url = f"http://127.0.0.1:{port}/v1"
-    return base_url, start_process(
-        cmd, ready_url=f"http://127.0.0.1:{port}/health", env=env, timeout=180
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint: Path):
-    base_url, ctx = _serve(tiny_checkpoint)
+    base_url, ctx = transformers_serve(tiny_checkpoint)
     with ctx as proc:
         yield base_url, proc
 
@@ -227,7 +194,7 @@ def test_wrong_model_name_is_a_clear_error_listing_the_served_models(server, tin
 
 
 def test_killed_server_is_unavailable_with_url_and_fix_after_retries(tiny_checkpoint, caplog):
-    base_url, ctx = _serve(tiny_checkpoint)
+    base_url, ctx = transformers_serve(tiny_checkpoint)
     with ctx as proc:
         proc: ServerProcess
         backend = OpenAICompatBackend(
