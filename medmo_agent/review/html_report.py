@@ -290,4 +290,6 @@ def _trace(rec: CaseRecord, include_paths: bool) -> str:
             f"<span class='badge {s.status}'>{s.status}</span> "
             f"<span class='muted'>{s.seconds:.2f} s</span><pre>{_e(text)}</pre></div>"
         )
-    return f"<details><summary>Trace ({len(rec.steps)} steps)</summary>{''.join(steps)}</details>"
+    n = len(rec.steps)
+    summary = f"Trace ({n} step{'' if n == 1 else 's'})"
+    return f"<details><summary>{summary}</summary>{''.join(steps)}</details>"

@@ -6,6 +6,7 @@ by path (paths may hold names), unless the review was asked to include them.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .records import CaseRecord
@@ -33,7 +34,10 @@ def scrub_paths(text: str | None, record: CaseRecord, include_paths: bool = Fals
     if include_paths:
         return text
     for image in record.images:
-        for path in sorted({image.location or "", image.path} - {""}, key=len, reverse=True):
+        # The loader reports a relative location as an absolute (or resolved) path.
+        forms = {image.location or "", image.path}
+        forms |= {f for p in forms if p for f in (os.path.abspath(p), os.path.realpath(p))}
+        for path in sorted(forms - {""}, key=len, reverse=True):
             text = text.replace(path, f"[image {image.index + 1}]")
     return text
 

@@ -290,6 +290,20 @@ def test_reports_name_no_image_paths_unless_asked(tmp_path, scripted, scripted_s
     assert "DOE_JOHN" in (named / "cases" / "c1" / "report.md").read_text()
 
 
+def test_a_relative_cases_path_still_keeps_absolute_image_paths_out_of_reports(
+    tmp_path, scripted, scripted_settings, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    write_cases(tmp_path / "c.yaml", [{"id": "c1", "image": "DOE_JOHN_1957/gone.png"}])
+    run_review("c.yaml", steps="report", backend=scripted, out="out", settings=scripted_settings)
+    html = (tmp_path / "out" / "report.html").read_text()
+    markdown = (tmp_path / "out" / "cases" / "c1" / "report.md").read_text()
+    assert "No such file: [image 1]" in html
+    assert "DOE_JOHN" not in html and "DOE_JOHN" not in markdown
+    assert str(tmp_path) not in html
+    assert "Trace (1 step)<" in html  # the failed load is its only step
+
+
 def test_stopping_a_run_keeps_finished_cases_and_the_next_run_completes_it(
     tmp_path, scripted_settings
 ):
