@@ -43,7 +43,7 @@ def run_agent(
     if getattr(session, "mcp_url", None):
         import asyncio
 
-        return asyncio.run(_run_remote(session, image, question, workflow, trace))
+        return asyncio.run(_run_remote(session, image, question, workflow, trace, cancel))
     if workflow:
         from medmo_agent.agent.workflow import DiagnosticWorkflow
 
@@ -52,10 +52,17 @@ def run_agent(
         from medmo_agent.agent.agent import create_medmo_agent
 
         runner = create_medmo_agent(toolkit=session.toolkit)
-    return runner.run(image, question, trace=trace)
+    return runner.run(image, question, trace=trace, cancel=cancel)
 
 
-async def _run_remote(session: Any, image: Any, question: str, workflow: bool, trace: Any) -> Any:
+async def _run_remote(
+    session: Any,
+    image: Any,
+    question: str,
+    workflow: bool,
+    trace: Any,
+    cancel: threading.Event | None = None,
+) -> Any:
     """The run with the MCP server's tools (the agent's planner still runs here)."""
     from medmo_agent.agent.mcp import mcp_tools
 
@@ -68,7 +75,7 @@ async def _run_remote(session: Any, image: Any, question: str, workflow: bool, t
             from medmo_agent.agent.agent import create_medmo_agent
 
             runner = create_medmo_agent(tools=tools, settings=session.settings)
-        return await runner.arun(str(image), question, trace=trace)
+        return await runner.arun(str(image), question, trace=trace, cancel=cancel)
 
 
 class AgentPanel(widgets.VBox):
@@ -122,7 +129,9 @@ class AgentPanel(widgets.VBox):
     def start(self) -> AgentPanel:
         """Start the run in a worker thread; returns at once."""
         self.viewer.status.value = self.viewer.status.value or ""
-        self.job = Job(self._work, on_done=self._finish, name="agent").start()
+        # Assigned before the worker starts, so Stop works from the very first step.
+        self.job = Job(self._work, on_done=self._finish, name="agent")
+        self.job.start()
         return self
 
     def _work(self, cancel: threading.Event) -> Any:

@@ -74,6 +74,7 @@ class MedmoAgent:
         context: Mapping[str, Any] | str | None,
         trace: Trace | None,
         on_step: StepCallback | None,
+        cancel: threading.Event | None = None,
     ) -> tuple[dict[str, Any], RunContext, Trace]:
         if not isinstance(question, str) or not question.strip():
             from ..errors import InputError
@@ -97,7 +98,9 @@ class MedmoAgent:
         trace.tools_source = self.tools_source
         if on_step is not None:
             trace.on_step(on_step)
-        run_ctx = RunContext(trace=trace, max_steps=self.max_steps, time_limit_s=self.time_limit_s)
+        run_ctx = RunContext(
+            trace=trace, max_steps=self.max_steps, time_limit_s=self.time_limit_s, cancel=cancel
+        )
         inputs = {"messages": [HumanMessage(content=user_prompt(image, question, context))]}
         return inputs, run_ctx, trace
 
@@ -120,6 +123,7 @@ class MedmoAgent:
         context: Mapping[str, Any] | str | None = None,
         trace: Trace | None = None,
         on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> Trace:
         """Run the agent on one image and question; return the finished trace.
 
@@ -131,6 +135,8 @@ class MedmoAgent:
                 de-identified.
             trace: A trace to record into (e.g. one a notebook widget already watches).
             on_step: Called with each :class:`TraceStep` as it is recorded.
+            cancel: Set it to stop the run before the next planner turn
+                (``trace.stopped == "cancelled"``; the steps so far are kept).
 
         Returns:
             The trace; ``trace.conclusion`` holds the answer, ``trace.stopped`` says why a
@@ -139,9 +145,11 @@ class MedmoAgent:
         """
         if _async_only(self.tools):
             return _run_sync(
-                self.arun(image, question, context=context, trace=trace, on_step=on_step)
+                self.arun(
+                    image, question, context=context, trace=trace, on_step=on_step, cancel=cancel
+                )
             )
-        inputs, run_ctx, trace = self._start(image, question, context, trace, on_step)
+        inputs, run_ctx, trace = self._start(image, question, context, trace, on_step, cancel)
         try:
             self.graph.invoke(inputs, config=self._config(), context=run_ctx)
         except MedmoError as exc:
@@ -159,9 +167,10 @@ class MedmoAgent:
         context: Mapping[str, Any] | str | None = None,
         trace: Trace | None = None,
         on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> Trace:
         """Async form of :meth:`run` (needed for MCP tools, which are async-only)."""
-        inputs, run_ctx, trace = self._start(image, question, context, trace, on_step)
+        inputs, run_ctx, trace = self._start(image, question, context, trace, on_step, cancel)
         try:
             await self.graph.ainvoke(inputs, config=self._config(), context=run_ctx)
         except MedmoError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class RunContext:
         max_steps: Planner turns allowed before the run is stopped.
         time_limit_s: Wall-clock seconds allowed before the run is stopped.
         started: ``time.perf_counter()`` at the start of the run.
+        cancel: Set it to stop the run before the next planner turn.
     """
 
     trace: Trace | None = None
@@ -53,10 +55,16 @@ class RunContext:
     time_limit_s: float | None = None
     started: float = field(default_factory=time.perf_counter)
     model_turns: int = 0
+    cancel: threading.Event | None = None
 
 
-def limit_message(kind: str, value: float) -> str:
-    """The final message of a run stopped by a limit."""
+def limit_message(kind: str, value: float = 0) -> str:
+    """The final message of a run stopped by a limit (or cancelled)."""
+    if kind == "cancelled":
+        return (
+            "Stopped: the run was cancelled before a conclusion. No diagnosis is given; "
+            "the steps taken so far are kept in the trace."
+        )
     if kind == "step_limit":
         what = f"the step limit ({int(value)} planner turns)"
         fix = "raise --max-steps"
@@ -130,6 +138,8 @@ class MedmoAgentMiddleware(AgentMiddleware):
     def _limit(self, ctx: RunContext) -> tuple[str, float] | None:
         max_steps = ctx.max_steps or self.max_steps
         time_limit = ctx.time_limit_s or self.time_limit_s
+        if ctx.cancel is not None and ctx.cancel.is_set():
+            return "cancelled", 0
         if ctx.model_turns >= max_steps:
             return "step_limit", max_steps
         if time.perf_counter() - ctx.started >= time_limit:
@@ -140,7 +150,8 @@ class MedmoAgentMiddleware(AgentMiddleware):
 
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        """Stop the run (jump to the end with a final message) once a limit is hit."""
+        """Stop the run (jump to the end with a final message) once a limit is hit or
+        the run is cancelled."""
         ctx = self._ctx(runtime)
         if getattr(runtime, "context", None) is None:
             # No per-run context: count this run's planner turns from the messages.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -65,6 +66,7 @@ class _Run:
     context: dict[str, Any]
     deadline: float | None
     max_new_tokens: int | None
+    cancel: threading.Event | None = None
 
 
 @dataclass
@@ -366,6 +368,9 @@ class DiagnosticWorkflow:
             run = runtime.context
             if state.get("stopped"):
                 return {}
+            if run.cancel is not None and run.cancel.is_set():
+                run.trace.finish(limit_message("cancelled"), stopped="cancelled")
+                return {"stopped": "cancelled"}
             if run.deadline is not None and time.perf_counter() >= run.deadline:
                 message = limit_message("time_limit", self.time_limit_s or 0)
                 run.trace.finish(message, stopped="time_limit")
@@ -410,6 +415,7 @@ class DiagnosticWorkflow:
         context: Mapping[str, Any] | str | None = None,
         trace: Trace | None = None,
         on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
     ) -> Trace:
         """Review one image; return the trace (conclusion in ``trace.conclusion``).
 
@@ -419,6 +425,8 @@ class DiagnosticWorkflow:
             context: Clinical context, e.g. ``{"age": 67, "sex": "M", "history": "smoker"}``.
             trace: A trace to record into.
             on_step: Called with each :class:`TraceStep` as it is recorded.
+            cancel: Set it to stop the review before its next step
+                (``trace.stopped == "cancelled"``; the steps so far are kept).
         """
         question = (question or DEFAULT_QUESTION).strip()
         ctx = (
@@ -441,6 +449,7 @@ class DiagnosticWorkflow:
             context=ctx,
             deadline=t0 + self.time_limit_s if self.time_limit_s else None,
             max_new_tokens=self.max_new_tokens,
+            cancel=cancel,
         )
         try:
             state = await self.build_graph().ainvoke({"results": {}, "findings": []}, context=run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from langchain_core.messages import AIMessage
@@ -150,6 +151,26 @@ def test_the_time_limit_stops_the_run_with_a_clear_message(chest_png: Path):
     trace = agent.run(str(chest_png), "Slow?")
     assert trace.stopped == "time_limit"
     assert "time limit" in trace.conclusion and [s.kind for s in trace.steps] == ["final"]
+
+
+def test_cancelling_a_run_stops_it_before_the_next_planner_turn_and_keeps_the_steps(
+    chest_png: Path,
+):
+    loop = [call("vqa", {"image": str(chest_png), "question": f"q{i}?"}, f"c{i}") for i in range(5)]
+    agent = create_medmo_agent(
+        ScriptedToolCaller(responses=loop), toolkit=scripted_toolkit(["yes"])
+    )
+    stop = threading.Event()
+
+    def on_step(step) -> None:
+        if step.kind == "tool_result":
+            stop.set()  # as a Stop button would, while the run goes
+
+    trace = agent.run(str(chest_png), "Loop?", on_step=on_step, cancel=stop)
+    assert trace.stopped == "cancelled"
+    assert [s.kind for s in trace.steps] == ["tool_call", "tool_result", "final"]
+    assert trace.final.status == "error"
+    assert trace.conclusion.startswith("Stopped: the run was cancelled")
 
 
 def test_chat_medmo_plans_by_default_and_its_qwen_calls_drive_the_tools(chest_png: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,26 @@ def test_the_time_limit_stops_the_review_and_keeps_the_partial_trace(chest_png: 
     trace = wf.run(str(chest_png))
     assert trace.stopped == "time_limit"
     assert [s.kind for s in trace.steps] == ["final"]
+
+
+def test_cancelling_the_review_stops_it_before_the_next_step_and_keeps_the_steps(
+    chest_png: Path,
+):
+    wf, _ = scripted_workflow()
+    stop = threading.Event()
+
+    def on_step(step) -> None:
+        if step.kind == "tool_result":
+            stop.set()
+
+    trace = wf.run(str(chest_png), on_step=on_step, cancel=stop)
+    assert trace.stopped == "cancelled"
+    assert [(s.kind, s.workflow_step) for s in trace.steps] == [
+        ("tool_call", "identify"),
+        ("tool_result", "identify"),
+        ("final", None),
+    ]
+    assert trace.conclusion.startswith("Stopped: the run was cancelled")
 
 
 def test_the_review_on_the_tiny_checkpoint_runs_end_to_end_in_process(tiny_toolkit, chest_png):

@@ -107,6 +107,21 @@ def test_cell_magic_runs_the_workflow_with_the_cell_as_question(shell, chest_png
     )
 
 
+def test_the_stop_button_ends_an_agent_run_and_the_viewer_says_so(scripted_session, chest_png):
+    panel = AgentPanel(chest_png, "Any nodule?", workflow=True, start=False)
+
+    def press_stop(step) -> None:
+        if step.kind == "tool_result":
+            panel.cancel_button.click()
+
+    panel.trace.on_step(press_stop)
+    trace = panel.start().wait(60)
+    assert trace.stopped == "cancelled"
+    assert [s.workflow_step for s in trace.steps if s.kind == "tool_result"] == ["identify"]
+    assert "stopped early: cancelled" in panel.viewer.status.value
+    assert "Stopped: the run was cancelled" in panel.viewer.conclusion.value
+
+
 def test_the_real_model_path_answers_through_the_magic(tiny_settings, chest_png):
     from IPython.core.interactiveshell import InteractiveShell
 
