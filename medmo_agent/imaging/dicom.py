@@ -152,7 +152,8 @@ def render_dataset(
         raise ImageLoadError(
             f"{label} holds no image pixels" + (f" (it is a {kind} object)." if kind else "."),
             input=label,
-            fix="Pass a DICOM image file (CT, MR, CR, DX, US, ...) or a folder of them.",
+            fix="Pass a DICOM image file (CT, MR, CR, DX, US, ...) or a folder of them; "
+            "if this file was one, it may have been cut short: copy it again.",
         )
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if rows * cols > settings.max_image_pixels:
@@ -216,19 +217,19 @@ def _decode(ds: Any, label: str, index: int | None) -> np.ndarray:
     try:
         return pixel_array(ds, index=index)
     except Exception as exc:  # decoders raise RuntimeError, ValueError, NotImplementedError...
-        text = str(exc)
+        text = str(exc).strip().rstrip(".") + "."  # the fix follows it in the same line
         name = _syntax_name(syntax)
         if "plugin" in text or "decompress" in text.lower() or isinstance(exc, NotImplementedError):
             hint = _PLUGIN_HINTS.get(syntax, "pip install python-gdcm")
             raise ImageLoadError(
                 f"{label} uses the compressed transfer syntax {name}, which no installed "
-                f"decoder could read (reader: dicom/pydicom): {text.strip()}",
+                f"decoder could read (reader: dicom/pydicom): {text}",
                 input=label,
                 fix=f"Install a decoder: {hint}; if it is installed, the pixel data may be "
                 "damaged (python-gdcm decodes some files other plugins cannot).",
             ) from exc
         raise ImageLoadError(
-            f"{label} has pixel data that cannot be decoded (truncated or corrupt): {text.strip()}",
+            f"{label} has pixel data that cannot be decoded (truncated or corrupt): {text}",
             input=label,
             fix="Re-export the file; check that the whole file was copied.",
         ) from exc

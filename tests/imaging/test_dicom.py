@@ -155,6 +155,7 @@ def test_truncated_pixel_data_is_reported_as_corrupt() -> None:
     with pytest.raises(ImageLoadError, match="truncated or corrupt") as err:
         load_image(pydicom_file("MR_truncated.dcm"))
     assert "MR_truncated.dcm" in str(err.value)
+    assert "incorrect. Fix: Re-export" in str(err.value)  # the decoder's words end a sentence
     assert err.value.__cause__ is not None
 
 
@@ -164,6 +165,7 @@ def test_file_cut_inside_its_header_is_an_image_load_error(tmp_path: Path) -> No
     with pytest.raises(ImageLoadError) as err:
         load_image(path)
     assert str(path) in str(err.value)
+    assert "cut short" in str(err.value)
 
 
 def test_dicom_without_pixels_says_so() -> None:
