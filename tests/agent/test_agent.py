@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 from langchain_core.messages import AIMessage
 
 from medmo_agent.agent.agent import create_medmo_agent
@@ -214,3 +215,55 @@ def test_the_tiny_checkpoint_as_planner_ends_with_a_final_step_whatever_it_write
     trace = agent.run(str(chest_png), "Any nodule?")
     assert trace.final is not None and trace.final is trace.steps[-1]
     assert trace.planner.startswith("medmo:")
+
+
+@pytest.mark.slow
+async def test_a_scripted_planner_drives_the_tools_of_an_mcp_server_over_http(
+    tiny_checkpoint, chest_png: Path
+):
+    import sys
+
+    import httpx
+    from servers import free_port, start_process
+
+    from medmo_agent.agent.mcp import describe_target, mcp_tools
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    cmd = [
+        sys.executable, "-m", "mcp_server", "--http", "--port", str(port),
+        "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
+        "--max-new-tokens", "12", "--allow-dir", str(chest_png.parent),
+    ]  # fmt: skip
+
+    def up() -> bool:
+        try:
+            return httpx.post(url, content=b"{}", timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    image = str(chest_png)
+    planner = ScriptedToolCaller(
+        responses=[
+            call("vqa", {"image": image, "question": "What modality is this?"}, "c1"),
+            call("vqa", {"image": "/etc/hostname", "question": "What is this?"}, "c2"),
+            AIMessage(content="Done. For research use only; not a clinical diagnosis."),
+        ]
+    )
+    with start_process(cmd, ready_check=up, env={"HF_HUB_OFFLINE": "1"}, timeout=120) as server:
+        async with mcp_tools(url) as tools:
+            agent = create_medmo_agent(planner, tools, tools_source=describe_target(url))
+            trace = await agent.arun(image, "What is this?")
+        assert server.alive(), server.log_text()
+    assert set(planner.offered) >= {"vqa", "ground", "report", "reason", "classify"}
+    assert [(s.kind, s.tool, s.status) for s in trace.steps] == [
+        ("tool_call", "vqa", "ok"),
+        ("tool_result", "vqa", "ok"),
+        ("tool_call", "vqa", "ok"),
+        ("tool_result", "vqa", "error"),  # outside --allow-dir: an observation, not a crash
+        ("final", None, "ok"),
+    ]
+    answered = result_model(trace.steps[1])
+    assert isinstance(answered, VQAResult) and answered.question == "What modality is this?"
+    assert trace.steps[1].result["usage"]["completion_tokens"] > 0
+    assert trace.tools_source == f"mcp:{url}" and trace.stopped is None
