@@ -227,8 +227,15 @@ def _write_overlay(toolkit: Any, args: argparse.Namespace, result: Any) -> None:
 
     image = toolkit.load(args.image, **_image_opts(args))
     out: Path = args.overlay
-    out.parent.mkdir(parents=True, exist_ok=True)
-    draw_boxes(image, result.boxes).save(out, format="PNG")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        draw_boxes(image, result.boxes).save(out, format="PNG")
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write the overlay to {str(out)!r}: {exc.strerror or exc}.",
+            input=str(out),
+            fix="Pass --overlay a writable file path ending in .png.",
+        ) from exc
     sys.stderr.write(f"overlay written to {out} ({len(result.boxes)} box(es))\n")
 
 
@@ -242,6 +249,12 @@ def _read_text(path: str) -> str:
             f"Cannot read report file {path!r}: {exc.strerror or exc}.",
             input=path,
             fix="Pass a readable text file, or - to read the report from stdin.",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"Report file {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            input=path,
+            fix="Save the report as UTF-8 plain text (not .docx or .pdf), or pipe it to -.",
         ) from exc
 
 

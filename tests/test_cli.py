@@ -332,6 +332,8 @@ def _corrupt(tmp_path: Path) -> str:
         (["report", "{nifti}", "--slice", "99"], "Slice 99 is out of range"),
         (["report", "{ct}", "--frame", "3"], "frame"),
         (["summarize", "{tmp}/missing.txt"], "Cannot read report file"),
+        (["summarize", "{binary}"], "is not UTF-8 text"),
+        (["ground", "{ct}", "--overlay", "{tmp}"], "Cannot write the overlay"),
         (["qa", "  "], "question"),
         (["ask", "{ct}", "q", "--backend", "openai"], "needs the server's URL"),
     ],
@@ -341,7 +343,10 @@ def test_errors_are_one_clear_line_with_the_fix_and_a_non_zero_exit(
 ):
     monkeypatch.delenv("MEDMO_BASE_URL", raising=False)
     monkeypatch.setenv("MEDMO_BACKEND", "scripted")  # never load a model for these
+    binary = tmp_path / "report.docx"
+    binary.write_bytes(b"PK\x03\x04\xff\xfe binary")
     fill = {"tmp": tmp_path, "corrupt": _corrupt(tmp_path), "ct": ct_dicom, "nifti": nifti}
+    fill["binary"] = binary
     code = main([a.format(**fill) for a in argv])
     captured = capsys.readouterr()
     assert code == 1
