@@ -240,9 +240,9 @@ def _write_overlay(toolkit: Any, args: argparse.Namespace, result: Any) -> None:
 
 
 def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":
+            return sys.stdin.read()
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(
@@ -251,8 +251,9 @@ def _read_text(path: str) -> str:
             fix="Pass a readable text file, or - to read the report from stdin.",
         ) from exc
     except UnicodeDecodeError as exc:
+        what = "Standard input" if path == "-" else f"Report file {path!r}"
         raise InputError(
-            f"Report file {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+            f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
             input=path,
             fix="Save the report as UTF-8 plain text (not .docx or .pdf), or pipe it to -.",
         ) from exc

@@ -247,6 +247,16 @@ def test_summarize_reads_the_report_from_stdin(scripted, monkeypatch, capsys):
     assert "small left effusion at the base" in backend.requests[0].messages[-1].text
 
 
+def test_summarize_refuses_binary_stdin_in_one_line(scripted, monkeypatch, capsys):
+    scripted("unused")
+    stdin = io.TextIOWrapper(io.BytesIO(b"\xff\xfe binary"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code = main(["summarize", "-", "--backend", "scripted"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("medmo: error: Standard input is not UTF-8 text")
+
+
 def test_qa_maps_the_chosen_letter_to_its_option(scripted, capsys):
     scripted("B")
     code = main(
