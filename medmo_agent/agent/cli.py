@@ -64,7 +64,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="MedMO hub id or local checkpoint (in-process tools)")
     g.add_argument("--backend", choices=["transformers", "openai", "scripted"])
     g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
-    g.add_argument("--max-new-tokens", type=int, help="cap on tokens per model call")
+    g.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on tokens per model call (tools, and the planner with either --planner)",
+    )
     g = parser.add_argument_group("case")
     g.add_argument("--age", help="patient age (de-identified context)")
     g.add_argument("--sex", help="patient sex")
@@ -132,6 +136,9 @@ def _planner(args: argparse.Namespace) -> Any:
         base_url=args.base_url,
         api_key=args.api_key or os.environ.get("OPENAI_API_KEY") or "none",
         temperature=0,
+        # as for the MedMO planner, whose backend applies --max-new-tokens; without it
+        # the server's default length applies (1024 tokens for ``transformers serve``)
+        max_tokens=args.max_new_tokens,
     )
 
 
