@@ -64,17 +64,25 @@ async def _run_remote(
     cancel: threading.Event | None = None,
 ) -> Any:
     """The run with the MCP server's tools (the agent's planner still runs here)."""
-    from medmo_agent.agent.mcp import mcp_tools
+    from medmo_agent.agent.mcp import describe_target, mcp_tools
 
+    # the trace names the server, as ``medmo agent --mcp`` does, not just "mcp"
+    source = describe_target(session.mcp_url)
     async with mcp_tools(session.mcp_url, token=session.mcp_token) as tools:
         if workflow:
             from medmo_agent.agent.workflow import DiagnosticWorkflow
 
-            runner: Any = DiagnosticWorkflow(tools)
+            runner: Any = DiagnosticWorkflow(tools, tools_source=source)
         else:
             from medmo_agent.agent.agent import create_medmo_agent
 
-            runner = create_medmo_agent(tools=tools, settings=session.settings)
+            # the planner is the kernel's own model, loaded once (the tools are remote)
+            runner = create_medmo_agent(
+                tools=tools,
+                backend=session.planner_backend,
+                settings=session.settings,
+                tools_source=source,
+            )
         return await runner.arun(str(image), question, trace=trace, cancel=cancel)
 
 

@@ -39,6 +39,7 @@ class MedmoSession:
         self.mcp_url = mcp_url
         self.mcp_token = mcp_token
         self._toolkit: Any = None
+        self._planner_backend: Any = None
         self._resolver: Any = None
         self._lock = threading.RLock()
         self.load_seconds: float | None = None
@@ -118,6 +119,27 @@ class MedmoSession:
                 self.load_seconds = time.perf_counter() - start
             return self._toolkit
 
+    @property
+    def planner_backend(self) -> Any:
+        """The local model that plans agent runs whose tools are an MCP server's.
+
+        Created on first use and kept, once per kernel like the toolkit, so each
+        ``%%medmo agent`` run does not load the model again.
+        """
+        with self._lock:
+            if self._planner_backend is None:
+                self._planner_backend = self._local_backend()
+            return self._planner_backend
+
+    def _local_backend(self) -> Any:
+        if self.settings.backend == "scripted":
+            from .scripted import scripted_backend
+
+            return scripted_backend(self.settings)
+        from medmo_agent.backends import create_backend
+
+        return create_backend(self.settings)
+
     def _make_toolkit(self) -> Any:
         if self.mcp_url:
             from .remote import RemoteToolkit
@@ -125,23 +147,16 @@ class MedmoSession:
             return RemoteToolkit(self.mcp_url, token=self.mcp_token, loader=self.load)
         from medmo_agent.toolkit import Toolkit
 
-        if self.settings.backend == "scripted":
-            from .scripted import scripted_backend
-
-            backend = scripted_backend(self.settings)
-        else:
-            from medmo_agent.backends import create_backend
-
-            backend = create_backend(self.settings)
-        return Toolkit(backend, self.settings, self.resolver)
+        return Toolkit(self._local_backend(), self.settings, self.resolver)
 
     def close(self) -> None:
-        """Release the model; the next task loads it again."""
+        """Release the model (and the planner's); the next task loads it again."""
         with self._lock:
             toolkit, self._toolkit = self._toolkit, None
-        backend = getattr(toolkit, "backend", None)
-        if backend is not None:
-            backend.close()
+            planner, self._planner_backend = self._planner_backend, None
+        for backend in (getattr(toolkit, "backend", None), planner):
+            if backend is not None:
+                backend.close()
 
 
 _session: MedmoSession | None = None
