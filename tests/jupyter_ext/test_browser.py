@@ -51,6 +51,7 @@ def lab(tmp_path_factory):
     shutil.copytree(ROOT / "notebooks", work / "notebooks")
     replies = work / "replies.json"
     replies.write_text(json.dumps(REPLIES))
+    _quiet_lab_settings(work / "config")
     port = _free_port()
     env = {
         **os.environ,
@@ -82,6 +83,16 @@ def lab(tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def _quiet_lab_settings(config_dir: Path) -> None:
+    """User settings that keep JupyterLab's "get notified about official Jupyter news?"
+    toast from covering the page (and screenshots): news fetching is answered "Never"
+    up front, so the announcements plugin neither asks nor fetches."""
+    folder = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True)
+    settings = {"fetchNews": "false", "checkForUpdates": False}
+    (folder / "notification.jupyterlab-settings").write_text(json.dumps(settings))
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +192,15 @@ def test_the_trace_viewer_lists_every_step_and_highlights_the_conclusion(page, l
     ground_result.locator(".jupyter-widget-Collapse-header").first.click()
     ground_result.locator("img").first.wait_for(timeout=30_000)
     assert "Confirmed findings" in conclusion.inner_text()
-    cell.scroll_into_view_if_needed()
-    cell.screenshot(path=str(ARTIFACTS / "trace-viewer.png"))
+    # a window tall enough for the whole cell: below the notebook's own scroll area an
+    # element screenshot shows only grey
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": 2600})
+    try:
+        cell.scroll_into_view_if_needed()
+        cell.screenshot(path=str(ARTIFACTS / "trace-viewer.png"))
+    finally:
+        page.set_viewport_size(viewport)
 
 
 def _expected_workflow_steps() -> list[tuple[int, str]]:
