@@ -43,6 +43,7 @@ class ContinuousRunner:
             max_batch=max_batch,
             use_cuda_graphs=use_cuda_graphs,
             generation_config=greedy,
+            pad_token_id=hf.pad_id,
         )
 
     @property

@@ -21,12 +21,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from ._rows import TextAssembler
 from ._scheduler import Job
 from .base import Completion
+from .engine.collate import collate_left_padded
 from .engine.step import DEFAULT_SDPA_BACKENDS, attention_policy
 
 __all__ = ["HFEngine", "Prepared"]
-
-# Per-token tensors (batch, sequence) that are left-padded; everything else is per image.
-_PAD_VALUES = {"attention_mask": 0, "mm_token_type_ids": 0, "token_type_ids": 0}
 
 
 @dataclass
@@ -183,25 +181,7 @@ class HFEngine:
                 row.finish = "length"
 
     def _collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        device = self.model.device
-        lengths = [int(item["input_ids"].shape[1]) for item in items]
-        longest = max(lengths)
-        batch: dict[str, Any] = {}
-        keys = list(dict.fromkeys(k for item in items for k in item))  # text-only rows lack some
-        for key in keys:
-            values = [item[key] for item in items if item.get(key) is not None]
-            if not values:
-                continue
-            if key == "input_ids" or key in _PAD_VALUES:
-                pad_value = self.pad_id if key == "input_ids" else _PAD_VALUES[key]
-                padded = [
-                    torch.nn.functional.pad(v, (longest - v.shape[1], 0), value=pad_value)
-                    for v in values
-                ]
-                batch[key] = torch.cat(padded, dim=0).to(device)
-            else:  # per-image tensors (pixel_values, image_grid_thw): concatenated in order
-                batch[key] = torch.cat(values, dim=0).to(device)
-        return batch
+        return collate_left_padded(items, self.pad_id, self.model.device)
 
     def _completion(self, row: _Row, start: float, end: float) -> Any:
         if row.error is not None:

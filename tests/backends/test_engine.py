@@ -240,3 +240,46 @@ def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint):
     # the same computation) and every length are guaranteed.
     assert [len(t) for t in together] == lengths
     assert [t[0] for t in together] == [t[0] for t in expected]
+
+
+def test_prompts_arriving_together_are_prefilled_together_with_the_same_tokens(cpu_model):
+    model, processor = cpu_model
+    prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES[:4])]
+    prompts.append(
+        dict(
+            processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "text", "text": "No image here."}]}],
+                tokenize=True,
+                add_generation_prompt=True,
+                return_dict=True,
+                return_tensors="pt",
+            )
+        )
+    )
+    lengths = [12, 7, 15, 9, 11]
+    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
+    engine = ContinuousBatcher(
+        model,
+        eos_token_ids=[],
+        max_batch=8,
+        max_len=1024,
+        generation_config=_greedy_config(model),
+        pad_token_id=0,
+        prefill_batch=4,
+    )
+    release = threading.Event()
+    try:
+        # hold the engine thread so that every prompt is waiting when it comes back
+        busy = engine.run_exclusive(release.wait)
+        futures = [
+            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
+            for p, n in zip(prompts, lengths, strict=True)
+        ]
+        release.set()
+        busy.result(timeout=30)
+        results = [f.result(timeout=120) for f in futures]
+    finally:
+        engine.close()
+    assert engine.stats["batched_prefills"] == 2  # four together, then the fifth
+    assert [r.tokens for r in results] == expected
+    assert [r.prompt_tokens for r in results] == [p["input_ids"].shape[1] for p in prompts]

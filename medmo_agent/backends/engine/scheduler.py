@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from .collate import collate_left_padded
 from .kv_cache import StaticKVCache, plan_cache
 from .step import DEFAULT_SDPA_BACKENDS, DecodeStep
 
@@ -72,6 +73,11 @@ class ContinuousBatcher:
         max_len: Cap on positions per request (prompt + new tokens).
         use_cuda_graphs: Replay decode segments as CUDA graphs (default: on CUDA).
         memory_fraction: Share of the free device memory given to the KV cache.
+        generation_config: Passed to the prefill's ``generate`` (greedy, end tokens).
+        attention_backends: SDPA kernels in order of preference (see ``attention_policy``).
+        pad_token_id: Pads prompts prefilled together (default: the first end token).
+        prefill_batch: Most prompts prefilled in one call when several arrive together;
+            1 prefills every request alone.
     """
 
     def __init__(
@@ -85,6 +91,8 @@ class ContinuousBatcher:
         memory_fraction: float = 0.85,
         generation_config: Any = None,
         attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
+        pad_token_id: int | None = None,
+        prefill_batch: int = 8,
     ):
         import torch
 
@@ -117,7 +125,16 @@ class ContinuousBatcher:
         self._queue: queue.Queue[tuple[Any, Future] | None] = queue.Queue()
         self._running: list[_Running] = []
         self._closed = False
-        self.stats = {"steps": 0, "prefills": 0, "max_running": 0, "tokens": 0}
+        self.pad_token_id = pad_token_id if pad_token_id is not None else (eos_token_ids or [0])[0]
+        # Prompts that arrive together are prefilled together, up to this many at once.
+        self.prefill_batch = prefill_batch
+        self.stats = {
+            "steps": 0,
+            "prefills": 0,
+            "batched_prefills": 0,
+            "max_running": 0,
+            "tokens": 0,
+        }
         self._thread = threading.Thread(target=self._loop, name="medmo-engine", daemon=True)
         self._thread.start()
 
@@ -154,19 +171,24 @@ class ContinuousBatcher:
     def _loop(self) -> None:
         while True:
             block = not self._running
+            arrivals: list[tuple[EngineRequest, Future]] = []
             try:
-                while len(self._running) < self.max_batch:
+                while len(self._running) + len(arrivals) < self.max_batch:
                     item = self._queue.get(block=block)
                     block = False
                     if item is None:
+                        self._admit_all(arrivals)
                         self._abandon()
                         return
                     if isinstance(item[0], EngineRequest):
-                        self._admit(*item)
+                        arrivals.append(item)
                     else:
+                        self._admit_all(arrivals)
+                        arrivals = []
                         self._call(*item)
             except queue.Empty:
                 pass
+            self._admit_all(arrivals)
             if self._running:
                 try:
                     self._decode()
@@ -175,6 +197,27 @@ class ContinuousBatcher:
                         if not run.future.done():
                             run.future.set_exception(exc)
                     self._running = []
+
+    def _admit_all(self, arrivals: list[tuple[EngineRequest, Future]]) -> None:
+        """Prefill what arrived since the last step: alone (exactly ``generate``'s prefill)
+        when one request came, in left-padded groups when several did."""
+        live = [(r, f) for r, f in arrivals if f.set_running_or_notify_cancel()]
+        if len(live) == 1 or self.prefill_batch <= 1:
+            for request, future in live:
+                self._admit(request, future)
+            return
+        for start in range(0, len(live), self.prefill_batch):
+            group = live[start : start + self.prefill_batch]
+            try:
+                prefilled = self._prefill_many([r for r, _ in group])
+            except Exception:  # e.g. out of memory for the group: one at a time instead
+                for request, future in group:
+                    self._admit(request, future)
+                continue
+            for (request, future), (first, keys, values, delta, started) in zip(
+                group, prefilled, strict=True
+            ):
+                self._start(request, future, first, keys, values, delta, started)
 
     @staticmethod
     def _call(fn: Callable[[], Any], future: Future) -> None:
@@ -192,14 +235,25 @@ class ContinuousBatcher:
         self._running = []
 
     def _admit(self, request: EngineRequest, future: Future) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
         started = time.perf_counter()
         try:
             first, keys, values, delta = self._prefill(request)
         except Exception as exc:
             future.set_exception(exc)
             return
+        self._start(request, future, first, keys, values, delta, started)
+
+    def _start(
+        self,
+        request: EngineRequest,
+        future: Future,
+        first: int,
+        keys: list[Any],
+        values: list[Any],
+        delta: int,
+        started: float,
+    ) -> None:
+        """Deliver the prefill's token and, unless that finished it, give the request a slot."""
         self.stats["prefills"] += 1
         prompt_len = int(keys[0].shape[2])
         limit = min(request.max_new_tokens, self.cache.max_len - prompt_len)
@@ -219,6 +273,38 @@ class ContinuousBatcher:
         self.cache.load_prompt(slot, keys, values)
         self._running.append(run)
         self.stats["max_running"] = max(self.stats["max_running"], len(self._running))
+
+    def _prefill_many(self, requests: list[EngineRequest]) -> list[tuple]:
+        """One left-padded ``generate`` call for several prompts; each row's keys and values
+        are cut from the padded cache (M-RoPE positions count real tokens only)."""
+        import torch
+
+        started = time.perf_counter()
+        lengths = [int(r.inputs["input_ids"].shape[1]) for r in requests]
+        too_long = [n for n in lengths if n >= self.cache.max_len]
+        if too_long:
+            raise ValueError("a prompt does not fit the KV cache")
+        batch = collate_left_padded([r.inputs for r in requests], self.pad_token_id, self.device)
+        with torch.inference_mode(), self.step.attention_policy():
+            out = self.model.generate(
+                **batch,
+                max_new_tokens=1,
+                do_sample=False,
+                return_dict_in_generate=True,
+                generation_config=self.generation_config,
+            )
+        cache = getattr(out, "cache", None) or out.past_key_values
+        padded = int(batch["input_ids"].shape[1])
+        deltas = self.model.model.rope_deltas.view(-1).tolist()
+        firsts = out.sequences[:, -1].tolist()
+        results = []
+        for i, length in enumerate(lengths):
+            pad = padded - length
+            keys = [layer.keys[i : i + 1, :, pad:] for layer in cache.layers]
+            values = [layer.values[i : i + 1, :, pad:] for layer in cache.layers]
+            results.append((int(firsts[i]), keys, values, int(deltas[i]), started))
+        self.stats["batched_prefills"] += 1
+        return results
 
     def _prefill(self, request: EngineRequest) -> tuple[int, list[Any], list[Any], int]:
         import torch
