@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PHI_VALUES, FailingBackend, make_server, png_bytes
 from mcp import Client
+from mcp_helpers import PHI_VALUES, FailingBackend, make_server, png_bytes
 
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.config import Settings

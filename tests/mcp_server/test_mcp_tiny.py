@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from conftest import make_server
 from mcp import Client
+from mcp_helpers import make_server
 
 from mcp_server.tools import TOOL_NAMES
 

@@ -11,8 +11,8 @@ import json
 import anyio
 import jsonschema
 import numpy as np
-from conftest import BlockingBackend, make_server, png_bytes
 from mcp import Client
+from mcp_helpers import BlockingBackend, make_server, png_bytes
 from PIL import Image
 
 from mcp_server.tools import TOOL_NAMES

@@ -1,0 +1,83 @@
+"""Helpers shared by the MCP server tests: test backends, a server factory, PNG bytes.
+
+Imported by name (``from mcp_helpers import ...``): a module called ``conftest`` is
+ambiguous when several test folders are collected together."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from medmo_agent.backends.base import Backend, Completion, GenerationRequest
+from medmo_agent.backends.scripted import ScriptedBackend
+from medmo_agent.config import Settings
+
+#: What the CT example file says about its patient: none of it may leave the server.
+PHI_VALUES = ("CompressedSamples^CT1", "CompressedSamples", "1CT1")
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_server(
+    backend: Backend,
+    image_dir: Path | None,
+    settings: Settings | None = None,
+    **config: Any,
+):
+    """A server over ``backend`` with ``image_dir`` allowed (``None``: the default)."""
+    from mcp_server import ServerConfig, create_server
+
+    if image_dir is not None:
+        config.setdefault("allowed_dirs", (image_dir,))
+    return create_server(settings or Settings(), ServerConfig(**config), backend=backend)
+
+
+class BlockingBackend(Backend):
+    """Blocks in ``generate`` until cancelled (or released), recording what happened."""
+
+    name = "blocking"
+    model_id = "blocking"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+        self.release = threading.Event()
+        self.saw_cancel = False
+
+    def generate(self, request: GenerationRequest, on_text=None, cancel=None) -> Completion:
+        self.started.set()
+        try:
+            while not self.release.is_set():
+                if cancel is not None and cancel.wait(0.01):
+                    self.saw_cancel = True
+                    return Completion(
+                        text="", model=self.model_id, backend=self.name, finish_reason="cancelled"
+                    )
+            if on_text is not None:
+                on_text("no")
+            return Completion(text="no", model=self.model_id, backend=self.name)
+        finally:
+            self.stopped.set()
+
+
+class FailingBackend(ScriptedBackend):
+    """Raises the given error for requests whose text contains ``trigger``."""
+
+    def __init__(self, error: Exception, trigger: str, replies: list[str]):
+        super().__init__(replies)
+        self.error = error
+        self.trigger = trigger
+
+    def generate(self, request, on_text=None, cancel=None):
+        if any(self.trigger in m.text for m in request.messages):
+            raise self.error
+        return super().generate(request, on_text=on_text, cancel=cancel)
