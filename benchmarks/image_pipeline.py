@@ -30,8 +30,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
-import platform
 import pstats
 import shutil
 import statistics
@@ -45,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _machine import machine_info
 
 VERSIONS = ("pydicom", "pillow", "numpy", "pylibjpeg")
 
@@ -58,27 +57,6 @@ class Case:
     kind: str  # "dicom" or "png"
     window: tuple[float, float] | None
     note: str
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core counts, OS and Python: what the figures depend on."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": model,
-        "nproc": usable,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "hostname": platform.node(),
-    }
 
 
 def versions() -> dict[str, str]:

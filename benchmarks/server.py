@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -41,30 +40,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _machine import machine_info
+
 REPO = Path(__file__).resolve().parent.parent
 REPLY = "The liver is normal in size and attenuation."
 SERVER_VERSIONS = ("mcp", "starlette", "uvicorn", "httpx2", "pydantic", "pillow", "numpy")
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core counts, OS and Python: what the figures depend on."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": model,
-        "nproc": usable,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "hostname": platform.node(),
-    }
 
 
 def versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from ..types import ImagePart, MedImage, Message, TextPart
 
 __all__ = [
     "Options",
+    "apply_choice",
     "choice_from_text",
     "clean_answer",
     "format_options",
@@ -175,3 +176,17 @@ def choice_from_text(answer: str, options: dict[str, str]) -> str | None:
     if len(lone) == 1:
         return keys[lone.pop()]
     return None
+
+
+def apply_choice(result: object, answer: str, options: object) -> None:
+    """Set ``result.choice``/``result.choice_text`` from the option ``answer`` names, or add
+    a note when it names none (options that cannot be read are left to input checks)."""
+    try:
+        opts = normalize_options(options)
+    except InputError:
+        return
+    key = choice_from_text(answer, opts)
+    if key is None:
+        result.notes.append("The answer names none of the options.")  # type: ignore[attr-defined]
+    else:
+        result.choice, result.choice_text = key, opts[key]  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from ..errors import InputError
 from ..types import Message
 from ._common import (
     Options,
-    choice_from_text,
+    apply_choice,
     clean_answer,
     format_options,
     normalize_options,
@@ -44,13 +44,5 @@ def parse(text: str, *, question: str, options: Options | None = None) -> TextQA
         result.notes.append("The model gave an empty answer.")
         return result
     if options:
-        try:
-            opts = normalize_options(options)
-        except InputError:
-            return result
-        key = choice_from_text(answer, opts)
-        if key is None:
-            result.notes.append("The answer names none of the options.")
-        else:
-            result.choice, result.choice_text = key, opts[key]
+        apply_choice(result, answer, options)
     return result

@@ -9,7 +9,7 @@ from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import (
     Options,
-    choice_from_text,
+    apply_choice,
     clean_answer,
     format_options,
     normalize_options,
@@ -172,13 +172,5 @@ def parse(
         if result.yes_no is None:
             result.notes.append("The answer says neither yes nor no.")
     elif qtype == "multiple_choice" and options:
-        try:
-            opts = normalize_options(options)
-        except InputError:
-            return result
-        key = choice_from_text(answer, opts)
-        if key is None:
-            result.notes.append("The answer names none of the options.")
-        else:
-            result.choice, result.choice_text = key, opts[key]
+        apply_choice(result, answer, options)
     return result
