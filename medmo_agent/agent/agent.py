@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -25,6 +24,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 
 from ..errors import MedmoError
+from . import streaming
 from .middleware import MedmoAgentMiddleware, RunContext
 from .prompts import SYSTEM_PROMPT, user_prompt
 from .trace import StepCallback, Trace, TraceStep
@@ -185,48 +185,17 @@ class MedmoAgent:
 
         Takes the same arguments as :meth:`run`; the last step yielded is the final one.
         """
-        steps: queue.Queue[Any] = queue.Queue()
-        done = object()
         user_cb = kwargs.pop("on_step", None)
-        failure: list[BaseException] = []
+        return streaming.iter_steps(
+            lambda cb: self.run(image, question, on_step=cb, **kwargs), user_cb, "medmo-agent-run"
+        )
 
-        def on_step(step: TraceStep) -> None:
-            if user_cb is not None:
-                user_cb(step)
-            steps.put(step)
-
-        def work() -> None:
-            try:
-                self.run(image, question, on_step=on_step, **kwargs)
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                steps.put(done)
-
-        threading.Thread(target=work, daemon=True, name="medmo-agent-run").start()
-        while (item := steps.get()) is not done:
-            yield item
-        if failure:
-            raise failure[0]
-
-    async def astream_steps(
-        self, image: str, question: str, **kwargs: Any
-    ) -> AsyncIterator[TraceStep]:
+    def astream_steps(self, image: str, question: str, **kwargs: Any) -> AsyncIterator[TraceStep]:
         """Async iterator over the steps of a run (same arguments as :meth:`run`)."""
-        steps: asyncio.Queue[Any] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
         user_cb = kwargs.pop("on_step", None)
-
-        def on_step(step: TraceStep) -> None:
-            if user_cb is not None:
-                user_cb(step)
-            loop.call_soon_threadsafe(steps.put_nowait, step)
-
-        task = asyncio.ensure_future(self.arun(image, question, on_step=on_step, **kwargs))
-        task.add_done_callback(lambda _t: loop.call_soon_threadsafe(steps.put_nowait, None))
-        while (item := await steps.get()) is not None:
-            yield item
-        await task  # re-raise a failure
+        return streaming.astream_steps(
+            lambda cb: self.arun(image, question, on_step=cb, **kwargs), user_cb
+        )
 
 
 def _finalise(trace: Trace, ctx: RunContext) -> Trace:

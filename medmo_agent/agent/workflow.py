@@ -38,6 +38,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from ..errors import ConfigError, InputError
+from . import streaming
 from .middleware import error_tool_message, limit_message, record_tool_message
 from .prompts import format_context
 from .trace import StepCallback, Trace, TraceStep
@@ -472,50 +473,21 @@ class DiagnosticWorkflow:
         self, image: str, question: str | None = None, **kwargs: Any
     ) -> Iterator[TraceStep]:
         """Yield each step as it happens (same arguments as :meth:`run`)."""
-        import queue
-        import threading
-
-        steps: queue.Queue[Any] = queue.Queue()
-        done = object()
-        failure: list[BaseException] = []
         user_cb = kwargs.pop("on_step", None)
+        return streaming.iter_steps(
+            lambda cb: asyncio.run(self.arun(image, question, on_step=cb, **kwargs)),
+            user_cb,
+            "medmo-workflow",
+        )
 
-        def on_step(step: TraceStep) -> None:
-            if user_cb is not None:
-                user_cb(step)
-            steps.put(step)
-
-        def work() -> None:
-            try:
-                asyncio.run(self.arun(image, question, on_step=on_step, **kwargs))
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                steps.put(done)
-
-        threading.Thread(target=work, daemon=True, name="medmo-workflow").start()
-        while (item := steps.get()) is not done:
-            yield item
-        if failure:
-            raise failure[0]
-
-    async def astream_steps(
+    def astream_steps(
         self, image: str, question: str | None = None, **kwargs: Any
     ) -> AsyncIterator[TraceStep]:
         """Async iterator over the steps of a review (same arguments as :meth:`arun`)."""
-        q: asyncio.Queue[Any] = asyncio.Queue()
         user_cb = kwargs.pop("on_step", None)
-
-        def on_step(step: TraceStep) -> None:
-            if user_cb is not None:
-                user_cb(step)
-            q.put_nowait(step)
-
-        task = asyncio.ensure_future(self.arun(image, question, on_step=on_step, **kwargs))
-        task.add_done_callback(lambda _t: q.put_nowait(None))
-        while (item := await q.get()) is not None:
-            yield item
-        await task
+        return streaming.astream_steps(
+            lambda cb: self.arun(image, question, on_step=cb, **kwargs), user_cb
+        )
 
 
 def _conclusion(state: Mapping[str, Any]) -> str:

@@ -164,3 +164,19 @@ async def test_the_review_runs_against_the_mcp_server_as_a_subprocess(tiny_check
 
 def test_default_steps_are_the_documented_review():
     assert DEFAULT_STEPS == ("identify", "localize", "verify", "classify", "report", "impression")
+
+
+async def test_async_step_stream_yields_the_same_steps_as_the_sync_iterator(chest_png):
+    wf, _ = scripted_workflow()
+    seen: list[str] = []
+    sync_steps = [(s.kind, s.workflow_step) for s in wf.iter_steps(str(chest_png), "Nodule?")]
+    wf2, _ = scripted_workflow()
+    async_steps = [
+        (s.kind, s.workflow_step)
+        async for s in wf2.astream_steps(
+            str(chest_png), "Nodule?", on_step=lambda s: seen.append(s.kind)
+        )
+    ]
+    assert async_steps == sync_steps
+    assert seen == [kind for kind, _ in async_steps]  # the caller's callback sees each step
+    assert async_steps[-1][0] == "final"
