@@ -109,7 +109,11 @@ def _gen_config(model: Any) -> Any:
 
 
 def measure_generate(
-    model: Any, inputs: dict[str, Any], new_tokens: int, policy: bool = False
+    model: Any,
+    inputs: dict[str, Any],
+    new_tokens: int,
+    policy: bool = False,
+    batches: tuple[int, ...] = (8, 32),
 ) -> dict[str, Any]:
     """Figures from plain ``model.generate``: PyTorch's default attention dispatch (the
     baseline), or under the project's flash-first attention policy (``policy``)."""
@@ -142,7 +146,7 @@ def measure_generate(
         "batch1_tokens_per_s": (new_tokens - 1) / (t_full - ttft),
         "reference_tokens": tokens,
     }
-    for batch in (8, 32):
+    for batch in batches:
         t1, _ = run(batch, 1)
         tn, _ = run(batch, new_tokens)
         result[f"batch{batch}_tokens_per_s"] = batch * (new_tokens - 1) / (tn - t1)
@@ -156,13 +160,19 @@ def measure_engine(
     new_tokens: int,
     extra_inputs: list[dict[str, Any]],
     extra_refs: list[list[int]],
+    kernels: bool,
 ) -> dict[str, Any]:
-    """Figures from the decode engine alone: TTFT, batch-1 speed, exactness."""
+    """Figures from the decode engine alone: TTFT, batch-1 speed, exactness, and the decode
+    rate of 8 and 32 requests submitted together."""
     from medmo_agent.backends.engine import ContinuousBatcher, EngineRequest
 
     t = time.perf_counter()
     engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=32, generation_config=_gen_config(model)
+        model,
+        eos_token_ids=[],
+        max_batch=32,
+        generation_config=_gen_config(model),
+        kernels=None if kernels else False,
     )
     setup_s = time.perf_counter() - t
 
@@ -187,9 +197,15 @@ def measure_engine(
     exact = [tokens == reference]
     for inp, ref in zip(extra_inputs, extra_refs, strict=True):
         exact.append(one(inp, new_tokens)[0] == ref)
+    together = {}
+    for batch in (8, 32):
+        one(inputs, 4)  # nothing else running
+        together[f"batch{batch}"] = _decode_together(engine, inputs, batch, 2 * new_tokens)
     stats = dict(engine.stats)
     engine.close()
     return {
+        "kernels": engine.step.kernels,
+        "decode_together": together,
         "setup_s": setup_s,
         "first_capture_s": capture_s,
         "kv_cache_positions_per_request": engine.max_len,
@@ -199,6 +215,35 @@ def measure_engine(
         "greedy_equals_generate": exact,
         "first_mismatch": _first_mismatch(tokens, reference),
         "stats": stats,
+    }
+
+
+def _decode_together(engine: Any, inputs: dict[str, Any], batch: int, n: int) -> dict[str, Any]:
+    """``batch`` requests submitted at once; the decode rate once every row is running."""
+    from medmo_agent.backends.engine import EngineRequest
+
+    stamps: list[list[float]] = [[] for _ in range(batch)]
+    futures = [
+        engine.submit(
+            EngineRequest(
+                inputs=inputs,
+                max_new_tokens=n,
+                on_token=lambda _t, s=s: s.append(time.perf_counter()),
+            )
+        )
+        for s in stamps
+    ]
+    for f in futures:
+        f.result()
+    all_running = max(s[0] for s in stamps)
+    end = max(s[-1] for s in stamps)
+    tokens = sum(1 for s in stamps for t in s if t > all_running)
+    return {
+        "requests": batch,
+        "new_tokens": n,
+        "tokens_per_s": tokens / (end - all_running),
+        "step_ms": (end - all_running) / max(1, tokens / batch) * 1000,
+        "all_prefilled_after_s": all_running - min(s[0] for s in stamps),
     }
 
 
@@ -279,16 +324,26 @@ def bench_shape(shape: str, tiny_dir: Path, args: argparse.Namespace) -> dict[st
     base = measure_generate(model, inputs, args.new_tokens)
     again = measure_generate_tokens(model, inputs, args.new_tokens, policy=False)
     policy = measure_generate(model, inputs, args.new_tokens, policy=True)
-    refs = [measure_generate_tokens(model, x, args.new_tokens) for x in extra]
     out["generate"] = {k: v for k, v in base.items() if k != "reference_tokens"}
     out["generate_flash_first"] = {k: v for k, v in policy.items() if k != "reference_tokens"}
     out["flash_first_equals_default"] = policy["reference_tokens"] == base["reference_tokens"]
     # PyTorch's default dispatch can pick different kernels run to run (it re-plans cuDNN
     # attention per key length): is plain generate even reproducible under it?
     out["default_generate_reproducible"] = again == base["reference_tokens"]
-    # the reference: plain generate under the same attention kernels the engine uses
+    reference = policy["reference_tokens"]
+    if args.kernels:
+        from medmo_agent.backends.engine.fused import install_fused_kernels
+
+        # The engine installs its fused kernels into the model; from here on plain
+        # generate runs on them too, and is the reference the engine must equal.
+        install_fused_kernels(model)
+        fused = measure_generate(model, inputs, args.new_tokens, policy=True, batches=())
+        out["generate_fused"] = {k: v for k, v in fused.items() if k != "reference_tokens"}
+        out["fused_vs_stock_first_mismatch"] = _first_mismatch(fused["reference_tokens"], reference)
+        reference = fused["reference_tokens"]
+    refs = [measure_generate_tokens(model, x, args.new_tokens) for x in extra]
     out["engine"] = measure_engine(
-        model, inputs, policy["reference_tokens"], args.new_tokens, extra, refs
+        model, inputs, reference, args.new_tokens, extra, refs, kernels=args.kernels
     )
     out["concurrent"] = bench_backend(model, processor, args)
     out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -324,7 +379,11 @@ def bench_backend(model: Any, processor: Any, args: argparse.Namespace) -> dict[
     from medmo_agent.types import ImageMeta, ImagePart, MedImage, Message, TextPart
 
     settings = Settings(
-        device="cuda", max_batch_size=args.callers, max_pixels=1024 * 1024, engine="continuous"
+        device="cuda",
+        max_batch_size=args.callers,
+        max_pixels=1024 * 1024,
+        engine="continuous",
+        kernels=args.kernels,
     )
     backend = TransformersBackend.from_loaded(
         model, processor, settings=settings, model_id=f"random-{args.current_shape}"
@@ -342,7 +401,12 @@ def bench_backend(model: Any, processor: Any, args: argparse.Namespace) -> dict[
     try:
         # warm up: captures the decode graphs of every batch size the load will use
         measure_concurrent(backend, messages, args.callers, 8, 0.0)
-        return measure_concurrent(backend, messages, args.callers, args.new_tokens, args.spread_s)
+        runs = {}
+        for tokens, spread in ((args.new_tokens, args.spread_s), (args.long_tokens, 1.0)):
+            runs[f"{tokens}_tokens_{spread:g}s"] = measure_concurrent(
+                backend, messages, args.callers, tokens, spread
+            )
+        return runs
     finally:
         backend.close()
 
@@ -371,6 +435,18 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=2.0,
         help="concurrent callers arrive at random moments within this window",
+    )
+    parser.add_argument(
+        "--long-tokens",
+        type=int,
+        default=512,
+        help="new tokens of the second concurrent run (callers arriving within 1 s)",
+    )
+    parser.add_argument(
+        "--no-kernels",
+        dest="kernels",
+        action="store_false",
+        help="the engine without its Triton kernels (the model keeps its stock modules)",
     )
     parser.add_argument("--json", type=Path, default=Path("gpu_decode.json"))
     args = parser.parse_args(argv)
@@ -402,12 +478,12 @@ def print_table(report: dict[str, Any]) -> None:
     )
     for shape, r in report["shapes"].items():
         g, f, e = r["generate"], r["generate_flash_first"], r["engine"]
-        c = r.get("concurrent", {})
+        fused = r.get("generate_fused", {})
         print(
             f"\n[{shape}] prompt {r['prompt_tokens']} tokens, batch-1 floor "
             f"{r['batch1_floor_tokens_per_s']:.0f} tok/s, peak {r['peak_memory_gib']:.1f} GiB"
         )
-        print(f"  {'':<28}{'generate':>12}{'gen+flash':>12}{'engine':>12}")
+        print(f"  {'':<28}{'generate':>12}{'gen+flash':>12}{'gen fused':>12}{'engine':>12}")
         rows = [
             ("time to first token (ms)", "ttft_ms"),
             ("batch-1 decode (tok/s)", "batch1_tokens_per_s"),
@@ -415,16 +491,28 @@ def print_table(report: dict[str, Any]) -> None:
             ("batch 32 pre-built (tok/s)", "batch32_tokens_per_s"),
         ]
         for label, key in rows:
-            eng = f"{e[key]:>12.1f}" if key in e else f"{'':>12}"
-            print(f"  {label:<28}{g[key]:>12.1f}{f[key]:>12.1f}{eng}")
+            cells = "".join(
+                f"{d[key]:>12.1f}" if key in d else f"{'':>12}" for d in (g, f, fused, e)
+            )
+            print(f"  {label:<28}{cells}")
+        for d in e.get("decode_together", {}).values():
+            print(
+                f"  engine, {d['requests']} submitted together: {d['tokens_per_s']:.0f} tok/s "
+                f"({d['step_ms']:.2f} ms a step)"
+            )
         print(
             f"  default generate reproducible run to run: {r['default_generate_reproducible']}; "
             f"flash-first generate equals it: {r['flash_first_equals_default']}"
         )
-        print(f"  engine tokens equal flash-first generate: {e['greedy_equals_generate']}")
-        if "aggregate_tokens_per_s" in c:
+        if "fused_vs_stock_first_mismatch" in r:
             print(
-                f"  {c['callers']} concurrent callers via TransformersBackend: "
+                f"  fused vs stock generate, first differing token: "
+                f"{r['fused_vs_stock_first_mismatch']}"
+            )
+        print(f"  engine tokens equal generate on the same model: {e['greedy_equals_generate']}")
+        for name, c in r.get("concurrent", {}).items():
+            print(
+                f"  {c['callers']} callers ({name}) via TransformersBackend: "
                 f"{c['aggregate_tokens_per_s']:.0f} tok/s, p50 {c['latency_p50_s']:.2f} s, "
                 f"p95 {c['latency_p95_s']:.2f} s, lost {c['lost']}, "
                 f"all full length {c['all_full_length']}"

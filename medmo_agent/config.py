@@ -64,6 +64,11 @@ class Settings:
     # "auto": continuous batching with CUDA-graph decode steps on a CUDA GPU, batched
     # ``generate`` calls elsewhere; "continuous" or "batched" to choose explicitly.
     engine: str = "auto"
+    # Triton kernels in the continuous engine (CUDA): fused RMSNorm and MLP activation
+    # installed into the model (so ``generate`` uses them too), rotary embedding + KV write
+    # in one kernel, and mask-free batched attention inside one CUDA graph per step.
+    # False keeps the model's stock modules (the engine still matches ``generate``).
+    kernels: bool = True
     max_batch_size: int = 32
     batch_wait_ms: float = 5.0
 

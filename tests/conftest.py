@@ -8,11 +8,16 @@ by ``python -m medmo_agent.testing.tiny DIR`` to reuse it instead of building on
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+if shutil.which("nvidia-smi") is None and not Path("/dev/nvidiactl").exists():
+    # No GPU: the engine's Triton kernels are tested in Triton's CPU interpreter, which must
+    # be chosen before anything imports triton.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -28,9 +28,18 @@ class ContinuousRunner:
         hf: The batched-generate engine (decoding, end-of-sequence ids, sampled requests).
         max_batch: Requests decoded together.
         use_cuda_graphs: Replay decode steps as CUDA graphs (default: on CUDA).
+        kernels: Use the engine's Triton kernels where they can run (CUDA); False keeps
+            the model's stock modules.
     """
 
-    def __init__(self, hf: HFEngine, *, max_batch: int, use_cuda_graphs: bool | None = None):
+    def __init__(
+        self,
+        hf: HFEngine,
+        *,
+        max_batch: int,
+        use_cuda_graphs: bool | None = None,
+        kernels: bool = True,
+    ):
         self.hf = hf
         greedy = GenerationConfig(
             do_sample=False,
@@ -44,6 +53,7 @@ class ContinuousRunner:
             use_cuda_graphs=use_cuda_graphs,
             generation_config=greedy,
             pad_token_id=hf.pad_id,
+            kernels=None if kernels else False,
         )
 
     @property

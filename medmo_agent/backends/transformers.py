@@ -102,7 +102,9 @@ class TransformersBackend(Backend):
         if self.engine_mode == "continuous":
             from ._continuous import ContinuousRunner
 
-            self.continuous = ContinuousRunner(self.engine, max_batch=settings.max_batch_size)
+            self.continuous = ContinuousRunner(
+                self.engine, max_batch=settings.max_batch_size, kernels=settings.kernels
+            )
         else:
             self.scheduler = BatchScheduler(
                 self.engine,

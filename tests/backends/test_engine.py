@@ -283,3 +283,83 @@ def test_prompts_arriving_together_are_prefilled_together_with_the_same_tokens(c
     assert engine.stats["batched_prefills"] == 2  # four together, then the fifth
     assert [r.tokens for r in results] == expected
     assert [r.prompt_tokens for r in results] == [p["input_ids"].shape[1] for p in prompts]
+
+
+@pytest.fixture
+def kernel_model(tiny_checkpoint):
+    """A model of its own: the kernel tests install and remove fused modules."""
+    import triton
+
+    if not triton.knobs.runtime.interpret and not torch.cuda.is_available():
+        pytest.skip("no GPU and Triton's interpreter is off (set TRITON_INTERPRET=1)")
+    return _load(tiny_checkpoint, "cpu", torch.float32)
+
+
+def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model):
+    """The kernel path on the CPU (Triton's interpreter): rotary embedding and cache write in
+    one kernel, mask-free split attention for the batch. The model keeps its stock modules
+    here (the interpreter is too slow for fused prefills), so ``generate`` is the stock one."""
+    from medmo_agent.backends.engine.fused import fused_kernels_installed, uninstall_fused_kernels
+
+    model, processor = kernel_model
+    prompts = [_prompt(processor, seed, (64, 64)) for seed in range(3)]
+    lengths = [6, 11, 4]
+    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
+    engine = ContinuousBatcher(
+        model,
+        eos_token_ids=[],
+        max_batch=4,
+        max_len=512,
+        generation_config=_greedy_config(model),
+        kernels=True,
+        prefill_batch=1,
+    )
+    try:
+        assert fused_kernels_installed(model)
+        uninstall_fused_kernels(model)
+        assert engine.step.kernels
+        futures = [
+            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
+            for p, n in zip(prompts, lengths, strict=True)
+        ]
+        results = [f.result(timeout=300) for f in futures]
+    finally:
+        engine.close()
+    assert [r.tokens for r in results] == expected
+    assert engine.stats["max_running"] >= 2  # rows were decoded together
+    assert any(st.whole_step for st in engine.step._states.values())
+
+
+def test_fused_kernels_are_installed_per_model_and_can_be_removed(kernel_model):
+    from medmo_agent.backends.engine.fused import (
+        fused_kernels_installed,
+        install_fused_kernels,
+        uninstall_fused_kernels,
+    )
+
+    model, _ = kernel_model
+    layer = model.model.language_model.layers[0]
+    stock = type(layer.input_layernorm).forward
+    changed = install_fused_kernels(model)
+    try:
+        layers = len(model.model.language_model.layers)
+        assert changed == 1 + layers * 4 + layers  # final norm, 4 norms and an MLP a layer
+        assert install_fused_kernels(model) == 0  # idempotent
+        assert layer.input_layernorm.forward.__func__ is not stock
+        x = torch.randn(2, 3, model.config.text_config.hidden_size)
+        fused = layer.input_layernorm(x)
+    finally:
+        uninstall_fused_kernels(model)
+    assert not fused_kernels_installed(model)
+    assert "forward" not in layer.input_layernorm.__dict__
+    torch.testing.assert_close(layer.input_layernorm(x), fused, rtol=1e-5, atol=1e-5)
+
+
+def test_the_kernels_need_a_gpu_or_the_interpreter(cpu_model, monkeypatch):
+    from medmo_agent.backends.engine.fused import fused_kernels_installed
+
+    model, _ = cpu_model
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="need a CUDA GPU"):
+        ContinuousBatcher(model, eos_token_ids=[], max_batch=2, max_len=256, kernels=True)
+    assert not fused_kernels_installed(model)  # refused before the model was changed

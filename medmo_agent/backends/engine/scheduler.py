@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .collate import collate_left_padded
+from .fused import install_fused_kernels
 from .kv_cache import StaticKVCache, plan_cache
-from .step import DEFAULT_SDPA_BACKENDS, DecodeStep
+from .step import DEFAULT_SDPA_BACKENDS, DecodeStep, triton_available
 
 __all__ = ["ContinuousBatcher", "EngineRequest", "EngineResult"]
 
@@ -78,6 +79,9 @@ class ContinuousBatcher:
         pad_token_id: Pads prompts prefilled together (default: the first end token).
         prefill_batch: Most prompts prefilled in one call when several arrive together;
             1 prefills every request alone.
+        kernels: Use the Triton kernels (default: on CUDA when Triton is installed). They
+            are installed into ``model`` itself (:mod:`.fused`), so that ``generate`` on it
+            computes what the engine computes.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class ContinuousBatcher:
         attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
         pad_token_id: int | None = None,
         prefill_batch: int = 8,
+        kernels: bool | None = None,
     ):
         import torch
 
@@ -112,13 +117,17 @@ class ContinuousBatcher:
         )
         self.cache = StaticKVCache(text_config, plan, device=device, dtype=dtype)
         graphs = device.type == "cuda" if use_cuda_graphs is None else use_cuda_graphs
+        kernels = triton_available(device) if kernels is None else kernels
         self.step = DecodeStep(
             model,
             self.cache,
             max_batch=max_batch,
             use_cuda_graphs=graphs,
             attention_backends=attention_backends,
+            kernels=kernels,
         )
+        if kernels:  # after DecodeStep accepted them: the model is changed only if they run
+            install_fused_kernels(model)
         self.max_batch = max_batch
         self.generation_config = generation_config
         self.device = device

@@ -1,11 +1,15 @@
 """One greedy decode step over the running batch, built from the model's own modules.
 
-The step is cut at each attention call: everything between two attentions (output
-projection, MLP, norms, the next layer's q/k/v projections, rotary embedding and the KV
-cache write) has static shapes and is replayed as one CUDA graph per batch-size bucket;
-attention itself runs eagerly through the model's own attention function over exactly the
-keys filled so far. For one request that is the very computation ``generate`` performs, so
-greedy outputs match token for token; the graphs remove the per-step launch overhead.
+One request: the step is cut at each attention call. Everything between two attentions
+(output projection, MLP, norms, the next layer's q/k/v projections, rotary embedding and the
+KV cache write) has static shapes and is replayed as a CUDA graph; attention itself runs
+eagerly through the same flash kernel ``generate`` uses, over exactly the keys filled so far.
+That is the very computation ``generate`` performs, so greedy outputs match token for token.
+
+Several requests: with the Triton kernels (CUDA), the whole step, attention included, is one
+CUDA graph per batch-size bucket; attention reads each row's own length from a device tensor
+(:func:`.kernels.decode_attention`), so no mask is built and nothing is launched from Python
+per layer. Without them (the CPU), attention runs eagerly with a padding mask.
 """
 
 from __future__ import annotations
@@ -30,16 +34,36 @@ BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64)
 
 @dataclass
 class _BucketState:
-    """Static input buffers (and captured graphs) for one batch-size bucket."""
+    """Static input buffers (and captured graphs) for one batch-size bucket.
+
+    ``inputs`` rows: tokens, rotary positions, cache write index, keys to attend to; the
+    four are filled by one host-to-device copy a step from the pinned ``host`` buffer.
+    """
 
     size: int
-    tokens: Any
-    text_pos: Any
-    write_idx: Any
+    inputs: Any
+    host: Any
     rows: Any
     attn_in: Any
+    whole_step: bool  # one graph for the whole step (Triton attention) or one per segment
     graphs: list[Any] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)  # per segment: what later steps read
+
+    @property
+    def tokens(self) -> Any:
+        return self.inputs[0]
+
+    @property
+    def text_pos(self) -> Any:
+        return self.inputs[1]
+
+    @property
+    def write_idx(self) -> Any:
+        return self.inputs[2]
+
+    @property
+    def lengths(self) -> Any:
+        return self.inputs[3]
 
 
 def _language_model(model: Any) -> Any:
@@ -55,6 +79,9 @@ class DecodeStep:
         cache: The KV cache whose slots hold the running requests.
         max_batch: The largest batch that will be stepped.
         use_cuda_graphs: Capture the static segments as CUDA graphs (CUDA only).
+        kernels: Use the Triton kernels (rotary embedding + cache write in one kernel, and
+            for several requests, mask-free attention inside one whole-step graph).
+            Default: on CUDA when Triton is installed.
     """
 
     def __init__(
@@ -66,6 +93,7 @@ class DecodeStep:
         use_cuda_graphs: bool,
         contiguous_kv: bool = False,
         attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
+        kernels: bool | None = None,
     ):
         import torch
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -102,6 +130,21 @@ class DecodeStep:
         self.buckets = [b for b in BUCKETS if b < max_batch] + [max_batch]
         self._states: dict[int, _BucketState] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_cuda_graphs else None
+        self.kernels = triton_available(self.device) if kernels is None else bool(kernels)
+        if self.kernels and self.device.type != "cuda" and not _interpreting():
+            raise ValueError(
+                "The Triton kernels need a CUDA GPU (or TRITON_INTERPRET=1 for the CPU "
+                "interpreter); pass kernels=False."
+            )
+        self.heads = attn0.config.num_attention_heads
+        self.head_dim = attn0.head_dim
+        self._workspace = None
+        if self.kernels:
+            from .kernels import AttentionWorkspace
+
+            self._workspace = AttentionWorkspace(
+                max(self.buckets), self.heads, self.head_dim, cache.max_len, self.device
+            )
 
     def _flash(self, query: Any, keys: Any, values: Any, scale: float) -> Any:
         """The flash kernel SDPA itself runs for unmasked attention, output laid out as
@@ -130,6 +173,16 @@ class DecodeStep:
         residual = hidden
         x = layer.input_layernorm(hidden)
         shape = (st.size, 1, -1, attn.head_dim)
+        if self.kernels:
+            from .kernels import rope_to_cache
+
+            q = attn.q_norm(attn.q_proj(x).view(shape))
+            k = attn.k_norm(attn.k_proj(x).view(shape))
+            v = attn.v_proj(x).view(shape)
+            q = rope_to_cache(
+                q, k, v, cos, sin, self.cache.keys[i], self.cache.values[i], st.write_idx
+            )
+            return residual, q
         q = attn.q_norm(attn.q_proj(x).view(shape)).transpose(1, 2)
         k = attn.k_norm(attn.k_proj(x).view(shape)).transpose(1, 2)
         v = attn.v_proj(x).view(shape).transpose(1, 2)
@@ -161,9 +214,32 @@ class DecodeStep:
         hidden = self._post_attention(index - 1, outs[index - 1][0], st.attn_in)
         if index < n:
             return self._pre_attention(index, hidden, st, cos, sin)
-        hidden = self.lm.norm(hidden)
-        logits = self.lm_head(hidden)
+        return self._greedy(hidden)
+
+    def _greedy(self, hidden: Any) -> tuple[Any]:
+        logits = self.lm_head(self.lm.norm(hidden))
         return (logits[:, -1, :].float().argmax(-1),)
+
+    def _whole_step(self, st: _BucketState) -> tuple[Any]:
+        """Embedding to greedy token for every row, attention by the Triton kernel."""
+        from .kernels import decode_attention
+
+        hidden = self.lm.embed_tokens(st.tokens.view(st.size, 1))
+        positions = st.text_pos.view(1, st.size, 1).expand(3, st.size, 1)
+        cos, sin = self.lm.rotary_emb(hidden, positions)
+        for i, layer in enumerate(self.layers):
+            residual, q = self._pre_attention(i, hidden, st, cos, sin)
+            decode_attention(
+                q,
+                self.cache.keys[i],
+                self.cache.values[i],
+                st.lengths,
+                layer.self_attn.scaling,
+                st.attn_in,
+                self._workspace,
+            )
+            hidden = self._post_attention(i, residual, st.attn_in)
+        return self._greedy(hidden)
 
     # ---- buckets and graphs --------------------------------------------------------------
 
@@ -179,13 +255,16 @@ class DecodeStep:
         if st is None:
             torch = self.torch
             dev = self.device
+            inputs = torch.zeros((4, size), dtype=torch.long, device=dev)
+            inputs[2].fill_(self.cache.max_len - 1)
+            inputs[3].fill_(1)
             st = _BucketState(
                 size=size,
-                tokens=torch.zeros(size, dtype=torch.long, device=dev),
-                text_pos=torch.zeros(size, dtype=torch.long, device=dev),
-                write_idx=torch.full((size,), self.cache.max_len - 1, dtype=torch.long, device=dev),
+                inputs=inputs,
+                host=torch.zeros((4, size), dtype=torch.long, pin_memory=dev.type == "cuda"),
                 rows=torch.arange(size, dtype=torch.long, device=dev),
                 attn_in=torch.zeros(size, 1, self.q_width, dtype=self.dtype, device=dev),
+                whole_step=self.kernels and size > 1,
             )
             if self.use_cuda_graphs:
                 self._capture(st)
@@ -195,19 +274,24 @@ class DecodeStep:
     def _capture(self, st: _BucketState) -> None:
         torch = self.torch
         n = len(self.layers)
-        # Warm up on a side stream (cuBLAS handles, workspaces) before capturing.
+        pieces = 1 if st.whole_step else n + 1
+
+        def run(i: int, outs: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+            return self._whole_step(st) if st.whole_step else self._segment(i, st, outs)
+
+        # Warm up on a side stream (cuBLAS handles, workspaces, Triton compiles) first.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
             warm: list[tuple[Any, ...]] = []
-            for i in range(n + 1):
-                warm.append(self._segment(i, st, warm))
+            for i in range(pieces):
+                warm.append(run(i, warm))
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
-        for i in range(n + 1):
+        for i in range(pieces):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool), torch.inference_mode():
-                out = self._segment(i, st, st.outputs)
+                out = run(i, st.outputs)
             st.graphs.append(graph)
             st.outputs.append(out)
         torch.cuda.synchronize()
@@ -228,12 +312,21 @@ class DecodeStep:
         zero = torch.zeros((), dtype=self.dtype, device=self.device)
         return torch.where(allowed, zero, torch.finfo(self.dtype).min)
 
-    @staticmethod
-    def _copy_in(dst: Any, values: list[int], fill: int) -> None:
-        import torch
-
-        src = torch.tensor(values + [fill] * (dst.shape[0] - len(values)), dtype=dst.dtype)
-        dst.copy_(src, non_blocking=False)
+    def _copy_in(
+        self, st: _BucketState, tokens: list[int], positions: list[int], lengths: list[int]
+    ) -> None:
+        """One host-to-device copy of the step's inputs. Padding rows decode token 0 at
+        position 0, write into the last cache position of their (unused) slots and attend
+        to one key."""
+        n = len(tokens)
+        host = st.host.numpy()
+        host[:, n:] = ((0,), (0,), (self.cache.max_len - 1,), (1,))
+        host[0, :n] = tokens
+        host[1, :n] = positions
+        host[2, :n] = lengths
+        host[3, :n] = lengths
+        host[3, :n] += 1  # the new token attends to itself too
+        st.inputs.copy_(st.host, non_blocking=True)
 
     def __call__(self, tokens: list[int], positions: list[int], lengths: list[int]) -> Any:
         """Decode one token for each running row.
@@ -249,10 +342,13 @@ class DecodeStep:
         torch = self.torch
         n = len(tokens)
         st = self._state(self.bucket_for(n))
-        self._copy_in(st.tokens, tokens, 0)
-        self._copy_in(st.text_pos, positions, 0)
-        # Padding rows write into the last cache position of their (unused) slots.
-        self._copy_in(st.write_idx, lengths, self.cache.max_len - 1)
+        self._copy_in(st, tokens, positions, lengths)
+        if st.whole_step:
+            with torch.inference_mode():
+                if self.use_cuda_graphs:
+                    st.graphs[0].replay()
+                    return st.outputs[0][0][:n]
+                return self._whole_step(st)[0][:n]
         kv_len = max(lengths) + 1
         mask = self._mask([ln + 1 for ln in lengths], st.size, kv_len)
         layers = len(self.layers)
@@ -291,6 +387,23 @@ def attention_policy(backends: tuple[str, ...] | None, device: Any, attn_impl: s
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([getattr(SDPBackend, name) for name in backends], set_priority=True)
+
+
+def triton_available(device: Any) -> bool:
+    """Whether the Triton kernels are used by default on ``device``: a CUDA GPU with Triton
+    installed. (On the CPU they run only in Triton's interpreter, ``TRITON_INTERPRET=1``,
+    which the tests turn on and ask for explicitly.)"""
+    import importlib.util
+
+    if getattr(device, "type", str(device)) != "cuda":
+        return False
+    return importlib.util.find_spec("triton") is not None
+
+
+def _interpreting() -> bool:
+    import os
+
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
 def attn_impl_is_sdpa(model: Any) -> bool:

@@ -1,0 +1,90 @@
+"""Fused kernels installed into a loaded model, so that every path through it (``generate``,
+the engine's prefill and decode steps, sampled requests) computes with the same kernels.
+
+The language model's RMSNorms (layer norms, per-head q/k norms, the final norm) become one
+Triton kernel each instead of seven PyTorch kernels, and each MLP's ``act(gate) * up``
+becomes one. Installed per module instance, never by patching transformers' classes: other
+models in the process keep the stock code.
+
+The fused RMSNorm reduces in a different order from PyTorch's, so a fused model's outputs can
+differ from the stock model's in the last bit of some activations (and a greedy answer can
+then take another path on near-ties). The engine always matches ``generate`` on the same
+model, fused or not; :func:`uninstall_fused_kernels` restores the stock modules.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+__all__ = ["fused_kernels_installed", "install_fused_kernels", "uninstall_fused_kernels"]
+
+_MARK = "_medmo_fused_kernels"
+
+
+def _language_model(model: Any) -> Any:
+    inner = getattr(model, "model", model)
+    return getattr(inner, "language_model", inner)
+
+
+def _fused_rms_norm_forward(self, hidden_states):
+    from .kernels import rms_norm
+
+    return rms_norm(hidden_states, self.weight, self.variance_epsilon)
+
+
+def _fused_mlp_forward(self, x):
+    from .kernels import silu_mul
+
+    return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
+
+
+def _norms(lm: Any) -> list[Any]:
+    norms = [lm.norm]
+    for layer in lm.layers:
+        attn = layer.self_attn
+        norms += [layer.input_layernorm, layer.post_attention_layernorm, attn.q_norm, attn.k_norm]
+    return norms
+
+
+def _mlp_is_silu(mlp: Any) -> bool:
+    act = getattr(mlp, "act_fn", None)
+    return type(act).__name__ in ("SiLU", "SiLUActivation") and all(
+        hasattr(mlp, name) for name in ("gate_proj", "up_proj", "down_proj")
+    )
+
+
+def install_fused_kernels(model: Any) -> int:
+    """Route the language model's RMSNorms and SiLU MLPs through the fused kernels.
+
+    Returns the number of modules changed (0 when already installed). Idempotent.
+    """
+    if getattr(model, _MARK, False):
+        return 0
+    lm = _language_model(model)
+    changed = 0
+    for norm in _norms(lm):
+        if hasattr(norm, "variance_epsilon") and hasattr(norm, "weight"):
+            norm.forward = types.MethodType(_fused_rms_norm_forward, norm)
+            changed += 1
+    for layer in lm.layers:
+        if _mlp_is_silu(layer.mlp):
+            layer.mlp.forward = types.MethodType(_fused_mlp_forward, layer.mlp)
+            changed += 1
+    setattr(model, _MARK, True)
+    return changed
+
+
+def uninstall_fused_kernels(model: Any) -> None:
+    """Give the modules their stock ``forward`` back."""
+    if not getattr(model, _MARK, False):
+        return
+    lm = _language_model(model)
+    for module in [*_norms(lm), *(layer.mlp for layer in lm.layers)]:
+        module.__dict__.pop("forward", None)
+    setattr(model, _MARK, False)
+
+
+def fused_kernels_installed(model: Any) -> bool:
+    """Whether :func:`install_fused_kernels` is in effect on ``model``."""
+    return bool(getattr(model, _MARK, False))

@@ -1,0 +1,435 @@
+"""Triton kernels for the decode step: fewer, larger GPU kernels where the model's own
+modules launch many small ones.
+
+- :func:`rms_norm`: one kernel for what ``Qwen3VLTextRMSNorm`` does in seven; each row is
+  reduced by one program in a fixed order, so a row's result never depends on its batch.
+- :func:`silu_mul`: ``act(gate) * up`` of the MLP in one pass.
+- :func:`rope_to_cache`: rotary embedding of queries and keys plus the KV-cache write, with
+  exactly the stock arithmetic (``q * cos + rotate_half(q) * sin``, each product and the sum
+  rounded to the model's dtype as PyTorch rounds them), so it is bit-identical to
+  ``apply_rotary_pos_emb``.
+- :func:`decode_attention`: one query per row against that row's cached keys, the keys split
+  into fixed chunks reduced in parallel and then combined in order; row lengths come from a
+  device tensor, so the call can be captured in a CUDA graph.
+
+Imported only on the engine's CUDA path (Triton needs a GPU, or ``TRITON_INTERPRET=1`` to run
+on the CPU, which the tests use).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+__all__ = [
+    "ATTENTION_CHUNK",
+    "AttentionWorkspace",
+    "decode_attention",
+    "rms_norm",
+    "rope_to_cache",
+    "silu_mul",
+]
+
+#: Keys per split of :func:`decode_attention`: a split is the unit of parallel work.
+ATTENTION_CHUNK = 256
+_ATTENTION_BLOCK_N = 64
+
+
+def _torch_to_tl(dtype):
+    import torch
+
+    return {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16, torch.float32: tl.float32}[
+        dtype
+    ]
+
+
+# ---- RMSNorm ---------------------------------------------------------------------------
+
+
+@triton.jit
+def _rms_norm_kernel(
+    x_ptr,
+    w_ptr,
+    out_ptr,
+    stride_x,
+    stride_out,
+    n_cols,
+    inv_n,
+    eps,
+    X_DTYPE: tl.constexpr,
+    OUT_DTYPE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(x_ptr + row * stride_x + cols, mask=mask, other=0.0).to(tl.float32)
+    variance = tl.sum(x * x, axis=0) * inv_n
+    normed = (x * (1.0 / tl.sqrt(variance + eps))).to(X_DTYPE)
+    w = tl.load(w_ptr + cols, mask=mask, other=0.0)
+    out = (w.to(tl.float32) * normed.to(tl.float32)).to(OUT_DTYPE)
+    tl.store(out_ptr + row * stride_out + cols, out, mask=mask)
+
+
+def rms_norm(x, weight, eps: float):
+    """``weight * (x * rsqrt(mean(x**2) + eps)).to(x.dtype)`` over the last dimension, with
+    the mean and scaling in float32 as ``Qwen3VLTextRMSNorm`` computes them."""
+    import torch
+
+    n = x.shape[-1]
+    rows = x.reshape(-1, n)
+    out_dtype = torch.promote_types(weight.dtype, x.dtype)
+    out = torch.empty(rows.shape, dtype=out_dtype, device=x.device)
+    block = triton.next_power_of_2(n)
+    _rms_norm_kernel[(rows.shape[0],)](
+        rows,
+        weight,
+        out,
+        rows.stride(0),
+        out.stride(0),
+        n,
+        1.0 / n,
+        eps,
+        X_DTYPE=_torch_to_tl(x.dtype),
+        OUT_DTYPE=_torch_to_tl(out_dtype),
+        BLOCK=block,
+        num_warps=min(16, max(1, block // 256)),
+    )
+    return out.view(x.shape)
+
+
+# ---- SiLU(gate) * up ---------------------------------------------------------------------
+
+
+@triton.jit
+def _silu_mul_kernel(g_ptr, u_ptr, out_ptr, n, DTYPE: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    u = tl.load(u_ptr + offs, mask=mask, other=0.0)
+    act = (g / (1.0 + tl.exp(-g))).to(DTYPE)
+    out = (act.to(tl.float32) * u.to(tl.float32)).to(DTYPE)
+    tl.store(out_ptr + offs, out, mask=mask)
+
+
+def silu_mul(gate, up):
+    """``silu(gate) * up`` (both the same shape and dtype), the activation rounded to the
+    dtype before the product as the stock MLP does."""
+    import torch
+
+    gate, up = gate.contiguous(), up.contiguous()
+    out = torch.empty_like(gate)
+    n = gate.numel()
+    block = 1024
+    _silu_mul_kernel[(triton.cdiv(n, block),)](
+        gate, up, out, n, DTYPE=_torch_to_tl(gate.dtype), BLOCK=block, num_warps=4
+    )
+    return out
+
+
+# ---- rotary embedding + KV-cache write ---------------------------------------------------
+
+
+@triton.jit
+def _rope_cache_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    cos_ptr,
+    sin_ptr,
+    q_out_ptr,
+    cache_k_ptr,
+    cache_v_ptr,
+    write_ptr,
+    stride_qb,
+    stride_qh,
+    stride_kb,
+    stride_kh,
+    stride_vb,
+    stride_vh,
+    stride_cb,
+    stride_qob,
+    stride_qoh,
+    stride_ckb,
+    stride_ckh,
+    stride_ckt,
+    HEADS: tl.constexpr,
+    HALF: tl.constexpr,
+    DTYPE: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    offs = tl.arange(0, HALF)
+    c1 = tl.load(cos_ptr + b * stride_cb + offs).to(tl.float32)
+    c2 = tl.load(cos_ptr + b * stride_cb + HALF + offs).to(tl.float32)
+    s1 = tl.load(sin_ptr + b * stride_cb + offs).to(tl.float32)
+    s2 = tl.load(sin_ptr + b * stride_cb + HALF + offs).to(tl.float32)
+    if head < HEADS:
+        src = q_ptr + b * stride_qb + head * stride_qh
+    else:
+        src = k_ptr + b * stride_kb + (head - HEADS) * stride_kh
+    x1 = tl.load(src + offs).to(tl.float32)
+    x2 = tl.load(src + HALF + offs).to(tl.float32)
+    # Stock rounding: each product rounded to the dtype, then their sum.
+    lo = ((x1 * c1).to(DTYPE).to(tl.float32) + ((-x2) * s1).to(DTYPE).to(tl.float32)).to(DTYPE)
+    hi = ((x2 * c2).to(DTYPE).to(tl.float32) + (x1 * s2).to(DTYPE).to(tl.float32)).to(DTYPE)
+    if head < HEADS:
+        dst = q_out_ptr + b * stride_qob + head * stride_qoh
+        tl.store(dst + offs, lo)
+        tl.store(dst + HALF + offs, hi)
+    else:
+        kv_head = head - HEADS
+        pos = tl.load(write_ptr + b)
+        slot = b * stride_ckb + kv_head * stride_ckh + pos * stride_ckt
+        tl.store(cache_k_ptr + slot + offs, lo)
+        tl.store(cache_k_ptr + slot + HALF + offs, hi)
+        v_src = v_ptr + b * stride_vb + kv_head * stride_vh
+        tl.store(cache_v_ptr + slot + offs, tl.load(v_src + offs))
+        tl.store(cache_v_ptr + slot + HALF + offs, tl.load(v_src + HALF + offs))
+
+
+def rope_to_cache(q, k, v, cos, sin, cache_k, cache_v, write_idx):
+    """Rotary embedding for one new token per row, and the KV-cache write.
+
+    Args:
+        q: Queries ``(batch, 1, heads, head_dim)`` (after ``q_norm``).
+        k: Keys ``(batch, 1, kv_heads, head_dim)`` (after ``k_norm``).
+        v: Values ``(batch, 1, kv_heads, head_dim)``.
+        cos, sin: The rotary tables ``(batch, 1, head_dim)``.
+        cache_k, cache_v: One layer's cache ``(slots, kv_heads, max_len, head_dim)``; row
+            ``b`` of the batch is slot ``b``.
+        write_idx: ``(batch,)`` int64 device tensor: where each row's key and value go.
+
+    Returns:
+        The rotated queries, ``(batch, heads, 1, head_dim)`` contiguous.
+    """
+    import torch
+
+    batch, _, heads, head_dim = q.shape
+    kv_heads = k.shape[2]
+    for t in (q, k, v):
+        if t.stride(-1) != 1:
+            raise ValueError("rope_to_cache needs the head dimension contiguous")
+    q_out = torch.empty((batch, heads, 1, head_dim), dtype=q.dtype, device=q.device)
+    cos2, sin2 = cos.reshape(batch, head_dim), sin.reshape(batch, head_dim)
+    if cos2.stride(1) != 1 or sin2.stride() != cos2.stride():
+        cos2, sin2 = cos2.contiguous(), sin2.contiguous()
+    _rope_cache_kernel[(batch, heads + kv_heads)](
+        q,
+        k,
+        v,
+        cos2,
+        sin2,
+        q_out,
+        cache_k,
+        cache_v,
+        write_idx,
+        q.stride(0),
+        q.stride(2),
+        k.stride(0),
+        k.stride(2),
+        v.stride(0),
+        v.stride(2),
+        cos2.stride(0),
+        q_out.stride(0),
+        q_out.stride(1),
+        cache_k.stride(0),
+        cache_k.stride(1),
+        cache_k.stride(2),
+        HEADS=heads,
+        HALF=head_dim // 2,
+        DTYPE=_torch_to_tl(q.dtype),
+        num_warps=1,
+    )
+    return q_out
+
+
+# ---- decode attention ---------------------------------------------------------------------
+
+
+@triton.jit
+def _attention_split_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    len_ptr,
+    part_o_ptr,
+    part_m_ptr,
+    part_l_ptr,
+    stride_qb,
+    stride_qh,
+    stride_kb,
+    stride_kh,
+    stride_kt,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    stride_mb,
+    stride_mh,
+    scale,
+    GROUP: tl.constexpr,
+    BLOCK_G: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CHUNK: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    PROGRAMS: tl.constexpr,
+):
+    # Program p reduces chunks p, p + PROGRAMS, ...: the chunks (and so the result) are the
+    # same whatever the grid, and the grid need not grow with the cache's length.
+    b = tl.program_id(0).to(tl.int64)
+    kv_head = tl.program_id(1)
+    first = tl.program_id(2)
+    length = tl.load(len_ptr + b)
+    chunks = (length + CHUNK - 1) // CHUNK
+    g = tl.arange(0, BLOCK_G)
+    d = tl.arange(0, HEAD_DIM)
+    heads = kv_head * GROUP + g
+    g_mask = g < GROUP
+    q = tl.load(
+        q_ptr + b * stride_qb + heads[:, None] * stride_qh + d[None, :],
+        mask=g_mask[:, None],
+        other=0.0,
+    )
+    kv_base = b * stride_kb + kv_head * stride_kh
+    for split in range(first, chunks, PROGRAMS):
+        start = split * CHUNK
+        end = tl.minimum(start + CHUNK, length)
+        m = tl.full((BLOCK_G,), float("-inf"), tl.float32)
+        l_sum = tl.zeros((BLOCK_G,), tl.float32)
+        acc = tl.zeros((BLOCK_G, HEAD_DIM), tl.float32)
+        for n0 in range(start, end, BLOCK_N):
+            n = n0 + tl.arange(0, BLOCK_N)
+            n_mask = n < end
+            offs = kv_base + n[:, None] * stride_kt + d[None, :]
+            k = tl.load(k_ptr + offs, mask=n_mask[:, None], other=0.0)
+            s = tl.dot(q, tl.trans(k)) * scale
+            s = tl.where(n_mask[None, :], s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, axis=1))
+            alpha = tl.exp(m - m_new)
+            p = tl.exp(s - m_new[:, None])
+            l_sum = l_sum * alpha + tl.sum(p, axis=1)
+            v = tl.load(v_ptr + offs, mask=n_mask[:, None], other=0.0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            m = m_new
+        part = b * stride_ob + heads[:, None] * stride_oh + split * stride_os + d[None, :]
+        tl.store(part_o_ptr + part, acc, mask=g_mask[:, None])
+        stat = b * stride_mb + heads * stride_mh + split
+        tl.store(part_m_ptr + stat, m, mask=g_mask)
+        tl.store(part_l_ptr + stat, l_sum, mask=g_mask)
+
+
+@triton.jit
+def _attention_combine_kernel(
+    part_o_ptr,
+    part_m_ptr,
+    part_l_ptr,
+    len_ptr,
+    out_ptr,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    stride_mb,
+    stride_mh,
+    stride_outb,
+    HEADS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CHUNK: tl.constexpr,
+    DTYPE: tl.constexpr,
+):
+    b = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    length = tl.load(len_ptr + b)
+    splits = (length + CHUNK - 1) // CHUNK
+    d = tl.arange(0, HEAD_DIM)
+    stat = b * stride_mb + head * stride_mh
+    m_max = float("-inf")
+    for s in range(0, splits):
+        m_max = tl.maximum(m_max, tl.load(part_m_ptr + stat + s))
+    total = 0.0
+    acc = tl.zeros((HEAD_DIM,), tl.float32)
+    for s in range(0, splits):
+        w = tl.exp(tl.load(part_m_ptr + stat + s) - m_max)
+        total += tl.load(part_l_ptr + stat + s) * w
+        o = tl.load(part_o_ptr + b * stride_ob + head * stride_oh + s * stride_os + d)
+        acc += o * w
+    out = acc / total
+    tl.store(out_ptr + b * stride_outb + head * HEAD_DIM + d, out.to(DTYPE))
+
+
+class AttentionWorkspace:
+    """Partial results of :func:`decode_attention` for up to ``batch`` rows of a cache of
+    ``max_len`` positions (allocated once, so the call can be captured in a CUDA graph)."""
+
+    def __init__(self, batch: int, heads: int, head_dim: int, max_len: int, device):
+        import torch
+
+        splits = triton.cdiv(max_len, ATTENTION_CHUNK)
+        self.splits = splits
+        self.o = torch.empty((batch, heads, splits, head_dim), dtype=torch.float32, device=device)
+        self.m = torch.empty((batch, heads, splits), dtype=torch.float32, device=device)
+        self.l_sum = torch.empty((batch, heads, splits), dtype=torch.float32, device=device)
+
+
+def decode_attention(q, cache_k, cache_v, lengths, scale: float, out, workspace):
+    """Attention of one query per row over the first ``lengths[b]`` cached keys of slot b.
+
+    Args:
+        q: ``(batch, heads, 1, head_dim)`` rotated queries (contiguous).
+        cache_k, cache_v: One layer's cache ``(slots, kv_heads, max_len, head_dim)``.
+        lengths: ``(batch,)`` int32/int64 device tensor, each at least 1.
+        scale: Softmax scale (``head_dim ** -0.5``).
+        out: ``(batch, 1, heads * head_dim)`` output buffer (the o_proj input layout).
+        workspace: An :class:`AttentionWorkspace` at least this large.
+    """
+    batch, heads, _, head_dim = q.shape
+    kv_heads = cache_k.shape[1]
+    group = heads // kv_heads
+    ws = workspace
+    # Enough programs to fill the GPU at small batches, without one per possible chunk.
+    programs = min(ws.splits, max(1, 64 // batch), 16)
+    _attention_split_kernel[(batch, kv_heads, programs)](
+        q,
+        cache_k,
+        cache_v,
+        lengths,
+        ws.o,
+        ws.m,
+        ws.l_sum,
+        q.stride(0),
+        q.stride(1),
+        cache_k.stride(0),
+        cache_k.stride(1),
+        cache_k.stride(2),
+        ws.o.stride(0),
+        ws.o.stride(1),
+        ws.o.stride(2),
+        ws.m.stride(0),
+        ws.m.stride(1),
+        scale,
+        GROUP=group,
+        BLOCK_G=max(16, triton.next_power_of_2(group)),
+        HEAD_DIM=head_dim,
+        CHUNK=ATTENTION_CHUNK,
+        BLOCK_N=_ATTENTION_BLOCK_N,
+        PROGRAMS=programs,
+        num_warps=4,
+    )
+    _attention_combine_kernel[(batch, heads)](
+        ws.o,
+        ws.m,
+        ws.l_sum,
+        lengths,
+        out,
+        ws.o.stride(0),
+        ws.o.stride(1),
+        ws.o.stride(2),
+        ws.m.stride(0),
+        ws.m.stride(1),
+        out.stride(0),
+        HEADS=heads,
+        HEAD_DIM=head_dim,
+        CHUNK=ATTENTION_CHUNK,
+        DTYPE=_torch_to_tl(out.dtype),
+        num_warps=1,
+    )
+    return out

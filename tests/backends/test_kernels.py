@@ -1,0 +1,180 @@
+"""The engine's Triton kernels against the stock PyTorch computations they replace.
+
+Without a GPU they run in Triton's CPU interpreter (``TRITON_INTERPRET=1``) in float32; the
+interpreter rounds float32 to bfloat16 by truncation, so the bf16 bit-for-bit checks run on
+the GPU tier (``pytest -m gpu``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ON_GPU = torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def K():
+    """The kernels module: compiled on a GPU, in Triton's interpreter on the CPU (the root
+    conftest turns the interpreter on before triton is first imported)."""
+    import triton
+
+    if not ON_GPU and not triton.knobs.runtime.interpret:
+        pytest.skip("no GPU and Triton's interpreter is off (set TRITON_INTERPRET=1)")
+    import medmo_agent.backends.engine.kernels as kernels
+
+    return kernels
+
+
+DEVICE = "cuda" if ON_GPU else "cpu"
+
+
+def _stock_rms_norm(x, weight, eps):
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
+
+
+def _reference_attention(q, cache_k, cache_v, lengths, scale):
+    """Plain softmax attention in float64, row by row, keys repeated for the head groups."""
+    batch, heads = q.shape[:2]
+    group = heads // cache_k.shape[1]
+    out = []
+    for b in range(batch):
+        n = int(lengths[b])
+        k = cache_k[b, :, :n].double().repeat_interleave(group, 0)
+        v = cache_v[b, :, :n].double().repeat_interleave(group, 0)
+        w = torch.softmax((q[b].double() @ k.transpose(1, 2)) * scale, dim=-1)
+        out.append((w @ v).reshape(1, -1))
+    return torch.stack(out)
+
+
+def test_rms_norm_matches_the_stock_norm(K):
+    gen = torch.Generator().manual_seed(0)
+    for width in (64, 100, 128):  # 100: a row narrower than its power-of-two block
+        x = torch.randn(3, 5, width, generator=gen).to(DEVICE)
+        w = torch.randn(width, generator=gen).to(DEVICE)
+        out = K.rms_norm(x, w, 1e-6)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        torch.testing.assert_close(out, _stock_rms_norm(x, w, 1e-6), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 6), pick=st.data())
+def test_a_rows_norm_does_not_depend_on_the_other_rows(K, rows, pick):
+    gen = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 64, generator=gen).to(DEVICE)
+    w = torch.randn(64, generator=gen).to(DEVICE)
+    i = pick.draw(st.integers(0, rows - 1))
+    together = K.rms_norm(x, w, 1e-6)[i]
+    alone = K.rms_norm(x[i : i + 1].clone(), w, 1e-6)[0]
+    assert torch.equal(together, alone)
+
+
+def test_silu_mul_matches_the_stock_activation(K):
+    gen = torch.Generator().manual_seed(1)
+    gate = (torch.randn(2, 3, 1500, generator=gen) * 4).to(DEVICE)
+    up = torch.randn(2, 3, 1500, generator=gen).to(DEVICE)
+    expected = torch.nn.functional.silu(gate) * up
+    torch.testing.assert_close(K.silu_mul(gate, up), expected, rtol=1e-5, atol=1e-6)
+
+
+def _rope_inputs(dtype, batch=3, heads=4, kv_heads=2, head_dim=16, max_len=32, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=gen).to(DEVICE, dtype)
+
+    q, k = r(batch, 1, heads, head_dim), r(batch, 1, kv_heads, head_dim)
+    v = r(batch, 1, kv_heads, head_dim)
+    cos, sin = r(batch, 1, head_dim), r(batch, 1, head_dim)
+    cache_k = torch.zeros(batch + 1, kv_heads, max_len, head_dim, dtype=dtype, device=DEVICE)
+    return q, k, v, cos, sin, cache_k, torch.zeros_like(cache_k)
+
+
+def _check_rope_is_bit_identical(K, dtype):
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb
+
+    q, k, v, cos, sin, cache_k, cache_v = _rope_inputs(dtype)
+    write = torch.tensor([5, 0, 31], device=DEVICE)
+    q_out = K.rope_to_cache(q, k, v, cos, sin, cache_k, cache_v, write)
+    stock_q, stock_k = apply_rotary_pos_emb(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+    assert q_out.shape == stock_q.shape
+    assert torch.equal(q_out, stock_q)
+    for b, pos in enumerate(write.tolist()):
+        assert torch.equal(cache_k[b, :, pos], stock_k[b, :, 0])
+        assert torch.equal(cache_v[b, :, pos], v[b, 0])
+    # nothing else in the cache was touched
+    written = torch.zeros_like(cache_k, dtype=torch.bool)
+    for b, pos in enumerate(write.tolist()):
+        written[b, :, pos] = True
+    assert not cache_k[~written].any() and not cache_v[~written].any()
+
+
+def test_rope_to_cache_is_bit_identical_to_apply_rotary_pos_emb_and_writes_each_row(K):
+    _check_rope_is_bit_identical(K, torch.float32)
+
+
+@pytest.mark.gpu
+def test_rope_to_cache_is_bit_identical_in_bfloat16_on_the_gpu(K):
+    if not ON_GPU:
+        pytest.skip("needs a CUDA GPU")
+    _check_rope_is_bit_identical(K, torch.bfloat16)
+
+
+def _attention_case(K, lengths, dtype=torch.float32, heads=4, kv_heads=2, head_dim=16):
+    max_len = 600
+    gen = torch.Generator().manual_seed(sum(lengths))
+    batch = len(lengths)
+    cache_k = torch.randn(batch + 1, kv_heads, max_len, head_dim, generator=gen)
+    cache_v = torch.randn(batch + 1, kv_heads, max_len, head_dim, generator=gen)
+    q = torch.randn(batch, heads, 1, head_dim, generator=gen)
+    cache_k, cache_v, q = (t.to(DEVICE, dtype) for t in (cache_k, cache_v, q))
+    lens = torch.tensor(lengths, device=DEVICE)
+    ws = K.AttentionWorkspace(batch, heads, head_dim, max_len, DEVICE)
+    out = torch.full((batch, 1, heads * head_dim), float("nan"), dtype=dtype, device=DEVICE)
+    K.decode_attention(q, cache_k, cache_v, lens, head_dim**-0.5, out, ws)
+    ref = _reference_attention(q, cache_k, cache_v, lengths, head_dim**-0.5)
+    return out, ref
+
+
+def test_decode_attention_attends_to_exactly_each_rows_keys(K):
+    chunk = K.ATTENTION_CHUNK
+    # one key, chunk edges either side, several chunks, the whole cache
+    lengths = [1, chunk - 1, chunk, chunk + 1, 2 * chunk + 7, 600]
+    out, ref = _attention_case(K, lengths)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(lengths=st.lists(st.integers(1, 600), min_size=1, max_size=4))
+def test_decode_attention_equals_softmax_attention_for_any_lengths(K, lengths):
+    out, ref = _attention_case(K, lengths)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_a_rows_attention_does_not_depend_on_the_other_rows(K):
+    gen = torch.Generator().manual_seed(0)
+    cache_k = torch.randn(3, 2, 600, 16, generator=gen).to(DEVICE)
+    cache_v = torch.randn(3, 2, 600, 16, generator=gen).to(DEVICE)
+    q = torch.randn(2, 4, 1, 16, generator=gen).to(DEVICE)
+    ws = K.AttentionWorkspace(2, 4, 16, 600, DEVICE)
+    both = torch.empty(2, 1, 64, device=DEVICE)
+    K.decode_attention(q, cache_k, cache_v, torch.tensor([300, 40], device=DEVICE), 0.25, both, ws)
+    one = torch.empty(1, 1, 64, device=DEVICE)
+    K.decode_attention(q[:1], cache_k, cache_v, torch.tensor([300], device=DEVICE), 0.25, one, ws)
+    assert torch.equal(both[0], one[0])
+
+
+@pytest.mark.gpu
+def test_decode_attention_in_bfloat16_on_the_gpu(K):
+    if not ON_GPU:
+        pytest.skip("needs a CUDA GPU")
+    out, ref = _attention_case(
+        K, [1, 255, 256, 257, 599], dtype=torch.bfloat16, heads=32, kv_heads=8, head_dim=128
+    )
+    torch.testing.assert_close(out.double(), ref, rtol=2e-2, atol=2e-2)
