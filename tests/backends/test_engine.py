@@ -211,18 +211,26 @@ def test_a_prompt_longer_than_the_cache_fails_alone_and_the_engine_keeps_serving
 
 
 @pytest.mark.gpu
-def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint):
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "stock"])
+def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint, kernels):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     model, processor = _load(tiny_checkpoint, "cuda", torch.bfloat16)
     prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES)]
     lengths = [16, 40, 8, 33, 21]
-    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
     engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=4, max_len=2048, generation_config=_greedy_config(model)
+        model,
+        eos_token_ids=[],
+        max_batch=4,
+        max_len=2048,
+        generation_config=_greedy_config(model),
+        kernels=kernels,
     )
+    # after the engine: with kernels it installed its fused modules, which generate uses too
+    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
     try:
         assert engine.step.use_cuda_graphs
+        assert engine.step.kernels is kernels
         single = [
             engine.submit(EngineRequest(inputs=p, max_new_tokens=n)).result().tokens
             for p, n in zip(prompts, lengths, strict=True)
@@ -235,11 +243,13 @@ def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint):
     finally:
         engine.close()
     assert single == expected
-    # Decoded together, rows go through a masked attention kernel and batched matmuls, whose
+    # Decoded together, rows go through another attention kernel and batched matmuls, whose
     # rounding differs from one request's: only the first token (from the prefill, which is
     # the same computation) and every length are guaranteed.
     assert [len(t) for t in together] == lengths
     assert [t[0] for t in together] == [t[0] for t in expected]
+    if kernels:
+        assert any(st.whole_step for st in engine.step._states.values())
 
 
 def test_prompts_arriving_together_are_prefilled_together_with_the_same_tokens(cpu_model):
@@ -290,8 +300,8 @@ def kernel_model(tiny_checkpoint):
     """A model of its own: the kernel tests install and remove fused modules."""
     import triton
 
-    if not triton.knobs.runtime.interpret and not torch.cuda.is_available():
-        pytest.skip("no GPU and Triton's interpreter is off (set TRITON_INTERPRET=1)")
+    if not triton.knobs.runtime.interpret:
+        pytest.skip("runs in Triton's CPU interpreter (TRITON_INTERPRET=1, set when no GPU)")
     return _load(tiny_checkpoint, "cpu", torch.float32)
 
 
