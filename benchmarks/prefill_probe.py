@@ -55,7 +55,10 @@ def probe(shape: str, tiny: Path, fused: bool) -> dict[str, Any]:
         install_fused_kernels(model)
     cpu_inputs = build_inputs(processor, seed=0)
     inputs = {k: v.to("cuda") for k, v in cpu_inputs.items()}
-    policy = attention_policy(DEFAULT_SDPA_BACKENDS, torch.device("cuda"))
+
+    def policy() -> Any:  # a fresh context manager each time (they are one-shot)
+        return attention_policy(DEFAULT_SDPA_BACKENDS, torch.device("cuda"))
+
     gen = _gen_config(model)
     out: dict[str, Any] = {"shape": shape, "fused": fused}
 
@@ -63,17 +66,17 @@ def probe(shape: str, tiny: Path, fused: bool) -> dict[str, Any]:
     out["to_gpu_ms"] = _timed(lambda: {k: v.to("cuda") for k, v in cpu_inputs.items()})
 
     def vision() -> None:
-        with torch.inference_mode(), policy:
+        with torch.inference_mode(), policy():
             model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
 
     def forward() -> None:
         from transformers import DynamicCache
 
-        with torch.inference_mode(), policy:
+        with torch.inference_mode(), policy():
             model(**inputs, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
 
     def generate() -> None:
-        with torch.inference_mode(), policy:
+        with torch.inference_mode(), policy():
             model.generate(**inputs, max_new_tokens=1, generation_config=gen)
 
     out["vision_encoder_ms"] = _timed(vision)
@@ -88,8 +91,6 @@ def probe(shape: str, tiny: Path, fused: bool) -> dict[str, Any]:
     averages = prof.key_averages()
     out["top_cuda"] = averages.table(sort_by="cuda_time_total", row_limit=12)
     out["top_cpu"] = averages.table(sort_by="cpu_time_total", row_limit=12)
-    del model
-    torch.cuda.empty_cache()
     return out
 
 
@@ -103,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "versions": versions()}
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny_checkpoint(Path(tmp) / "tiny")
-        report["runs"] = [probe(args.shape, tiny, fused) for fused in (False, True)]
+        report["runs"] = []
+        for fused in (False, True):
+            report["runs"].append(probe(args.shape, tiny, fused))
+            import torch
+
+            torch.cuda.empty_cache()
     for run in report["runs"]:
         label = "fused" if run["fused"] else "stock"
         stages = {k: round(v, 1) for k, v in run.items() if k.endswith("_ms")}
