@@ -176,6 +176,8 @@ def measure_engine(
     )
     setup_s = time.perf_counter() - t
 
+    prefill_parts: list[tuple[float, float]] = []
+
     def one(inp: dict[str, Any], n: int) -> tuple[list[int], list[float], float]:
         stamps: list[float] = []
         req = EngineRequest(
@@ -183,15 +185,19 @@ def measure_engine(
         )
         start = req.submitted
         res = engine.submit(req).result()
+        prefill_parts.append((res.queue_seconds, res.first_token_seconds))
         return res.tokens, stamps, start
 
     t = time.perf_counter()
     one(inputs, 4)  # captures the batch-1 graphs
     capture_s = time.perf_counter() - t
     ttfts = []
+    prefill_parts.clear()
     for _ in range(3):
         _, stamps, start = one(inputs, 1)
         ttfts.append(stamps[0] - start)
+    queue_ms = statistics.median(q for q, _ in prefill_parts) * 1000
+    prefill_ms = statistics.median(p for _, p in prefill_parts) * 1000
     tokens, stamps, _ = one(inputs, new_tokens)
     decode_rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     exact = [tokens == reference]
@@ -211,6 +217,8 @@ def measure_engine(
         "kv_cache_positions_per_request": engine.max_len,
         "kv_cache_gib": engine.cache.plan.total_bytes / 2**30,
         "ttft_ms": statistics.median(ttfts) * 1000,
+        "ttft_queue_ms": queue_ms,
+        "ttft_prefill_ms": prefill_ms,
         "batch1_tokens_per_s": decode_rate,
         "greedy_equals_generate": exact,
         "first_mismatch": _first_mismatch(tokens, reference),
@@ -509,7 +517,11 @@ def print_table(report: dict[str, Any]) -> None:
                 f"  fused vs stock generate, first differing token: "
                 f"{r['fused_vs_stock_first_mismatch']}"
             )
-        print(f"  engine tokens equal generate on the same model: {e['greedy_equals_generate']}")
+        print(
+            f"  engine tokens equal generate on the same model: {e['greedy_equals_generate']} "
+            f"(first mismatch {e['first_mismatch']}); engine TTFT: queue "
+            f"{e['ttft_queue_ms']:.1f} ms + prefill {e['ttft_prefill_ms']:.1f} ms"
+        )
         for name, c in r.get("concurrent", {}).items():
             print(
                 f"  {c['callers']} callers ({name}) via TransformersBackend: "

@@ -373,3 +373,49 @@ def test_the_kernels_need_a_gpu_or_the_interpreter(cpu_model, monkeypatch):
     with pytest.raises(ValueError, match="need a CUDA GPU"):
         ContinuousBatcher(model, eos_token_ids=[], max_batch=2, max_len=256, kernels=True)
     assert not fused_kernels_installed(model)  # refused before the model was changed
+
+
+def test_a_fused_model_decodes_with_the_engines_attention_kernel_in_generate(
+    kernel_model, monkeypatch
+):
+    """After install, generate's decode steps run the split decode-attention kernel (the one
+    the engine's graphs replay), its prompt still runs SDPA, and the engine equals it."""
+    import medmo_agent.backends.engine.kernels as kernels
+    from medmo_agent.backends.engine.fused import FUSED_ATTENTION
+
+    model, processor = kernel_model
+    inputs = dict(
+        processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "text", "text": "Any effusion?"}]}],
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+        )
+    )
+    engine = ContinuousBatcher(
+        model,
+        eos_token_ids=[],
+        max_batch=2,
+        max_len=256,
+        generation_config=_greedy_config(model),
+        kernels=True,
+    )
+    try:
+        assert model.config.text_config._attn_implementation == FUSED_ATTENTION
+        calls = [0]
+        real = kernels.decode_attention
+
+        def counting(*args, **kwargs):
+            calls[0] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(kernels, "decode_attention", counting)
+        expected = _reference(model, inputs, 5)
+        layers = model.config.text_config.num_hidden_layers
+        assert calls[0] == 4 * layers  # four decode steps after the prompt, every layer
+        monkeypatch.setattr(kernels, "decode_attention", real)
+        result = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=5)).result()
+    finally:
+        engine.close()
+    assert result.tokens == expected

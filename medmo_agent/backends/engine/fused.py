@@ -3,8 +3,11 @@ the engine's prefill and decode steps, sampled requests) computes with the same 
 
 The language model's RMSNorms (layer norms, per-head q/k norms, the final norm) become one
 Triton kernel each instead of seven PyTorch kernels, and each MLP's ``act(gate) * up``
-becomes one. Installed per module instance, never by patching transformers' classes: other
-models in the process keep the stock code.
+becomes one. The language model's attention becomes :data:`FUSED_ATTENTION`: PyTorch's SDPA
+for prompts (exactly as ``"sdpa"``), and for one new token per row without padding the split
+decode-attention kernel the engine replays in its CUDA graphs. Installed per model (module
+instances and the text config), never by patching transformers' classes: other models in the
+process keep the stock code.
 
 The fused RMSNorm reduces in a different order from PyTorch's, so a fused model's outputs can
 differ from the stock model's in the last bit of some activations (and a greedy answer can
@@ -17,9 +20,44 @@ from __future__ import annotations
 import types
 from typing import Any
 
-__all__ = ["fused_kernels_installed", "install_fused_kernels", "uninstall_fused_kernels"]
+__all__ = [
+    "FUSED_ATTENTION",
+    "fused_kernels_installed",
+    "install_fused_kernels",
+    "uninstall_fused_kernels",
+]
 
 _MARK = "_medmo_fused_kernels"
+#: The attention implementation name the fused model's language model runs under.
+FUSED_ATTENTION = "medmo_sdpa"
+
+
+def fused_attention_forward(module, query, key, value, attention_mask, **kwargs):
+    """``sdpa``, except one query per row over unpadded keys: the decode-attention kernel."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if query.shape[2] != 1 or attention_mask is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    import torch
+
+    from .kernels import AttentionWorkspace, decode_attention
+
+    batch, heads, _, head_dim = query.shape
+    length = key.shape[2]
+    lengths = torch.full((batch,), length, dtype=torch.long, device=query.device)
+    workspace = AttentionWorkspace(batch, heads, head_dim, length, query.device)
+    out = torch.empty((batch, 1, heads * head_dim), dtype=query.dtype, device=query.device)
+    scale = kwargs.get("scaling") or head_dim**-0.5
+    decode_attention(query, key, value, lengths, scale, out, workspace)
+    return out.view(batch, 1, heads, head_dim), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(FUSED_ATTENTION, fused_attention_forward)
+    AttentionMaskInterface.register(FUSED_ATTENTION, sdpa_mask)
 
 
 def _language_model(model: Any) -> Any:
@@ -63,6 +101,10 @@ def install_fused_kernels(model: Any) -> int:
         return 0
     lm = _language_model(model)
     changed = 0
+    text_config = lm.config
+    if text_config._attn_implementation == "sdpa":
+        _register_attention()
+        text_config._attn_implementation = FUSED_ATTENTION
     for norm in _norms(lm):
         if hasattr(norm, "variance_epsilon") and hasattr(norm, "weight"):
             norm.forward = types.MethodType(_fused_rms_norm_forward, norm)
@@ -82,6 +124,8 @@ def uninstall_fused_kernels(model: Any) -> None:
     lm = _language_model(model)
     for module in [*_norms(lm), *(layer.mlp for layer in lm.layers)]:
         module.__dict__.pop("forward", None)
+    if lm.config._attn_implementation == FUSED_ATTENTION:
+        lm.config._attn_implementation = "sdpa"
     setattr(model, _MARK, False)
 
 

@@ -18,8 +18,11 @@ on the CPU, which the tests use).
 
 from __future__ import annotations
 
+import os
+
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 __all__ = [
     "ATTENTION_CHUNK",
@@ -33,6 +36,28 @@ __all__ = [
 #: Keys per split of :func:`decode_attention`: a split is the unit of parallel work.
 ATTENTION_CHUNK = 256
 _ATTENTION_BLOCK_N = 64
+
+
+# Triton lets the compiler fuse a multiply and an add into one FMA (one rounding instead of
+# two). Where a kernel must round exactly as separate PyTorch kernels do, it multiplies and
+# adds with explicitly rounded instructions. The CPU interpreter never fuses (nor knows them).
+_NO_FMA = os.environ.get("TRITON_INTERPRET", "") != "1"
+
+
+@triton.jit
+def _mul_rn(a, b, NO_FMA: tl.constexpr):
+    if NO_FMA:
+        return libdevice.mul_rn(a, b)
+    else:
+        return a * b
+
+
+@triton.jit
+def _add_rn(a, b, NO_FMA: tl.constexpr):
+    if NO_FMA:
+        return libdevice.add_rn(a, b)
+    else:
+        return a + b
 
 
 def _torch_to_tl(dtype):
@@ -156,6 +181,7 @@ def _rope_cache_kernel(
     HEADS: tl.constexpr,
     HALF: tl.constexpr,
     DTYPE: tl.constexpr,
+    NO_FMA: tl.constexpr,
 ):
     b = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
@@ -171,8 +197,12 @@ def _rope_cache_kernel(
     x1 = tl.load(src + offs).to(tl.float32)
     x2 = tl.load(src + HALF + offs).to(tl.float32)
     # Stock rounding: each product rounded to the dtype, then their sum.
-    lo = ((x1 * c1).to(DTYPE).to(tl.float32) + ((-x2) * s1).to(DTYPE).to(tl.float32)).to(DTYPE)
-    hi = ((x2 * c2).to(DTYPE).to(tl.float32) + (x1 * s2).to(DTYPE).to(tl.float32)).to(DTYPE)
+    p1 = _mul_rn(x1, c1, NO_FMA).to(DTYPE).to(tl.float32)
+    p2 = _mul_rn(-x2, s1, NO_FMA).to(DTYPE).to(tl.float32)
+    p3 = _mul_rn(x2, c2, NO_FMA).to(DTYPE).to(tl.float32)
+    p4 = _mul_rn(x1, s2, NO_FMA).to(DTYPE).to(tl.float32)
+    lo = _add_rn(p1, p2, NO_FMA).to(DTYPE)
+    hi = _add_rn(p3, p4, NO_FMA).to(DTYPE)
     if head < HEADS:
         dst = q_out_ptr + b * stride_qob + head * stride_qoh
         tl.store(dst + offs, lo)
@@ -239,6 +269,7 @@ def rope_to_cache(q, k, v, cos, sin, cache_k, cache_v, write_idx):
         HEADS=heads,
         HALF=head_dim // 2,
         DTYPE=_torch_to_tl(q.dtype),
+        NO_FMA=_NO_FMA,
         num_warps=1,
     )
     return q_out
@@ -273,6 +304,7 @@ def _attention_split_kernel(
     CHUNK: tl.constexpr,
     BLOCK_N: tl.constexpr,
     PROGRAMS: tl.constexpr,
+    IEEE: tl.constexpr,
 ):
     # Program p reduces chunks p, p + PROGRAMS, ...: the chunks (and so the result) are the
     # same whatever the grid, and the grid need not grow with the cache's length.
@@ -302,14 +334,20 @@ def _attention_split_kernel(
             n_mask = n < end
             offs = kv_base + n[:, None] * stride_kt + d[None, :]
             k = tl.load(k_ptr + offs, mask=n_mask[:, None], other=0.0)
-            s = tl.dot(q, tl.trans(k)) * scale
+            if IEEE:  # float32 caches: full-precision products, not TF32
+                s = tl.dot(q, tl.trans(k), input_precision="ieee") * scale
+            else:
+                s = tl.dot(q, tl.trans(k)) * scale
             s = tl.where(n_mask[None, :], s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, axis=1))
             alpha = tl.exp(m - m_new)
             p = tl.exp(s - m_new[:, None])
             l_sum = l_sum * alpha + tl.sum(p, axis=1)
             v = tl.load(v_ptr + offs, mask=n_mask[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            if IEEE:
+                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
+            else:
+                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
             m = m_new
         part = b * stride_ob + heads[:, None] * stride_oh + split * stride_os + d[None, :]
         tl.store(part_o_ptr + part, acc, mask=g_mask[:, None])
@@ -381,12 +419,16 @@ def decode_attention(q, cache_k, cache_v, lengths, scale: float, out, workspace)
         out: ``(batch, 1, heads * head_dim)`` output buffer (the o_proj input layout).
         workspace: An :class:`AttentionWorkspace` at least this large.
     """
+    import torch
+
     batch, heads, _, head_dim = q.shape
     kv_heads = cache_k.shape[1]
     group = heads // kv_heads
     ws = workspace
-    # Enough programs to fill the GPU at small batches, without one per possible chunk.
-    programs = min(ws.splits, max(1, 64 // batch), 16)
+    # Enough programs to fill the GPU at any batch, without one per possible chunk. It depends
+    # on the batch and head counts only, so one request compiles to the same kernel whether
+    # its keys sit in the engine's cache or in generate's.
+    programs = max(1, min(16, -(-1056 // (batch * kv_heads))))
     _attention_split_kernel[(batch, kv_heads, programs)](
         q,
         cache_k,
@@ -412,6 +454,7 @@ def decode_attention(q, cache_k, cache_v, lengths, scale: float, out, workspace)
         CHUNK=ATTENTION_CHUNK,
         BLOCK_N=_ATTENTION_BLOCK_N,
         PROGRAMS=programs,
+        IEEE=q.dtype == torch.float32,
         num_warps=4,
     )
     _attention_combine_kernel[(batch, heads)](

@@ -1,15 +1,16 @@
 """One greedy decode step over the running batch, built from the model's own modules.
 
-One request: the step is cut at each attention call. Everything between two attentions
-(output projection, MLP, norms, the next layer's q/k/v projections, rotary embedding and the
-KV cache write) has static shapes and is replayed as a CUDA graph; attention itself runs
-eagerly through the same flash kernel ``generate`` uses, over exactly the keys filled so far.
-That is the very computation ``generate`` performs, so greedy outputs match token for token.
-
-Several requests: with the Triton kernels (CUDA), the whole step, attention included, is one
-CUDA graph per batch-size bucket; attention reads each row's own length from a device tensor
+With the Triton kernels (CUDA, the default there): the whole step, attention included, is one
+CUDA graph per batch-size bucket. Attention reads each row's own length from a device tensor
 (:func:`.kernels.decode_attention`), so no mask is built and nothing is launched from Python
-per layer. Without them (the CPU), attention runs eagerly with a padding mask.
+per layer. The model's ``generate`` runs the same decode-attention kernel (:mod:`.fused`), so
+one request's greedy tokens equal ``generate``'s token for token.
+
+Without them (stock modules, and the CPU): the step is cut at each attention call. Everything
+between two attentions (output projection, MLP, norms, the next layer's q/k/v projections,
+rotary embedding and the KV cache write) has static shapes and is replayed as a CUDA graph;
+attention runs eagerly through the flash kernel ``generate`` uses over exactly the keys filled
+so far (one request), or with a padding mask (several).
 """
 
 from __future__ import annotations
@@ -163,7 +164,14 @@ class DecodeStep:
     @staticmethod
     def supports(model: Any) -> bool:
         """Whether this model's attention implementation can be stepped here."""
-        return model.config._attn_implementation in ("sdpa", "eager")
+        from .fused import FUSED_ATTENTION
+
+        text = model.config.get_text_config()._attn_implementation
+        return model.config._attn_implementation in ("sdpa", "eager") and text in (
+            "sdpa",
+            "eager",
+            FUSED_ATTENTION,
+        )
 
     # ---- the static segments -------------------------------------------------------------
 
@@ -264,7 +272,7 @@ class DecodeStep:
                 host=torch.zeros((4, size), dtype=torch.long, pin_memory=dev.type == "cuda"),
                 rows=torch.arange(size, dtype=torch.long, device=dev),
                 attn_in=torch.zeros(size, 1, self.q_width, dtype=self.dtype, device=dev),
-                whole_step=self.kernels and size > 1,
+                whole_step=self.kernels,
             )
             if self.use_cuda_graphs:
                 self._capture(st)
