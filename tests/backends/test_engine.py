@@ -419,3 +419,67 @@ def test_a_fused_model_decodes_with_the_engines_attention_kernel_in_generate(
     finally:
         engine.close()
     assert result.tokens == expected
+
+
+def test_with_prefill_on_its_own_thread_requests_still_match_generate(cpu_model):
+    """``overlap_prefill`` (the CUDA default): prompts are read on a second thread while
+    the running batch decodes; tokens, batching of waiting prompts and sampled work
+    (``run_exclusive``) are unchanged."""
+    model, processor = cpu_model
+    prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES)]
+    lengths = [9, 14, 5, 20, 7]
+    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
+    engine = ContinuousBatcher(
+        model,
+        eos_token_ids=[],
+        max_batch=3,
+        max_len=1024,
+        generation_config=_greedy_config(model),
+        overlap_prefill=True,
+        prefill_batch=4,
+    )
+    release = threading.Event()
+    try:
+        assert engine._prefill_thread is not None
+        busy = engine.run_exclusive(release.wait)  # holds the prefill thread
+        futures = [
+            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
+            for p, n in zip(prompts, lengths, strict=True)
+        ]
+        release.set()
+        busy.result(timeout=30)
+        results = [f.result(timeout=120) for f in futures]
+        again = engine.submit(EngineRequest(inputs=prompts[0], max_new_tokens=4)).result()
+    finally:
+        engine.close()
+    assert [r.tokens for r in results] == expected
+    assert again.tokens == expected[0][:4]
+    assert engine.stats["max_running"] == 3  # never more rows than slots
+    assert engine.stats["batched_prefills"] >= 1  # the waiting prompts went in together
+    assert not engine._prefill_thread.is_alive()
+
+
+def test_closing_the_engine_fails_requests_still_waiting_for_a_prefill(cpu_model):
+    model, processor = cpu_model
+    engine = ContinuousBatcher(
+        model,
+        eos_token_ids=[],
+        max_batch=2,
+        max_len=512,
+        generation_config=_greedy_config(model),
+        overlap_prefill=True,
+    )
+    release = threading.Event()
+    busy = engine.run_exclusive(release.wait)
+    waiting = engine.submit(EngineRequest(inputs=_prompt(processor, 1, (64, 64)), max_new_tokens=3))
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    release.set()
+    closer.join(timeout=60)
+    busy.result(timeout=30)
+    try:
+        waiting.result(timeout=30)
+    except RuntimeError as exc:  # closed before its prefill came back
+        assert "closed" in str(exc)
+    else:  # or it was prefilled and finished first: either way it is never left hanging
+        assert waiting.done()

@@ -61,10 +61,17 @@ def default_gpu_backend(tiny_checkpoint):
 def test_the_default_engine_on_a_gpu_is_continuous_and_answers_like_batched(
     default_gpu_backend, gpu_backend
 ):
+    from medmo_agent.backends.engine.fused import install_fused_kernels, uninstall_fused_kernels
+
     assert default_gpu_backend.info()["engine"] == "continuous"
     assert default_gpu_backend.continuous.batcher.step.use_cuda_graphs
     requests = [_ask(f"Findings {i}?", (256 + 64 * i, 320), max_new_tokens=24) for i in range(4)]
-    expected = [gpu_backend.generate(r).text for r in requests]  # one at a time
+    # the continuous engine runs its fused kernels; compare with generate on the same kernels
+    install_fused_kernels(gpu_backend.model)
+    try:
+        expected = [gpu_backend.generate(r).text for r in requests]  # one at a time
+    finally:
+        uninstall_fused_kernels(gpu_backend.model)
     assert [default_gpu_backend.generate(r).text for r in requests] == expected
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(default_gpu_backend.generate, requests))

@@ -1,14 +1,20 @@
-"""Continuous batching: one thread owns the model; requests join the running batch between
-decode steps and leave it as soon as they finish, so nobody waits for a whole batch.
+"""Continuous batching: one thread owns the decode loop; requests join the running batch
+between decode steps and leave it as soon as they finish, so nobody waits for a whole batch.
 
 Prefill runs through ``model.generate`` for one new token (the exact prompt computation,
 deepstack vision features included); its keys and values are copied into a free slot of
 the static cache, and from then on the request advances one token per decode step.
+
+On CUDA, prefills run on a second thread and CUDA stream (``overlap_prefill``), so running
+requests keep decoding while a new prompt is read instead of pausing for it: a prompt with
+an image is tens of milliseconds of mostly launch-bound work, which the decode steps fill.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +59,15 @@ class EngineResult:
 
 
 @dataclass
+class _Prefilled:
+    """Prefill results handed from the prefill thread to the decode thread."""
+
+    entries: list[tuple]  # (request, future, first, keys, values, delta, started)
+    count: int  # requests this batch of work covered (failed ones included)
+    event: Any = None  # CUDA event recorded after the prefill's kernels
+
+
+@dataclass
 class _Running:
     request: EngineRequest
     future: Future
@@ -82,6 +97,8 @@ class ContinuousBatcher:
         kernels: Use the Triton kernels (default: on CUDA when Triton is installed). They
             are installed into ``model`` itself (:mod:`.fused`), so that ``generate`` on it
             computes what the engine computes.
+        overlap_prefill: Prefill on a second thread (and CUDA stream) while the running
+            batch decodes (default: on CUDA).
     """
 
     def __init__(
@@ -98,6 +115,7 @@ class ContinuousBatcher:
         pad_token_id: int | None = None,
         prefill_batch: int = 8,
         kernels: bool | None = None,
+        overlap_prefill: bool | None = None,
     ):
         import torch
 
@@ -144,6 +162,22 @@ class ContinuousBatcher:
             "max_running": 0,
             "tokens": 0,
         }
+        self._backlog: list[tuple[EngineRequest, Future]] = []
+        self._inflight = 0  # requests handed to the prefill thread, not yet back
+        self.overlap_prefill = device.type == "cuda" if overlap_prefill is None else overlap_prefill
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._prefill_thread = None
+        self._prefill_stream = None
+        if self.overlap_prefill:
+            if device.type == "cuda":
+                self._prefill_stream = torch.cuda.Stream(device)
+                # The decode thread needs the interpreter for a moment each step; a shorter
+                # switch interval keeps a prefill's Python from holding it for 5 ms at a time.
+                sys.setswitchinterval(min(sys.getswitchinterval(), 0.0005))
+            self._prefill_thread = threading.Thread(
+                target=self._prefill_loop, name="medmo-prefill", daemon=True
+            )
+            self._prefill_thread.start()
         self._thread = threading.Thread(target=self._loop, name="medmo-engine", daemon=True)
         self._thread.start()
 
@@ -161,8 +195,9 @@ class ContinuousBatcher:
         return future
 
     def run_exclusive(self, fn: Callable[[], Any]) -> Future:
-        """Run ``fn`` on the engine thread between two decode steps (for work that must not
-        compete with decoding for the GPU, e.g. a sampled ``generate``)."""
+        """Run ``fn`` where prefills run: on the engine thread between two decode steps, or on
+        the prefill thread (``overlap_prefill``), alone there (e.g. a sampled ``generate``,
+        which must not interleave with another ``generate`` on the same model)."""
         if self._closed:
             raise RuntimeError("the decode engine is closed")
         future: Future = Future()
@@ -170,7 +205,7 @@ class ContinuousBatcher:
         return future
 
     def close(self) -> None:
-        """Stop the engine thread after the running requests are abandoned."""
+        """Stop the engine (and prefill) threads after the running requests are abandoned."""
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
@@ -180,24 +215,25 @@ class ContinuousBatcher:
     def _loop(self) -> None:
         while True:
             block = not self._running
-            arrivals: list[tuple[EngineRequest, Future]] = []
             try:
-                while len(self._running) + len(arrivals) < self.max_batch:
+                while True:
                     item = self._queue.get(block=block)
                     block = False
                     if item is None:
-                        self._admit_all(arrivals)
-                        self._abandon()
+                        self._shutdown()
                         return
-                    if isinstance(item[0], EngineRequest):
-                        arrivals.append(item)
+                    if isinstance(item, _Prefilled):
+                        self._take_prefilled(item)
+                    elif isinstance(item[0], EngineRequest):
+                        self._backlog.append(item)
+                    elif self.overlap_prefill:
+                        self._jobs.put(item)
                     else:
-                        self._admit_all(arrivals)
-                        arrivals = []
+                        self._dispatch()
                         self._call(*item)
             except queue.Empty:
                 pass
-            self._admit_all(arrivals)
+            self._dispatch()
             if self._running:
                 try:
                     self._decode()
@@ -207,26 +243,123 @@ class ContinuousBatcher:
                             run.future.set_exception(exc)
                     self._running = []
 
-    def _admit_all(self, arrivals: list[tuple[EngineRequest, Future]]) -> None:
-        """Prefill what arrived since the last step: alone (exactly ``generate``'s prefill)
-        when one request came, in left-padded groups when several did."""
-        live = [(r, f) for r, f in arrivals if f.set_running_or_notify_cancel()]
+    def _dispatch(self) -> None:
+        """Start prefilling waiting requests, as many as free slots allow."""
+        room = self.max_batch - len(self._running) - self._inflight
+        if room <= 0 or not self._backlog:
+            return
+        taken, self._backlog = self._backlog[:room], self._backlog[room:]
+        live = [(r, f) for r, f in taken if f.set_running_or_notify_cancel()]
+        if not live:
+            return
+        if self.overlap_prefill:
+            self._inflight += len(live)
+            self._jobs.put(live)
+        else:
+            for entry in self._prefill_entries(live):
+                self._start(*entry)
+
+    def _take_prefilled(self, item: _Prefilled) -> None:
+        """Give prefilled requests their slots (on the decode thread's stream)."""
+        import torch
+
+        self._inflight -= item.count
+        if item.event is not None:
+            torch.cuda.current_stream().wait_event(item.event)
+        for entry in item.entries:
+            self._start(*entry)
+        if item.event is not None:
+            # the prompt's keys were allocated on the prefill stream: copied before freed
+            torch.cuda.current_stream().synchronize()
+
+    def _shutdown(self) -> None:
+        if self._prefill_thread is not None:
+            self._jobs.put(None)
+            self._prefill_thread.join(timeout=30)
+        error = RuntimeError("the decode engine was closed")
+        while True:  # prefills that came back after the close
+            try:
+                item = self._queue.get(block=False)
+            except queue.Empty:
+                break
+            if isinstance(item, _Prefilled):
+                for entry in item.entries:
+                    if not entry[1].done():
+                        entry[1].set_exception(error)
+            elif item is not None and not item[1].done():
+                item[1].set_exception(error)
+        for _, future in self._backlog:
+            if not future.done():
+                future.set_exception(error)
+        self._backlog = []
+        self._abandon()
+
+    # ---- prefill -------------------------------------------------------------------------
+
+    def _prefill_loop(self) -> None:
+        """The prefill thread: everything waiting is prefilled together (in groups of
+        ``prefill_batch``), on its own CUDA stream; results go back to the decode thread."""
+        import torch
+
+        while True:
+            jobs = [self._jobs.get()]
+            while True:
+                try:
+                    jobs.append(self._jobs.get(block=False))
+                except queue.Empty:
+                    break
+            live: list[tuple[EngineRequest, Future]] = []
+            stop = False
+            for job in jobs:
+                if job is None:
+                    stop = True
+                elif isinstance(job, list):
+                    live.extend(job)
+                else:
+                    self._call(*job)
+            if live:
+                stream = self._prefill_stream
+                with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+                    entries = self._prefill_entries(live)
+                    event = None
+                    if stream is not None:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                self._queue.put(_Prefilled(entries=entries, count=len(live), event=event))
+            if stop:
+                return
+
+    def _prefill_entries(self, live: list[tuple[EngineRequest, Future]]) -> list[tuple]:
+        """Prefill requests: alone (exactly ``generate``'s prefill) when one came, in
+        left-padded groups when several did. A request that fails has its future failed and
+        no entry; the others' entries are ``_start``'s arguments."""
+        entries: list[tuple] = []
         if len(live) == 1 or self.prefill_batch <= 1:
             for request, future in live:
-                self._admit(request, future)
-            return
+                entries.extend(self._prefill_one(request, future))
+            return entries
         for start in range(0, len(live), self.prefill_batch):
             group = live[start : start + self.prefill_batch]
             try:
                 prefilled = self._prefill_many([r for r, _ in group])
             except Exception:  # e.g. out of memory for the group: one at a time instead
                 for request, future in group:
-                    self._admit(request, future)
+                    entries.extend(self._prefill_one(request, future))
                 continue
             for (request, future), (first, keys, values, delta, started) in zip(
                 group, prefilled, strict=True
             ):
-                self._start(request, future, first, keys, values, delta, started)
+                entries.append((request, future, first, keys, values, delta, started))
+        return entries
+
+    def _prefill_one(self, request: EngineRequest, future: Future) -> list[tuple]:
+        started = time.perf_counter()
+        try:
+            first, keys, values, delta = self._prefill(request)
+        except Exception as exc:
+            future.set_exception(exc)
+            return []
+        return [(request, future, first, keys, values, delta, started)]
 
     @staticmethod
     def _call(fn: Callable[[], Any], future: Future) -> None:
@@ -242,15 +375,6 @@ class ContinuousBatcher:
             if not run.future.done():
                 run.future.set_exception(RuntimeError("the decode engine was closed"))
         self._running = []
-
-    def _admit(self, request: EngineRequest, future: Future) -> None:
-        started = time.perf_counter()
-        try:
-            first, keys, values, delta = self._prefill(request)
-        except Exception as exc:
-            future.set_exception(exc)
-            return
-        self._start(request, future, first, keys, values, delta, started)
 
     def _start(
         self,
@@ -377,7 +501,7 @@ class ContinuousBatcher:
         tokens = [r.tokens[-1] for r in runs]
         lengths = [r.length for r in runs]
         positions = [r.length + r.rope_delta for r in runs]
-        next_tokens = self.step(tokens, positions, lengths).tolist()
+        next_tokens = self._fetch(self.step(tokens, positions, lengths))
         self.stats["steps"] += 1
         keep: list[_Running] = []
         for run, token in zip(runs, next_tokens, strict=True):
@@ -387,6 +511,19 @@ class ContinuousBatcher:
         if len(keep) != len(runs):
             self._compact(runs, keep)
 
+    def _fetch(self, tokens: Any) -> list[int]:
+        """The step's tokens on the host. With a prefill thread, wait on a CUDA event, which
+        lets go of the interpreter while the GPU works (``tolist`` would hold it)."""
+        if self._prefill_stream is None:
+            return tokens.tolist()
+        import torch
+
+        host = tokens.to("cpu", non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        done.synchronize()
+        return host.tolist()
+
     def _compact(self, before: list[_Running], after: list[_Running]) -> None:
         """Move surviving requests down so they occupy slots 0..n-1 again."""
         slot_of = {id(run): i for i, run in enumerate(before)}
@@ -395,6 +532,10 @@ class ContinuousBatcher:
             if old != new_slot:
                 self.cache.move_slot(old, new_slot, run.length)
         self._running = after
+
+
+def _nullcontext() -> Any:
+    return contextlib.nullcontext()
 
 
 def _to(value: Any, device: Any) -> Any:
