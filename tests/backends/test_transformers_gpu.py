@@ -68,9 +68,11 @@ def test_the_default_engine_on_a_gpu_is_continuous_and_answers_like_batched(
     requests = [_ask(f"Findings {i}?", (256 + 64 * i, 320), max_new_tokens=24) for i in range(4)]
     # the continuous engine runs its fused kernels; compare with generate on the same kernels
     install_fused_kernels(gpu_backend.model)
+    wait, gpu_backend.scheduler.batch_wait_s = gpu_backend.scheduler.batch_wait_s, 0.0
     try:
         expected = [gpu_backend.generate(r).text for r in requests]  # one at a time
     finally:
+        gpu_backend.scheduler.batch_wait_s = wait
         uninstall_fused_kernels(gpu_backend.model)
     assert [default_gpu_backend.generate(r).text for r in requests] == expected
     with ThreadPoolExecutor(4) as pool:

@@ -98,7 +98,7 @@ class ContinuousBatcher:
             are installed into ``model`` itself (:mod:`.fused`), so that ``generate`` on it
             computes what the engine computes.
         overlap_prefill: Prefill on a second thread (and CUDA stream) while the running
-            batch decodes (default: on CUDA).
+            batch decodes (default: on CUDA with the kernels).
     """
 
     def __init__(
@@ -164,7 +164,11 @@ class ContinuousBatcher:
         }
         self._backlog: list[tuple[EngineRequest, Future]] = []
         self._inflight = 0  # requests handed to the prefill thread, not yet back
-        self.overlap_prefill = device.type == "cuda" if overlap_prefill is None else overlap_prefill
+        if overlap_prefill is None:
+            # Stock modules choose SDPA kernels through global flags that a prefill on
+            # another thread would toggle mid-step: overlap with the kernels only.
+            overlap_prefill = device.type == "cuda" and bool(kernels)
+        self.overlap_prefill = overlap_prefill
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._prefill_thread = None
         self._prefill_stream = None
