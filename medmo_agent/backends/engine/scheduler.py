@@ -173,6 +173,10 @@ class ContinuousBatcher:
         self._prefill_thread = None
         self._prefill_stream = None
         if self.overlap_prefill:
+            if self.step.use_cuda_graphs:
+                # Captured up front: no capture may run while the prefill thread launches
+                # work (a few seconds, Triton's compiles included).
+                self.step.capture_all()
             if device.type == "cuda":
                 self._prefill_stream = torch.cuda.Stream(device)
                 # The decode thread needs the interpreter for a moment each step; a shorter

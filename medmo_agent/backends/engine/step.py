@@ -251,6 +251,11 @@ class DecodeStep:
 
     # ---- buckets and graphs --------------------------------------------------------------
 
+    def capture_all(self) -> None:
+        """Prepare (and capture) every bucket now rather than on first use."""
+        for size in self.buckets:
+            self._state(size)
+
     def bucket_for(self, batch: int) -> int:
         """The smallest bucket that holds ``batch`` rows."""
         for b in self.buckets:
@@ -298,7 +303,9 @@ class DecodeStep:
         torch.cuda.synchronize()
         for i in range(pieces):
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool), torch.inference_mode():
+            # thread_local: another thread's CUDA calls (a prefill) must not void the capture
+            capture = torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local")
+            with capture, torch.inference_mode():
                 out = run(i, st.outputs)
             st.graphs.append(graph)
             st.outputs.append(out)
