@@ -365,6 +365,32 @@ def test_fused_kernels_are_installed_per_model_and_can_be_removed(kernel_model):
     torch.testing.assert_close(layer.input_layernorm(x), fused, rtol=1e-5, atol=1e-5)
 
 
+def test_the_fused_mlp_runs_gate_and_up_as_one_product_over_shared_weights(kernel_model):
+    from medmo_agent.backends.engine.fused import install_fused_kernels, uninstall_fused_kernels
+
+    model, _ = kernel_model
+    mlp = model.model.language_model.layers[1].mlp
+    gate, up = mlp.gate_proj.weight.detach().clone(), mlp.up_proj.weight.detach().clone()
+    x = torch.randn(2, 5, model.config.text_config.hidden_size)
+    with torch.no_grad():
+        stock = mlp(x)
+    install_fused_kernels(model)
+    try:
+        merged = mlp.__dict__["_medmo_gate_up"]
+        # the modules' weights are views into the merged one: no second copy in memory
+        assert mlp.gate_proj.weight.data_ptr() == merged.data_ptr()
+        assert mlp.up_proj.weight.data_ptr() == merged[gate.shape[0] :].data_ptr()
+        assert torch.equal(mlp.gate_proj.weight, gate) and torch.equal(mlp.up_proj.weight, up)
+        with torch.no_grad():
+            fused = mlp(x)
+        torch.testing.assert_close(fused, stock, rtol=1e-5, atol=1e-5)
+    finally:
+        uninstall_fused_kernels(model)
+    assert "_medmo_gate_up" not in mlp.__dict__
+    assert mlp.gate_proj.weight.data_ptr() != mlp.up_proj.weight.data_ptr()
+    assert torch.equal(mlp.gate_proj.weight, gate) and torch.equal(mlp.up_proj.weight, up)
+
+
 def test_the_kernels_need_a_gpu_or_the_interpreter(cpu_model, monkeypatch):
     from medmo_agent.backends.engine.fused import fused_kernels_installed
 

@@ -75,6 +75,38 @@ def test_a_rows_norm_does_not_depend_on_the_other_rows(K, rows, pick):
     assert torch.equal(together, alone)
 
 
+def _check_add_rms_norm_is_the_add_then_the_norm(K, dtype):
+    gen = torch.Generator().manual_seed(3)
+    for width in (64, 100, 4096):
+        residual = torch.randn(4, 1, width, generator=gen).to(DEVICE, dtype)
+        delta = torch.randn(4, 1, width, generator=gen).to(DEVICE, dtype)
+        w = torch.randn(width, generator=gen).to(DEVICE, dtype)
+        total, normed = K.add_rms_norm(residual, delta, w, 1e-6)
+        expected_total = residual + delta
+        assert torch.equal(total, expected_total)
+        assert torch.equal(normed, K.rms_norm(expected_total, w, 1e-6))
+
+
+def test_add_rms_norm_is_bit_identical_to_the_add_then_the_norm(K):
+    _check_add_rms_norm_is_the_add_then_the_norm(K, torch.float32)
+
+
+@pytest.mark.gpu
+def test_add_rms_norm_is_bit_identical_in_bfloat16_on_the_gpu(K):
+    if not ON_GPU:
+        pytest.skip("needs a CUDA GPU")
+    _check_add_rms_norm_is_the_add_then_the_norm(K, torch.bfloat16)
+
+
+def test_silu_mul_reads_the_halves_of_one_gate_up_projection(K):
+    gen = torch.Generator().manual_seed(4)
+    gate_up = torch.randn(3, 1, 2 * 1500, generator=gen).to(DEVICE)
+    gate, up = gate_up[..., :1500], gate_up[..., 1500:]
+    out = K.silu_mul(gate, up)
+    assert torch.equal(out, K.silu_mul(gate.contiguous(), up.contiguous()))
+    torch.testing.assert_close(out, torch.nn.functional.silu(gate) * up, rtol=1e-5, atol=1e-6)
+
+
 def test_silu_mul_matches_the_stock_activation(K):
     gen = torch.Generator().manual_seed(1)
     gate = (torch.randn(2, 3, 1500, generator=gen) * 4).to(DEVICE)

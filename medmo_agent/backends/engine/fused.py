@@ -1,18 +1,22 @@
 """Fused kernels installed into a loaded model, so that every path through it (``generate``,
 the engine's prefill and decode steps, sampled requests) computes with the same kernels.
 
-The language model's RMSNorms (layer norms, per-head q/k norms, the final norm) become one
-Triton kernel each instead of seven PyTorch kernels, and each MLP's ``act(gate) * up``
-becomes one. The language model's attention becomes :data:`FUSED_ATTENTION`: PyTorch's SDPA
-for prompts (exactly as ``"sdpa"``), and for one new token per row without padding the split
-decode-attention kernel the engine replays in its CUDA graphs. Installed per model (module
-instances and the text config), never by patching transformers' classes: other models in the
-process keep the stock code.
+- The language model's RMSNorms (layer norms, per-head q/k norms, the final norm) become one
+  Triton kernel each instead of seven PyTorch kernels.
+- Each MLP's gate and up projections become one matrix product (one ``gate|up`` weight, the
+  two modules' weights views into it) and its ``act(gate) * up`` one kernel.
+- The language model's attention becomes :data:`FUSED_ATTENTION`: PyTorch's SDPA for prompts
+  (exactly as ``"sdpa"``), and for one new token per row without padding the split
+  decode-attention kernel that the engine replays in its CUDA graphs.
 
-The fused RMSNorm reduces in a different order from PyTorch's, so a fused model's outputs can
-differ from the stock model's in the last bit of some activations (and a greedy answer can
-then take another path on near-ties). The engine always matches ``generate`` on the same
-model, fused or not; :func:`uninstall_fused_kernels` restores the stock modules.
+Installed per model (module instances and the text config), never by patching transformers'
+classes: other models in the process keep the stock code.
+
+The fused RMSNorm reduces in a different order from PyTorch's, and the merged projection
+may round differently from two separate ones, so a fused model's outputs can differ from the
+stock model's in the last bit of some activations (and a greedy answer can then take another
+path on near-ties). The engine always matches ``generate`` on the same model, fused or not;
+:func:`uninstall_fused_kernels` restores the stock modules.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
 ]
 
 _MARK = "_medmo_fused_kernels"
+_GATE_UP = "_medmo_gate_up"
 #: The attention implementation name the fused model's language model runs under.
 FUSED_ATTENTION = "medmo_sdpa"
 
@@ -72,9 +77,46 @@ def _fused_rms_norm_forward(self, hidden_states):
 
 
 def _fused_mlp_forward(self, x):
+    import torch
+
     from .kernels import silu_mul
 
-    return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
+    merged = self.__dict__.get(_GATE_UP)
+    if merged is None:
+        return self.down_proj(silu_mul(self.gate_proj(x), self.up_proj(x)))
+    gate_up = torch.nn.functional.linear(x, merged)
+    half = merged.shape[0] // 2
+    return self.down_proj(silu_mul(gate_up[..., :half], gate_up[..., half:]))
+
+
+def _merge_gate_up(mlp: Any) -> None:
+    """One ``gate|up`` weight, with ``gate_proj``/``up_proj`` weights as views into it: one
+    matrix product instead of two, and no extra memory."""
+    import torch
+
+    gate, up = mlp.gate_proj, mlp.up_proj
+    if gate.bias is not None or up.bias is not None or gate.weight.shape != up.weight.shape:
+        return
+    with torch.no_grad():
+        merged = torch.cat([gate.weight.data, up.weight.data], dim=0)
+        half = gate.weight.shape[0]
+        grad = gate.weight.requires_grad
+        gate.weight = torch.nn.Parameter(merged[:half], requires_grad=grad)
+        up.weight = torch.nn.Parameter(merged[half:], requires_grad=grad)
+    mlp.__dict__[_GATE_UP] = merged
+
+
+def _split_gate_up(mlp: Any) -> None:
+    import torch
+
+    merged = mlp.__dict__.pop(_GATE_UP, None)
+    if merged is None:
+        return
+    half = merged.shape[0] // 2
+    grad = mlp.gate_proj.weight.requires_grad
+    with torch.no_grad():
+        mlp.gate_proj.weight = torch.nn.Parameter(merged[:half].clone(), requires_grad=grad)
+        mlp.up_proj.weight = torch.nn.Parameter(merged[half:].clone(), requires_grad=grad)
 
 
 def _norms(lm: Any) -> list[Any]:
@@ -111,6 +153,7 @@ def install_fused_kernels(model: Any) -> int:
             changed += 1
     for layer in lm.layers:
         if _mlp_is_silu(layer.mlp):
+            _merge_gate_up(layer.mlp)
             layer.mlp.forward = types.MethodType(_fused_mlp_forward, layer.mlp)
             changed += 1
     setattr(model, _MARK, True)
@@ -124,6 +167,8 @@ def uninstall_fused_kernels(model: Any) -> None:
     lm = _language_model(model)
     for module in [*_norms(lm), *(layer.mlp for layer in lm.layers)]:
         module.__dict__.pop("forward", None)
+    for layer in lm.layers:
+        _split_gate_up(layer.mlp)
     if lm.config._attn_implementation == FUSED_ATTENTION:
         lm.config._attn_implementation = "sdpa"
     setattr(model, _MARK, False)

@@ -229,25 +229,33 @@ class DecodeStep:
         return (logits[:, -1, :].float().argmax(-1),)
 
     def _whole_step(self, st: _BucketState) -> tuple[Any]:
-        """Embedding to greedy token for every row, attention by the Triton kernel."""
-        from .kernels import decode_attention
+        """Embedding to greedy token for every row, attention by the Triton kernel. Each
+        residual add is done in the next norm's kernel (:func:`.kernels.add_rms_norm`),
+        bit-identical to the layer's own add followed by its (fused) norm."""
+        from .kernels import add_rms_norm, decode_attention, rope_to_cache
 
         hidden = self.lm.embed_tokens(st.tokens.view(st.size, 1))
         positions = st.text_pos.view(1, st.size, 1).expand(3, st.size, 1)
         cos, sin = self.lm.rotary_emb(hidden, positions)
+        residual, x = hidden, self.layers[0].input_layernorm(hidden)
+        n = len(self.layers)
         for i, layer in enumerate(self.layers):
-            residual, q = self._pre_attention(i, hidden, st, cos, sin)
-            decode_attention(
-                q,
-                self.cache.keys[i],
-                self.cache.values[i],
-                st.lengths,
-                layer.self_attn.scaling,
-                st.attn_in,
-                self._workspace,
+            attn = layer.self_attn
+            shape = (st.size, 1, -1, attn.head_dim)
+            q = attn.q_norm(attn.q_proj(x).view(shape))
+            k = attn.k_norm(attn.k_proj(x).view(shape))
+            v = attn.v_proj(x).view(shape)
+            keys, values = self.cache.keys[i], self.cache.values[i]
+            q = rope_to_cache(q, k, v, cos, sin, keys, values, st.write_idx)
+            decode_attention(q, keys, values, st.lengths, attn.scaling, st.attn_in, self._workspace)
+            norm = layer.post_attention_layernorm
+            residual, x = add_rms_norm(
+                residual, attn.o_proj(st.attn_in), norm.weight, norm.variance_epsilon
             )
-            hidden = self._post_attention(i, residual, st.attn_in)
-        return self._greedy(hidden)
+            norm = self.layers[i + 1].input_layernorm if i + 1 < n else self.lm.norm
+            residual, x = add_rms_norm(residual, layer.mlp(x), norm.weight, norm.variance_epsilon)
+        logits = self.lm_head(x)
+        return (logits[:, -1, :].float().argmax(-1),)
 
     # ---- buckets and graphs --------------------------------------------------------------
 
