@@ -128,3 +128,24 @@ def test_a_prompt_too_long_for_the_cache_is_a_limit_error_and_the_engine_goes_on
         assert backend.generate(_ask("Findings?", max_new_tokens=3)).completion_tokens >= 1
     finally:
         backend.close()
+
+
+def test_the_kernels_setting_reaches_the_engine_and_leaves_a_cpu_model_stock(tiny_settings):
+    from medmo_agent.backends.engine.fused import fused_kernels_installed
+    from medmo_agent.config import Settings
+
+    assert Settings.from_env({"MEDMO_KERNELS": "0"}).kernels is False
+    assert Settings().kernels is True
+    for kernels in (True, False):
+        backend = TransformersBackend.from_settings(
+            tiny_settings.replace(engine="continuous", kernels=kernels)
+        )
+        try:
+            # Triton's kernels run on CUDA GPUs only: on the CPU the engine keeps the model's
+            # stock modules whatever the setting, and prefills on its decode thread
+            assert backend.continuous.batcher.step.kernels is False
+            assert not fused_kernels_installed(backend.model)
+            assert not backend.continuous.batcher.overlap_prefill
+            assert backend.generate(REQUESTS[2]).completion_tokens >= 1
+        finally:
+            backend.close()
