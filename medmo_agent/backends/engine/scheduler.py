@@ -521,7 +521,7 @@ class ContinuousBatcher:
 
     def _fetch(self, tokens: Any) -> list[int]:
         """The step's tokens on the host. With a prefill thread, wait on a CUDA event, which
-        lets go of the interpreter while the GPU works (``tolist`` would hold it)."""
+        releases the interpreter while the GPU works, so the prefill thread can run."""
         if self._prefill_stream is None:
             return tokens.tolist()
         import torch
