@@ -49,6 +49,12 @@ def _prompt(processor, seed: int, size: tuple[int, int]):
     )
 
 
+def _engine(model, **options) -> ContinuousBatcher:
+    """An engine with no end-of-sequence token and greedy prefill (``options`` override)."""
+    options.setdefault("generation_config", _greedy_config(model))
+    return ContinuousBatcher(model, eos_token_ids=options.pop("eos_token_ids", []), **options)
+
+
 def _greedy_config(model):
     # no end-of-sequence token: every request runs to its full length
     return transformers.GenerationConfig(
@@ -80,9 +86,7 @@ def cpu_model(tiny_checkpoint):
 
 def test_one_request_at_a_time_matches_generate_token_for_token(cpu_model):
     model, processor = cpu_model
-    engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=4, max_len=1024, generation_config=_greedy_config(model)
-    )
+    engine = _engine(model, max_batch=4, max_len=1024)
     try:
         for seed, size in enumerate(SIZES[:3]):
             inputs = _prompt(processor, seed, size)
@@ -100,9 +104,7 @@ def test_requests_join_and_leave_the_running_batch_without_changing_their_tokens
     prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES)]
     lengths = [5, 17, 9, 30, 12]  # different lengths: rows leave at different steps
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
-    engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=3, max_len=1024, generation_config=_greedy_config(model)
-    )
+    engine = _engine(model, max_batch=3, max_len=1024)
     try:
         futures = [
             engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
@@ -126,9 +128,7 @@ def test_on_token_streams_every_token_and_can_stop_a_request(cpu_model):
         seen.append(token)
         return len(seen) == 6  # "a stop string was reached"
 
-    engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=2, max_len=512, generation_config=_greedy_config(model)
-    )
+    engine = _engine(model, max_batch=2, max_len=512)
     try:
         result = engine.submit(
             EngineRequest(inputs=inputs, max_new_tokens=40, on_token=on_token)
@@ -150,9 +150,7 @@ def test_a_cancelled_request_stops_early_while_its_neighbour_finishes(cpu_model)
         if count[0] == 3:
             cancel.set()
 
-    engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=2, max_len=512, generation_config=_greedy_config(model)
-    )
+    engine = _engine(model, max_batch=2, max_len=512)
     try:
         first = engine.submit(
             EngineRequest(
@@ -179,13 +177,7 @@ def test_end_of_sequence_token_finishes_a_request(cpu_model):
     inputs = _prompt(processor, 3, (64, 64))
     tokens = _reference(model, inputs, 10)
     eos = tokens[4]  # pretend the fifth generated token ends the sequence
-    engine = ContinuousBatcher(
-        model,
-        eos_token_ids=[eos],
-        max_batch=2,
-        max_len=512,
-        generation_config=_greedy_config(model),
-    )
+    engine = _engine(model, eos_token_ids=[eos], max_batch=2, max_len=512)
     try:
         result = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=10)).result()
     finally:
@@ -198,9 +190,7 @@ def test_a_prompt_longer_than_the_cache_fails_alone_and_the_engine_keeps_serving
     model, processor = cpu_model
     big = _prompt(processor, 4, (1024, 1024))  # ~1000 image tokens
     small = _prompt(processor, 5, (64, 64))
-    engine = ContinuousBatcher(
-        model, eos_token_ids=[], max_batch=2, max_len=256, generation_config=_greedy_config(model)
-    )
+    engine = _engine(model, max_batch=2, max_len=256)
     try:
         with pytest.raises(ValueError, match="does not fit the KV cache"):
             engine.submit(EngineRequest(inputs=big, max_new_tokens=4)).result()
@@ -218,12 +208,10 @@ def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint, kernel
     model, processor = _load(tiny_checkpoint, "cuda", torch.bfloat16)
     prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES)]
     lengths = [16, 40, 8, 33, 21]
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=4,
         max_len=2048,
-        generation_config=_greedy_config(model),
         kernels=kernels,
     )
     # after the engine: with kernels it installed its fused modules, which generate uses too
@@ -268,12 +256,10 @@ def test_prompts_arriving_together_are_prefilled_together_with_the_same_tokens(c
     )
     lengths = [12, 7, 15, 9, 11]
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=8,
         max_len=1024,
-        generation_config=_greedy_config(model),
         pad_token_id=0,
         prefill_batch=4,
     )
@@ -315,12 +301,10 @@ def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model)
     prompts = [_prompt(processor, seed, (64, 64)) for seed in range(3)]
     lengths = [6, 11, 4]
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=4,
         max_len=512,
-        generation_config=_greedy_config(model),
         kernels=True,
         prefill_batch=1,
     )
@@ -419,12 +403,10 @@ def test_a_fused_model_decodes_with_the_engines_attention_kernel_in_generate(
             return_tensors="pt",
         )
     )
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=2,
         max_len=256,
-        generation_config=_greedy_config(model),
         kernels=True,
     )
     try:
@@ -455,12 +437,10 @@ def test_with_prefill_on_its_own_thread_requests_still_match_generate(cpu_model)
     prompts = [_prompt(processor, seed, size) for seed, size in enumerate(SIZES)]
     lengths = [9, 14, 5, 20, 7]
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=3,
         max_len=1024,
-        generation_config=_greedy_config(model),
         overlap_prefill=True,
         prefill_batch=4,
     )
@@ -487,12 +467,10 @@ def test_with_prefill_on_its_own_thread_requests_still_match_generate(cpu_model)
 
 def test_closing_the_engine_fails_requests_still_waiting_for_a_prefill(cpu_model):
     model, processor = cpu_model
-    engine = ContinuousBatcher(
+    engine = _engine(
         model,
-        eos_token_ids=[],
         max_batch=2,
         max_len=512,
-        generation_config=_greedy_config(model),
         overlap_prefill=True,
     )
     release = threading.Event()
