@@ -487,3 +487,26 @@ def test_closing_the_engine_fails_requests_still_waiting_for_a_prefill(cpu_model
         assert "closed" in str(exc)
     else:  # or it was prefilled and finished first: either way it is never left hanging
         assert waiting.done()
+
+
+def test_a_prefill_thread_failure_fails_its_requests_and_the_engine_keeps_serving(
+    cpu_model, monkeypatch
+):
+    model, processor = cpu_model
+    engine = _engine(model, max_batch=2, max_len=512, overlap_prefill=True)
+    inputs = _prompt(processor, 2, (64, 64))
+    try:
+        real = engine._prefill_entries
+
+        def broken(live):
+            raise RuntimeError("device lost")
+
+        monkeypatch.setattr(engine, "_prefill_entries", broken)
+        failed = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=3))
+        with pytest.raises(RuntimeError, match="device lost"):
+            failed.result(timeout=60)
+        monkeypatch.setattr(engine, "_prefill_entries", real)
+        ok = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=3)).result(timeout=60)
+    finally:
+        engine.close()
+    assert ok.tokens == _reference(model, inputs, 3)

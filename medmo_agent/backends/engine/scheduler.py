@@ -327,12 +327,19 @@ class ContinuousBatcher:
                     self._call(*job)
             if live:
                 stream = self._prefill_stream
-                with torch.cuda.stream(stream) if stream is not None else _nullcontext():
-                    entries = self._prefill_entries(live)
-                    event = None
-                    if stream is not None:
-                        event = torch.cuda.Event()
-                        event.record(stream)
+                entries: list[tuple] = []
+                event = None
+                try:
+                    with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+                        entries = self._prefill_entries(live)
+                        if stream is not None:
+                            event = torch.cuda.Event()
+                            event.record(stream)
+                except Exception as exc:  # never leave the decode thread waiting for these
+                    for _, future in live:
+                        if not future.done():
+                            future.set_exception(exc)
+                    entries = []
                 self._queue.put(_Prefilled(entries=entries, count=len(live), event=event))
             if stop:
                 return
