@@ -46,7 +46,8 @@ class Settings:
     revision: str | None = None
     device: str = "auto"  # "auto" | "cuda" | "cuda:1" | "cpu"
     dtype: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU) | "bfloat16" | "float16" | "float32"
-    attn_implementation: str = "auto"  # "auto" (flash_attention_2 if installed, else sdpa)
+    # "auto": sdpa, or flash_attention_2 for the batched engine when flash-attn is installed
+    attn_implementation: str = "auto"
 
     # OpenAI-compatible servers (vLLM, SGLang, transformers serve)
     base_url: str | None = None

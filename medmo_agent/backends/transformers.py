@@ -292,8 +292,12 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
         dtype = "bfloat16" if on_gpu else "float32"
     attn = settings.attn_implementation
     if attn == "auto":
+        # The continuous engine (the GPU default) runs its own decode attention and reads
+        # prompts through SDPA's flash kernel; flash-attn 2 only serves batched generate.
         has_fa2 = importlib.util.find_spec("flash_attn") is not None
-        attn = "flash_attention_2" if on_gpu and has_fa2 and dtype != "float32" else "sdpa"
+        batched = settings.engine == "batched"
+        use_fa2 = on_gpu and has_fa2 and dtype != "float32" and batched
+        attn = "flash_attention_2" if use_fa2 else "sdpa"
     return device, dtype, attn
 
 

@@ -24,8 +24,21 @@ def flash_attn_installed(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
 
-def test_a_gpu_uses_bfloat16_and_flash_attention_2_when_it_is_installed(flash_attn_installed):
-    assert tb._resolve_runtime(Settings(device="cuda")) == ("cuda", "bfloat16", "flash_attention_2")
+def test_batched_generate_on_a_gpu_uses_flash_attention_2_when_it_is_installed(
+    flash_attn_installed,
+):
+    settings = Settings(device="cuda", engine="batched")
+    assert tb._resolve_runtime(settings) == ("cuda", "bfloat16", "flash_attention_2")
+
+
+def test_the_continuous_engine_keeps_sdpa_even_with_flash_attention_installed(
+    flash_attn_installed,
+):
+    # the engine runs its own decode attention and needs SDPA for the prompt; with
+    # flash-attn 2 it would fall back to batched generate
+    for engine in ("auto", "continuous"):
+        settings = Settings(device="cuda", engine=engine)
+        assert tb._resolve_runtime(settings) == ("cuda", "bfloat16", "sdpa")
 
 
 def test_a_gpu_falls_back_to_sdpa_without_flash_attention():
