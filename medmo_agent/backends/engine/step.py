@@ -80,9 +80,10 @@ class DecodeStep:
         cache: The KV cache whose slots hold the running requests.
         max_batch: The largest batch that will be stepped.
         use_cuda_graphs: Capture the static segments as CUDA graphs (CUDA only).
-        kernels: Use the Triton kernels (rotary embedding + cache write in one kernel, and
-            for several requests, mask-free attention inside one whole-step graph).
-            Default: on CUDA when Triton is installed.
+        kernels: Run each step through the Triton kernels as one whole-step graph (rotary
+            embedding + cache write, add-norms, mask-free attention). Default: on CUDA when
+            Triton is installed. The model should carry the fused modules
+            (:func:`.fused.install_fused_kernels`) for ``generate`` to compute the same.
     """
 
     def __init__(
@@ -181,16 +182,6 @@ class DecodeStep:
         residual = hidden
         x = layer.input_layernorm(hidden)
         shape = (st.size, 1, -1, attn.head_dim)
-        if self.kernels:
-            from .kernels import rope_to_cache
-
-            q = attn.q_norm(attn.q_proj(x).view(shape))
-            k = attn.k_norm(attn.k_proj(x).view(shape))
-            v = attn.v_proj(x).view(shape)
-            q = rope_to_cache(
-                q, k, v, cos, sin, self.cache.keys[i], self.cache.values[i], st.write_idx
-            )
-            return residual, q
         q = attn.q_norm(attn.q_proj(x).view(shape)).transpose(1, 2)
         k = attn.k_norm(attn.k_proj(x).view(shape)).transpose(1, 2)
         v = attn.v_proj(x).view(shape).transpose(1, 2)
