@@ -55,6 +55,14 @@ def _engine(model, **options) -> ContinuousBatcher:
     return ContinuousBatcher(model, eos_token_ids=options.pop("eos_token_ids", []), **options)
 
 
+def _submit_all(engine, prompts, lengths):
+    """Submit every prompt with its token budget at once; the futures, in order."""
+    return [
+        engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
+        for p, n in zip(prompts, lengths, strict=True)
+    ]
+
+
 def _greedy_config(model):
     # no end-of-sequence token: every request runs to its full length
     return transformers.GenerationConfig(
@@ -106,10 +114,7 @@ def test_requests_join_and_leave_the_running_batch_without_changing_their_tokens
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
     engine = _engine(model, max_batch=3, max_len=1024)
     try:
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
-            for p, n in zip(prompts, lengths, strict=True)
-        ]
+        futures = _submit_all(engine, prompts, lengths)
         results = [f.result(timeout=120) for f in futures]
     finally:
         engine.close()
@@ -223,10 +228,7 @@ def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint, kernel
             engine.submit(EngineRequest(inputs=p, max_new_tokens=n)).result().tokens
             for p, n in zip(prompts, lengths, strict=True)
         ]
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
-            for p, n in zip(prompts, lengths, strict=True)
-        ]
+        futures = _submit_all(engine, prompts, lengths)
         together = [f.result(timeout=120).tokens for f in futures]
     finally:
         engine.close()
@@ -267,10 +269,7 @@ def test_prompts_arriving_together_are_prefilled_together_with_the_same_tokens(c
     try:
         # hold the engine thread so that every prompt is waiting when it comes back
         busy = engine.run_exclusive(release.wait)
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
-            for p, n in zip(prompts, lengths, strict=True)
-        ]
+        futures = _submit_all(engine, prompts, lengths)
         release.set()
         busy.result(timeout=30)
         results = [f.result(timeout=120) for f in futures]
@@ -312,10 +311,7 @@ def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model)
         assert fused_kernels_installed(model)
         uninstall_fused_kernels(model)
         assert engine.step.kernels
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
-            for p, n in zip(prompts, lengths, strict=True)
-        ]
+        futures = _submit_all(engine, prompts, lengths)
         results = [f.result(timeout=300) for f in futures]
     finally:
         engine.close()
@@ -448,10 +444,7 @@ def test_with_prefill_on_its_own_thread_requests_still_match_generate(cpu_model)
     try:
         assert engine._prefill_thread is not None
         busy = engine.run_exclusive(release.wait)  # holds the prefill thread
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n))
-            for p, n in zip(prompts, lengths, strict=True)
-        ]
+        futures = _submit_all(engine, prompts, lengths)
         release.set()
         busy.result(timeout=30)
         results = [f.result(timeout=120) for f in futures]

@@ -24,6 +24,8 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from .step import _language_model
+
 __all__ = [
     "FUSED_ATTENTION",
     "fused_kernels_installed",
@@ -63,11 +65,6 @@ def _register_attention() -> None:
 
     AttentionInterface.register(FUSED_ATTENTION, fused_attention_forward)
     AttentionMaskInterface.register(FUSED_ATTENTION, sdpa_mask)
-
-
-def _language_model(model: Any) -> Any:
-    inner = getattr(model, "model", model)
-    return getattr(inner, "language_model", inner)
 
 
 def _fused_rms_norm_forward(self, hidden_states):

@@ -330,7 +330,11 @@ class ContinuousBatcher:
                 entries: list[tuple] = []
                 event = None
                 try:
-                    with torch.cuda.stream(stream) if stream is not None else _nullcontext():
+                    with (
+                        torch.cuda.stream(stream)
+                        if stream is not None
+                        else contextlib.nullcontext()
+                    ):
                         entries = self._prefill_entries(live)
                         if stream is not None:
                             event = torch.cuda.Event()
@@ -547,10 +551,6 @@ class ContinuousBatcher:
             if old != new_slot:
                 self.cache.move_slot(old, new_slot, run.length)
         self._running = after
-
-
-def _nullcontext() -> Any:
-    return contextlib.nullcontext()
 
 
 def _to(value: Any, device: Any) -> Any:
