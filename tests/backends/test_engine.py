@@ -333,7 +333,10 @@ def test_fused_kernels_are_installed_per_model_and_can_be_removed(kernel_model):
     changed = install_fused_kernels(model)
     try:
         layers = len(model.model.language_model.layers)
-        assert changed == 1 + layers * 4 + layers  # final norm, 4 norms and an MLP a layer
+        blocks = len(model.model.visual.blocks)
+        # final norm; 4 norms, an MLP, an attention and the layer itself a layer; the vision
+        # tower and each block's attention
+        assert changed == 1 + layers * 7 + 1 + blocks
         assert install_fused_kernels(model) == 0  # idempotent
         assert layer.input_layernorm.forward.__func__ is not stock
         x = torch.randn(2, 3, model.config.text_config.hidden_size)
@@ -341,7 +344,8 @@ def test_fused_kernels_are_installed_per_model_and_can_be_removed(kernel_model):
     finally:
         uninstall_fused_kernels(model)
     assert not fused_kernels_installed(model)
-    assert "forward" not in layer.input_layernorm.__dict__
+    for module in (layer, layer.input_layernorm, layer.self_attn, model.model.visual):
+        assert "forward" not in module.__dict__
     torch.testing.assert_close(layer.input_layernorm(x), fused, rtol=1e-5, atol=1e-5)
 
 
@@ -369,6 +373,82 @@ def test_the_fused_mlp_runs_gate_and_up_as_one_product_over_shared_weights(kerne
     assert "_medmo_gate_up" not in mlp.__dict__
     assert mlp.gate_proj.weight.data_ptr() != mlp.up_proj.weight.data_ptr()
     assert torch.equal(mlp.gate_proj.weight, gate) and torch.equal(mlp.up_proj.weight, up)
+
+
+def _two_image_prompt(processor):
+    rng = np.random.RandomState(9)
+    images = [
+        Image.fromarray((rng.rand(h, w, 3) * 255).astype("uint8")) for w, h in ((64, 96), (96, 64))
+    ]
+    content = [{"type": "image", "image": im} for im in images]
+    content.append({"type": "text", "text": "Compare the two."})
+    return dict(
+        processor.apply_chat_template(
+            [{"role": "user", "content": content}],
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+        )
+    )
+
+
+def test_the_fused_model_computes_what_the_stock_model_computes(kernel_model, monkeypatch):
+    """Fused attention (one q|k|v product, norm + rotary kernel), fused decoder layers and the
+    fused vision attention give the stock model's logits, for a prompt of two images (two
+    vision attention segments), and the vision tower synchronises once, not in every block."""
+    import medmo_agent.backends.engine.kernels as kernels
+    from medmo_agent.backends.engine.fused import install_fused_kernels, uninstall_fused_kernels
+
+    model, processor = kernel_model
+    inputs = _two_image_prompt(processor)
+    assert inputs["image_grid_thw"].shape[0] == 2
+    synced = [0]
+    real_tolist = torch.Tensor.tolist
+
+    def counting_tolist(self):
+        synced[0] += 1
+        return real_tolist(self)
+
+    def vision_syncs() -> int:
+        synced[0] = 0
+        with torch.no_grad(), monkeypatch.context() as m:
+            m.setattr(torch.Tensor, "tolist", counting_tolist)
+            model.model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
+        return synced[0]
+
+    with torch.no_grad():
+        stock = model(**inputs).logits
+    stock_syncs = vision_syncs()
+    attn = model.model.language_model.layers[0].self_attn
+    q_weight = attn.q_proj.weight.detach().clone()
+    install_fused_kernels(model)
+    calls = {"qk_norm_rope": 0, "vision_rope": 0}
+    for name in calls:
+        real = getattr(kernels, name)
+
+        def counting(*args, _real=real, _name=name, **kw):
+            calls[_name] += 1
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(kernels, name, counting)
+    try:
+        merged = attn.__dict__["_medmo_qkv"]
+        assert attn.q_proj.weight.data_ptr() == merged.data_ptr()  # views, no second copy
+        assert torch.equal(attn.q_proj.weight, q_weight)
+        # the stock tower reads the segment sizes back in every block; the fused one once
+        assert vision_syncs() <= stock_syncs - len(model.model.visual.blocks) + 1
+        with torch.no_grad():
+            fused = model(**inputs).logits
+    finally:
+        uninstall_fused_kernels(model)
+    config = model.config
+    blocks = len(model.model.visual.blocks)
+    assert calls["vision_rope"] == 2 * blocks  # get_image_features, then the forward
+    assert calls["qk_norm_rope"] == config.text_config.num_hidden_layers
+    torch.testing.assert_close(fused, stock, rtol=1e-4, atol=1e-4)
+    assert "_medmo_qkv" not in attn.__dict__
+    assert torch.equal(attn.q_proj.weight, q_weight)
 
 
 def test_the_kernels_need_a_gpu_or_the_interpreter(cpu_model, monkeypatch):

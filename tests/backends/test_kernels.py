@@ -115,47 +115,109 @@ def test_silu_mul_matches_the_stock_activation(K):
     torch.testing.assert_close(K.silu_mul(gate, up), expected, rtol=1e-5, atol=1e-6)
 
 
-def _rope_inputs(dtype, batch=3, heads=4, kv_heads=2, head_dim=16, max_len=32, seed=2):
+class _Norm:
+    """What the kernel reads of an RMSNorm module."""
+
+    def __init__(self, weight, eps=1e-6):
+        self.weight, self.variance_epsilon = weight, eps
+
+
+def _qkv_inputs(dtype, batch=3, seq=1, heads=4, kv_heads=2, head_dim=16, seed=2):
     gen = torch.Generator().manual_seed(seed)
 
     def r(*shape):
         return torch.randn(*shape, generator=gen).to(DEVICE, dtype)
 
-    q, k = r(batch, 1, heads, head_dim), r(batch, 1, kv_heads, head_dim)
-    v = r(batch, 1, kv_heads, head_dim)
-    cos, sin = r(batch, 1, head_dim), r(batch, 1, head_dim)
-    cache_k = torch.zeros(batch + 1, kv_heads, max_len, head_dim, dtype=dtype, device=DEVICE)
-    return q, k, v, cos, sin, cache_k, torch.zeros_like(cache_k)
+    qkv = r(batch, seq, (heads + 2 * kv_heads) * head_dim)
+    cos, sin = r(batch, seq, head_dim), r(batch, seq, head_dim)
+    return qkv, _Norm(r(head_dim)), _Norm(r(head_dim), 1e-5), cos, sin
 
 
-def _check_rope_is_bit_identical(K, dtype):
+def _stock_qk(K, qkv, q_norm, k_norm, cos, sin, heads, kv_heads):
+    """The stock attention's q/k/v: split, per-head norms (the fused norm), rotary."""
     from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb
 
-    q, k, v, cos, sin, cache_k, cache_v = _rope_inputs(dtype)
+    batch, seq, _ = qkv.shape
+    q_w = heads * qkv.shape[-1] // (heads + 2 * kv_heads)
+    k_w = (qkv.shape[-1] - q_w) // 2
+    q, k, v = qkv.split([q_w, k_w, k_w], dim=-1)
+    q = K.rms_norm(q.reshape(batch, seq, heads, -1), q_norm.weight, q_norm.variance_epsilon)
+    k = K.rms_norm(k.reshape(batch, seq, kv_heads, -1), k_norm.weight, k_norm.variance_epsilon)
+    q, k = apply_rotary_pos_emb(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+    return q, k, v.reshape(batch, seq, kv_heads, -1).transpose(1, 2)
+
+
+def _check_qk_norm_rope(K, dtype):
+    heads, kv_heads = 4, 2
+    qkv, q_norm, k_norm, cos, sin = _qkv_inputs(dtype, seq=5)
+    q, k, v = K.qk_norm_rope(qkv, q_norm, k_norm, cos, sin, heads, kv_heads)
+    stock = _stock_qk(K, qkv, q_norm, k_norm, cos, sin, heads, kv_heads)
+    for ours, theirs in zip((q, k, v), stock, strict=True):
+        assert ours.shape == theirs.shape
+        assert torch.equal(ours, theirs)
+    # the layout the stock attention hands on: (batch, heads, seq, dim) views of (b, s, h, d)
+    assert q.transpose(1, 2).is_contiguous() and v.transpose(1, 2).is_contiguous()
+
+
+def _check_qk_norm_rope_writes_the_cache(K, dtype):
+    heads, kv_heads, max_len = 4, 2, 32
+    qkv, q_norm, k_norm, cos, sin = _qkv_inputs(dtype, seq=1, seed=5)
+    cache_k = torch.zeros(4, kv_heads, max_len, 16, dtype=dtype, device=DEVICE)
+    cache_v = torch.zeros_like(cache_k)
     write = torch.tensor([5, 0, 31], device=DEVICE)
-    q_out = K.rope_to_cache(q, k, v, cos, sin, cache_k, cache_v, write)
-    stock_q, stock_k = apply_rotary_pos_emb(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-    assert q_out.shape == stock_q.shape
-    assert torch.equal(q_out, stock_q)
-    for b, pos in enumerate(write.tolist()):
-        assert torch.equal(cache_k[b, :, pos], stock_k[b, :, 0])
-        assert torch.equal(cache_v[b, :, pos], v[b, 0])
-    # nothing else in the cache was touched
+    q = K.qk_norm_rope(qkv, q_norm, k_norm, cos, sin, heads, kv_heads, (cache_k, cache_v, write))
+    stock_q, stock_k, stock_v = _stock_qk(K, qkv, q_norm, k_norm, cos, sin, heads, kv_heads)
+    assert q.shape == stock_q.shape and torch.equal(q, stock_q)
     written = torch.zeros_like(cache_k, dtype=torch.bool)
     for b, pos in enumerate(write.tolist()):
+        assert torch.equal(cache_k[b, :, pos], stock_k[b, :, 0])
+        assert torch.equal(cache_v[b, :, pos], stock_v[b, :, 0])
         written[b, :, pos] = True
-    assert not cache_k[~written].any() and not cache_v[~written].any()
+    assert not cache_k[~written].any() and not cache_v[~written].any()  # nothing else touched
 
 
-def test_rope_to_cache_is_bit_identical_to_apply_rotary_pos_emb_and_writes_each_row(K):
-    _check_rope_is_bit_identical(K, torch.float32)
+def test_qk_norm_rope_is_the_stock_norms_then_rotary_bit_for_bit(K):
+    _check_qk_norm_rope(K, torch.float32)
+
+
+def test_qk_norm_rope_writes_each_rows_key_and_value_into_its_cache_slot(K):
+    _check_qk_norm_rope_writes_the_cache(K, torch.float32)
 
 
 @pytest.mark.gpu
-def test_rope_to_cache_is_bit_identical_in_bfloat16_on_the_gpu(K):
+def test_qk_norm_rope_is_bit_identical_in_bfloat16_on_the_gpu(K):
     if not ON_GPU:
         pytest.skip("needs a CUDA GPU")
-    _check_rope_is_bit_identical(K, torch.bfloat16)
+    _check_qk_norm_rope(K, torch.bfloat16)
+    _check_qk_norm_rope_writes_the_cache(K, torch.bfloat16)
+
+
+def _check_vision_rope(K, dtype, heads=3, head_dim=18, patches=7):
+    """Head size 18: not a power of two (the 8B vision tower's is 72)."""
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb_vision
+
+    gen = torch.Generator().manual_seed(7)
+    qkv = torch.randn(patches, 3 * heads * head_dim, generator=gen).to(DEVICE, dtype)
+    cos = torch.randn(patches, head_dim, generator=gen).to(DEVICE)
+    sin = torch.randn(patches, head_dim, generator=gen).to(DEVICE)
+    q, k, v = K.vision_rope(qkv, cos, sin, heads)
+    sq, sk, sv = qkv.reshape(patches, 3, heads, head_dim).permute(1, 0, 2, 3).unbind(0)
+    sq, sk = apply_rotary_pos_emb_vision(sq, sk, cos, sin)
+    for ours, theirs in zip((q, k, v), (sq, sk, sv), strict=True):
+        assert ours.shape == (1, heads, patches, head_dim) and ours.is_contiguous()
+        assert torch.equal(ours, theirs.transpose(0, 1).unsqueeze(0))
+
+
+def test_vision_rope_is_bit_identical_to_the_stock_float32_rotary(K):
+    _check_vision_rope(K, torch.float32)
+
+
+@pytest.mark.gpu
+def test_vision_rope_is_bit_identical_in_bfloat16_on_the_gpu(K):
+    if not ON_GPU:
+        pytest.skip("needs a CUDA GPU")
+    _check_vision_rope(K, torch.bfloat16)
+    _check_vision_rope(K, torch.bfloat16, heads=16, head_dim=72, patches=300)
 
 
 def _attention_case(K, lengths, dtype=torch.float32, heads=4, kv_heads=2, head_dim=16):

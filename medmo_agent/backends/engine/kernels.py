@@ -5,10 +5,12 @@ modules launch many small ones.
   reduced by one program in a fixed order, so a row's result never depends on its batch.
   :func:`add_rms_norm` does the residual add before it in the same pass, bit for bit.
 - :func:`silu_mul`: ``act(gate) * up`` of the MLP in one pass.
-- :func:`rope_to_cache`: rotary embedding of queries and keys plus the KV-cache write, with
-  exactly the stock arithmetic (``q * cos + rotate_half(q) * sin``, each product and the sum
-  rounded to the model's dtype as PyTorch rounds them), so it is bit-identical to
-  ``apply_rotary_pos_emb``.
+- :func:`qk_norm_rope`: the attention's q/k RMSNorms and rotary embedding over one merged
+  ``q|k|v`` projection (and, in a decode step, the KV-cache write), with exactly the stock
+  arithmetic (``q * cos + rotate_half(q) * sin``, each product and the sum rounded to the
+  model's dtype as PyTorch rounds them).
+- :func:`vision_rope`: the vision tower's float32 rotary embedding, bit-identical to
+  ``apply_rotary_pos_emb_vision``, in the layout attention reads.
 - :func:`decode_attention`: one query per row against that row's cached keys, the keys split
   into fixed chunks reduced in parallel and then combined in order; row lengths come from a
   device tensor, so the call can be captured in a CUDA graph.
@@ -30,9 +32,10 @@ __all__ = [
     "AttentionWorkspace",
     "add_rms_norm",
     "decode_attention",
+    "qk_norm_rope",
     "rms_norm",
-    "rope_to_cache",
     "silu_mul",
+    "vision_rope",
 ]
 
 #: Keys per split of :func:`decode_attention`: a split is the unit of parallel work.
@@ -74,13 +77,26 @@ def _torch_to_tl(dtype):
 
 
 @triton.jit
+def _rms_rstd(x, inv_n, eps):
+    """``rsqrt(mean(x**2) + eps)`` of one float32 row, reduced in a fixed order."""
+    variance = tl.sum(x * x, axis=0) * inv_n
+    return 1.0 / tl.sqrt(variance + eps)
+
+
+@triton.jit
+def _rms_scale(x, rstd, w, X_DTYPE: tl.constexpr, OUT_DTYPE: tl.constexpr):
+    """``weight * (x * rstd).to(x.dtype)``, rounded as the stock module rounds."""
+    normed = (x * rstd).to(X_DTYPE)
+    return (w.to(tl.float32) * normed.to(tl.float32)).to(OUT_DTYPE)
+
+
+@triton.jit
 def _rms_row(x, w_ptr, cols, mask, inv_n, eps, X_DTYPE: tl.constexpr, OUT_DTYPE: tl.constexpr):
     """One row's RMSNorm from its float32 values. Shared by both norm kernels, so a norm
     fused with the residual add reduces exactly as the plain norm does."""
-    variance = tl.sum(x * x, axis=0) * inv_n
-    normed = (x * (1.0 / tl.sqrt(variance + eps))).to(X_DTYPE)
+    rstd = _rms_rstd(x, inv_n, eps)
     w = tl.load(w_ptr + cols, mask=mask, other=0.0)
-    return (w.to(tl.float32) * normed.to(tl.float32)).to(OUT_DTYPE)
+    return _rms_scale(x, rstd, w, X_DTYPE, OUT_DTYPE)
 
 
 @triton.jit
@@ -245,127 +261,253 @@ def silu_mul(gate, up):
     return out
 
 
-# ---- rotary embedding + KV-cache write ---------------------------------------------------
+# ---- q/k norms + rotary embedding (+ KV-cache write) ---------------------------------------
 
 
 @triton.jit
-def _rope_cache_kernel(
-    q_ptr,
-    k_ptr,
-    v_ptr,
+def _qk_norm_rope_kernel(
+    qkv_ptr,
+    qw_ptr,
+    kw_ptr,
     cos_ptr,
     sin_ptr,
     q_out_ptr,
-    cache_k_ptr,
-    cache_v_ptr,
+    k_out_ptr,
+    v_out_ptr,
     write_ptr,
-    stride_qb,
-    stride_qh,
-    stride_kb,
-    stride_kh,
-    stride_vb,
-    stride_vh,
-    stride_cb,
+    stride_t,
+    stride_cos,
     stride_qob,
+    stride_qos,
     stride_qoh,
-    stride_ckb,
-    stride_ckh,
-    stride_ckt,
+    stride_kob,
+    stride_kos,
+    stride_koh,
+    seq,
+    inv_d,
+    q_eps,
+    k_eps,
     HEADS: tl.constexpr,
-    HALF: tl.constexpr,
+    KV_HEADS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
     DTYPE: tl.constexpr,
+    CACHE: tl.constexpr,
     NO_FMA: tl.constexpr,
 ):
-    b = tl.program_id(0).to(tl.int64)
+    # One program per (token, head) of the merged q|k|v projection: q and k heads are
+    # normalised and rotated, v heads copied.
+    t = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
-    offs = tl.arange(0, HALF)
-    c1 = tl.load(cos_ptr + b * stride_cb + offs).to(tl.float32)
-    c2 = tl.load(cos_ptr + b * stride_cb + HALF + offs).to(tl.float32)
-    s1 = tl.load(sin_ptr + b * stride_cb + offs).to(tl.float32)
-    s2 = tl.load(sin_ptr + b * stride_cb + HALF + offs).to(tl.float32)
-    if head < HEADS:
-        src = q_ptr + b * stride_qb + head * stride_qh
+    b = t // seq
+    s = t % seq
+    HALF: tl.constexpr = HEAD_DIM // 2
+    d = tl.arange(0, HEAD_DIM)
+    src = qkv_ptr + t * stride_t + head * HEAD_DIM
+    # with the cache, the row's slot at its write position; else the token's own position
+    pos = tl.load(write_ptr + b) if CACHE else s
+    if head >= HEADS + KV_HEADS:
+        kv_head = head - HEADS - KV_HEADS
+        dst = v_out_ptr + b * stride_kob + pos * stride_kos + kv_head * stride_koh
+        tl.store(dst + d, tl.load(src + d))
     else:
-        src = k_ptr + b * stride_kb + (head - HEADS) * stride_kh
-    x1 = tl.load(src + offs).to(tl.float32)
-    x2 = tl.load(src + HALF + offs).to(tl.float32)
-    # Stock rounding: each product rounded to the dtype, then their sum.
-    p1 = _mul_rn(x1, c1, NO_FMA).to(DTYPE).to(tl.float32)
-    p2 = _mul_rn(-x2, s1, NO_FMA).to(DTYPE).to(tl.float32)
-    p3 = _mul_rn(x2, c2, NO_FMA).to(DTYPE).to(tl.float32)
-    p4 = _mul_rn(x1, s2, NO_FMA).to(DTYPE).to(tl.float32)
-    lo = _add_rn(p1, p2, NO_FMA).to(DTYPE)
-    hi = _add_rn(p3, p4, NO_FMA).to(DTYPE)
-    if head < HEADS:
-        dst = q_out_ptr + b * stride_qob + head * stride_qoh
-        tl.store(dst + offs, lo)
-        tl.store(dst + HALF + offs, hi)
-    else:
-        kv_head = head - HEADS
-        pos = tl.load(write_ptr + b)
-        slot = b * stride_ckb + kv_head * stride_ckh + pos * stride_ckt
-        tl.store(cache_k_ptr + slot + offs, lo)
-        tl.store(cache_k_ptr + slot + HALF + offs, hi)
-        v_src = v_ptr + b * stride_vb + kv_head * stride_vh
-        tl.store(cache_v_ptr + slot + offs, tl.load(v_src + offs))
-        tl.store(cache_v_ptr + slot + HALF + offs, tl.load(v_src + HALF + offs))
+        if head < HEADS:
+            w_ptr = qw_ptr
+            eps = q_eps
+        else:
+            w_ptr = kw_ptr
+            eps = k_eps
+        x = tl.load(src + d).to(tl.float32)
+        rstd = _rms_rstd(x, inv_d, eps)
+        y = _rms_scale(x, rstd, tl.load(w_ptr + d), DTYPE, DTYPE).to(tl.float32)
+        # rotate_half: the partner of element i is i + HALF (mod HEAD_DIM), negated in the
+        # first half; the partner's normalised value is computed from the same rstd.
+        partner = (d + HALF) % HEAD_DIM
+        xp = tl.load(src + partner).to(tl.float32)
+        yp = _rms_scale(xp, rstd, tl.load(w_ptr + partner), DTYPE, DTYPE).to(tl.float32)
+        rot = tl.where(d < HALF, -yp, yp)
+        c = tl.load(cos_ptr + t * stride_cos + d).to(tl.float32)
+        sn = tl.load(sin_ptr + t * stride_cos + d).to(tl.float32)
+        # Stock rounding: each product rounded to the dtype, then their sum.
+        p1 = _mul_rn(y, c, NO_FMA).to(DTYPE).to(tl.float32)
+        p2 = _mul_rn(rot, sn, NO_FMA).to(DTYPE).to(tl.float32)
+        out = _add_rn(p1, p2, NO_FMA).to(DTYPE)
+        if head < HEADS:
+            dst = q_out_ptr + b * stride_qob + s * stride_qos + head * stride_qoh
+        else:
+            dst = k_out_ptr + b * stride_kob + pos * stride_kos + (head - HEADS) * stride_koh
+        tl.store(dst + d, out)
 
 
-def rope_to_cache(q, k, v, cos, sin, cache_k, cache_v, write_idx):
-    """Rotary embedding for one new token per row, and the KV-cache write.
+def qk_norm_rope(qkv, q_norm, k_norm, cos, sin, heads: int, kv_heads: int, cache=None):
+    """The attention's q/k RMSNorms and rotary embedding over one merged ``q|k|v`` projection,
+    in one kernel.
+
+    Computes what ``q_norm``/``k_norm`` (:func:`rms_norm`'s arithmetic) followed by
+    ``apply_rotary_pos_emb`` compute, each product and sum rounded as PyTorch rounds them.
 
     Args:
-        q: Queries ``(batch, 1, heads, head_dim)`` (after ``q_norm``).
-        k: Keys ``(batch, 1, kv_heads, head_dim)`` (after ``k_norm``).
-        v: Values ``(batch, 1, kv_heads, head_dim)``.
-        cos, sin: The rotary tables ``(batch, 1, head_dim)``.
-        cache_k, cache_v: One layer's cache ``(slots, kv_heads, max_len, head_dim)``; row
-            ``b`` of the batch is slot ``b``.
-        write_idx: ``(batch,)`` int64 device tensor: where each row's key and value go.
+        qkv: ``(batch, seq, (heads + 2 * kv_heads) * head_dim)``: queries, keys, values.
+        q_norm, k_norm: The attention's two RMSNorm modules (``weight``, ``variance_epsilon``).
+        cos, sin: Rotary tables ``(batch, seq, head_dim)``.
+        heads, kv_heads: Query and key/value head counts.
+        cache: ``None``, or ``(cache_k, cache_v, write_idx)`` for one new token per row: row
+            ``b``'s key and value go to slot ``b`` of the layer's cache
+            ``(slots, kv_heads, max_len, head_dim)`` at position ``write_idx[b]``.
 
     Returns:
-        The rotated queries, ``(batch, heads, 1, head_dim)`` contiguous.
+        Without ``cache``: ``(q, k, v)`` as ``(batch, heads, seq, head_dim)`` views of
+        ``(batch, seq, heads, head_dim)`` tensors, the layout the stock attention passes on.
+        With it: ``q`` alone, ``(batch, heads, 1, head_dim)``.
     """
     import torch
 
-    batch, _, heads, head_dim = q.shape
-    kv_heads = k.shape[2]
-    for t in (q, k, v):
-        if t.stride(-1) != 1:
-            raise ValueError("rope_to_cache needs the head dimension contiguous")
-    q_out = torch.empty((batch, heads, 1, head_dim), dtype=q.dtype, device=q.device)
-    cos2, sin2 = cos.reshape(batch, head_dim), sin.reshape(batch, head_dim)
+    batch, seq, width = qkv.shape
+    head_dim = width // (heads + 2 * kv_heads)
+    if head_dim & (head_dim - 1) or head_dim < 2:
+        raise ValueError(f"qk_norm_rope needs a power-of-two head size, not {head_dim}")
+    rows = qkv.reshape(batch * seq, width)
+    if rows.stride(1) != 1:
+        rows = rows.contiguous()
+    cos2, sin2 = cos.reshape(batch * seq, head_dim), sin.reshape(batch * seq, head_dim)
     if cos2.stride(1) != 1 or sin2.stride() != cos2.stride():
         cos2, sin2 = cos2.contiguous(), sin2.contiguous()
-    _rope_cache_kernel[(batch, heads + kv_heads)](
-        q,
-        k,
-        v,
+    q_out = torch.empty((batch, seq, heads, head_dim), dtype=qkv.dtype, device=qkv.device)
+    if cache is None:
+        k_out = torch.empty((batch, seq, kv_heads, head_dim), dtype=qkv.dtype, device=qkv.device)
+        v_out = torch.empty_like(k_out)
+        write_idx = k_out  # unused
+        k_strides = (k_out.stride(0), k_out.stride(1), k_out.stride(2))
+    else:
+        k_out, v_out, write_idx = cache
+        if seq != 1 or k_out.stride() != v_out.stride():
+            raise ValueError("the cache write takes one token per row, keys and values alike")
+        k_strides = (k_out.stride(0), k_out.stride(2), k_out.stride(1))
+    _qk_norm_rope_kernel[(batch * seq, heads + 2 * kv_heads)](
+        rows,
+        q_norm.weight,
+        k_norm.weight,
         cos2,
         sin2,
         q_out,
-        cache_k,
-        cache_v,
+        k_out,
+        v_out,
         write_idx,
-        q.stride(0),
-        q.stride(2),
-        k.stride(0),
-        k.stride(2),
-        v.stride(0),
-        v.stride(2),
+        rows.stride(0),
         cos2.stride(0),
         q_out.stride(0),
         q_out.stride(1),
-        cache_k.stride(0),
-        cache_k.stride(1),
-        cache_k.stride(2),
+        q_out.stride(2),
+        *k_strides,
+        seq,
+        1.0 / head_dim,
+        q_norm.variance_epsilon,
+        k_norm.variance_epsilon,
         HEADS=heads,
-        HALF=head_dim // 2,
-        DTYPE=_torch_to_tl(q.dtype),
+        KV_HEADS=kv_heads,
+        HEAD_DIM=head_dim,
+        DTYPE=_torch_to_tl(qkv.dtype),
+        CACHE=cache is not None,
         NO_FMA=_NO_FMA,
         num_warps=1,
     )
-    return q_out
+    if cache is not None:
+        return q_out.transpose(1, 2)
+    return q_out.transpose(1, 2), k_out.transpose(1, 2), v_out.transpose(1, 2)
+
+
+# ---- the vision tower's rotary embedding ----------------------------------------------------
+
+
+@triton.jit
+def _vision_rope_kernel(
+    qkv_ptr,
+    cos_ptr,
+    sin_ptr,
+    out_ptr,
+    stride_t,
+    stride_cos,
+    stride_ow,
+    stride_oh,
+    stride_ot,
+    HEADS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_HALF: tl.constexpr,
+    DTYPE: tl.constexpr,
+    NO_FMA: tl.constexpr,
+):
+    # One program per (patch, q|k|v): every head of it; q and k rotated in float32, v copied.
+    t = tl.program_id(0).to(tl.int64)
+    which = tl.program_id(1)
+    HALF: tl.constexpr = HEAD_DIM // 2
+    h = tl.arange(0, BLOCK_H)[:, None]
+    d = tl.arange(0, BLOCK_HALF)[None, :]
+    mask = (h < HEADS) & (d < HALF)
+    src = qkv_ptr + t * stride_t + which * HEADS * HEAD_DIM + h * HEAD_DIM + d
+    dst = out_ptr + which * stride_ow + h * stride_oh + t * stride_ot + d
+    x1 = tl.load(src, mask=mask, other=0.0)
+    x2 = tl.load(src + HALF, mask=mask, other=0.0)
+    if which == 2:
+        tl.store(dst, x1, mask=mask)
+        tl.store(dst + HALF, x2, mask=mask)
+    else:
+        half = d < HALF
+        c1 = tl.load(cos_ptr + t * stride_cos + d, mask=half, other=0.0).to(tl.float32)
+        c2 = tl.load(cos_ptr + t * stride_cos + HALF + d, mask=half, other=0.0).to(tl.float32)
+        s1 = tl.load(sin_ptr + t * stride_cos + d, mask=half, other=0.0).to(tl.float32)
+        s2 = tl.load(sin_ptr + t * stride_cos + HALF + d, mask=half, other=0.0).to(tl.float32)
+        x1 = x1.to(tl.float32)
+        x2 = x2.to(tl.float32)
+        # apply_rotary_pos_emb_vision: float32 products and sum, rounded to the dtype once.
+        lo = _add_rn(_mul_rn(x1, c1, NO_FMA), _mul_rn(-x2, s1, NO_FMA), NO_FMA)
+        hi = _add_rn(_mul_rn(x2, c2, NO_FMA), _mul_rn(x1, s2, NO_FMA), NO_FMA)
+        tl.store(dst, lo.to(DTYPE), mask=mask)
+        tl.store(dst + HALF, hi.to(DTYPE), mask=mask)
+
+
+def vision_rope(qkv, cos, sin, heads: int):
+    """The vision tower's rotary embedding of queries and keys, in one kernel.
+
+    Bit-identical to ``apply_rotary_pos_emb_vision`` (float32 arithmetic, the result rounded
+    to the input's dtype).
+
+    Args:
+        qkv: ``(patches, 3 * heads * head_dim)``: the attention's ``qkv`` projection.
+        cos, sin: ``(patches, head_dim)`` float32 rotary tables.
+        heads: Attention heads.
+
+    Returns:
+        ``(q, k, v)``, each ``(1, heads, patches, head_dim)`` and contiguous: the layout
+        attention reads.
+    """
+    import torch
+
+    patches, width = qkv.shape
+    head_dim = width // (3 * heads)
+    if qkv.stride(1) != 1:
+        qkv = qkv.contiguous()
+    if cos.stride(1) != 1 or sin.stride() != cos.stride():
+        cos, sin = cos.contiguous(), sin.contiguous()
+    out = torch.empty((3, heads, patches, head_dim), dtype=qkv.dtype, device=qkv.device)
+    _vision_rope_kernel[(patches, 3)](
+        qkv,
+        cos,
+        sin,
+        out,
+        qkv.stride(0),
+        cos.stride(0),
+        out.stride(0),
+        out.stride(1),
+        out.stride(2),
+        HEADS=heads,
+        HEAD_DIM=head_dim,
+        BLOCK_H=triton.next_power_of_2(heads),
+        BLOCK_HALF=triton.next_power_of_2(head_dim // 2),
+        DTYPE=_torch_to_tl(qkv.dtype),
+        NO_FMA=_NO_FMA,
+        num_warps=4,
+    )
+    return out[0].unsqueeze(0), out[1].unsqueeze(0), out[2].unsqueeze(0)
 
 
 # ---- decode attention ---------------------------------------------------------------------

@@ -139,6 +139,7 @@ class DecodeStep:
                 "interpreter); pass kernels=False."
             )
         self.heads = attn0.config.num_attention_heads
+        self.kv_heads = attn0.config.num_key_value_heads
         self.head_dim = attn0.head_dim
         self._workspace = None
         if self.kernels:
@@ -220,10 +221,13 @@ class DecodeStep:
         return (logits[:, -1, :].float().argmax(-1),)
 
     def _whole_step(self, st: _BucketState) -> tuple[Any]:
-        """Embedding to greedy token for every row, attention by the Triton kernel. Each
-        residual add is done in the next norm's kernel (:func:`.kernels.add_rms_norm`),
-        bit-identical to the layer's own add followed by its (fused) norm."""
-        from .kernels import add_rms_norm, decode_attention, rope_to_cache
+        """Embedding to greedy token for every row: the fused model's own kernels (one
+        ``q|k|v`` product, q/k norms + rotary embedding writing the new key and value straight
+        into the cache, split attention). Each residual add is done in the next norm's kernel
+        (:func:`.kernels.add_rms_norm`), bit-identical to the layer's own add followed by its
+        (fused) norm."""
+        from .fused import qkv_projection
+        from .kernels import add_rms_norm, decode_attention, qk_norm_rope
 
         hidden = self.lm.embed_tokens(st.tokens.view(st.size, 1))
         positions = st.text_pos.view(1, st.size, 1).expand(3, st.size, 1)
@@ -232,12 +236,17 @@ class DecodeStep:
         n = len(self.layers)
         for i, layer in enumerate(self.layers):
             attn = layer.self_attn
-            shape = (st.size, 1, -1, attn.head_dim)
-            q = attn.q_norm(attn.q_proj(x).view(shape))
-            k = attn.k_norm(attn.k_proj(x).view(shape))
-            v = attn.v_proj(x).view(shape)
             keys, values = self.cache.keys[i], self.cache.values[i]
-            q = rope_to_cache(q, k, v, cos, sin, keys, values, st.write_idx)
+            q = qk_norm_rope(
+                qkv_projection(attn, x),
+                attn.q_norm,
+                attn.k_norm,
+                cos,
+                sin,
+                self.heads,
+                self.kv_heads,
+                cache=(keys, values, st.write_idx),
+            )
             decode_attention(q, keys, values, st.lengths, attn.scaling, st.attn_in, self._workspace)
             norm = layer.post_attention_layernorm
             residual, x = add_rms_norm(
