@@ -456,11 +456,11 @@ def _vision_rope_kernel(
         c2 = tl.load(cos_ptr + t * stride_cos + HALF + d, mask=half, other=0.0).to(tl.float32)
         s1 = tl.load(sin_ptr + t * stride_cos + d, mask=half, other=0.0).to(tl.float32)
         s2 = tl.load(sin_ptr + t * stride_cos + HALF + d, mask=half, other=0.0).to(tl.float32)
-        x1 = x1.to(tl.float32)
-        x2 = x2.to(tl.float32)
+        f1 = x1.to(tl.float32)
+        f2 = x2.to(tl.float32)
         # apply_rotary_pos_emb_vision: float32 products and sum, rounded to the dtype once.
-        lo = _add_rn(_mul_rn(x1, c1, NO_FMA), _mul_rn(-x2, s1, NO_FMA), NO_FMA)
-        hi = _add_rn(_mul_rn(x2, c2, NO_FMA), _mul_rn(x1, s2, NO_FMA), NO_FMA)
+        lo = _add_rn(_mul_rn(f1, c1, NO_FMA), _mul_rn(-f2, s1, NO_FMA), NO_FMA)
+        hi = _add_rn(_mul_rn(f2, c2, NO_FMA), _mul_rn(f1, s2, NO_FMA), NO_FMA)
         tl.store(dst, lo.to(DTYPE), mask=mask)
         tl.store(dst + HALF, hi.to(DTYPE), mask=mask)
 
