@@ -3,7 +3,8 @@ random-weight model of MedMO's shape on the GPU.
 
 Times, each the median of several runs: the processor (CPU), moving its output to the GPU,
 the vision encoder alone, one forward pass of the whole model over the prompt, and
-``generate`` for one token (what the engine runs to prefill); then the heaviest operators
+``generate`` for one token (what the engine runs to prefill); the vision encoder's first and
+second call on an image of a new size (768x768); then the heaviest operators
 of that ``generate`` call by GPU and by CPU time (torch.profiler).
 
     python benchmarks/prefill_probe.py --shape 8b --json prefill.json
@@ -82,6 +83,23 @@ def probe(shape: str, tiny: Path, fused: bool) -> dict[str, Any]:
     out["vision_encoder_ms"] = _timed(vision)
     out["forward_ms"] = _timed(forward)
     out["generate_1_token_ms"] = _timed(generate)
+
+    # An image of a size not seen before: kernels that plan per shape (cuDNN's attention)
+    # pay once for it.
+    other = {k: v.to("cuda") for k, v in build_inputs(processor, seed=1, side=768).items()}
+
+    def vision_other() -> None:
+        with torch.inference_mode(), policy():
+            model.model.get_image_features(other["pixel_values"], other["image_grid_thw"])
+
+    firsts = []
+    for _ in range(2):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        vision_other()
+        torch.cuda.synchronize()
+        firsts.append((time.perf_counter() - t) * 1000)
+    out["vision_new_size_first_ms"], out["vision_new_size_second_ms"] = firsts
 
     from torch.profiler import ProfilerActivity, profile
 
