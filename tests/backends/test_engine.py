@@ -320,6 +320,41 @@ def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model)
     assert any(st.whole_step for st in engine.step._states.values())
 
 
+def test_steps_run_ahead_of_the_host_and_a_row_stopping_mid_batch_keeps_every_token_right(
+    kernel_model,
+):
+    """On the whole-step path the next step is launched before the last one's tokens are
+    read; a request stopped by its callback is decoded one step further (that token is
+    dropped) while its neighbours' tokens stay exactly generate's."""
+    from medmo_agent.backends.engine.fused import uninstall_fused_kernels
+
+    model, processor = kernel_model
+    prompts = [_prompt(processor, seed, (64, 64)) for seed in range(3)]
+    lengths = [9, 9, 12]
+    engine = _engine(model, max_batch=4, max_len=512, kernels=True, prefill_batch=3)
+    uninstall_fused_kernels(model)  # stock generate as the reference (see above)
+    expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
+    seen: list[int] = []
+
+    def stop_after_four(token: int) -> bool:
+        seen.append(token)
+        return len(seen) == 4
+
+    try:
+        futures = [
+            engine.submit(EngineRequest(inputs=p, max_new_tokens=n, on_token=cb))
+            for p, n, cb in zip(prompts, lengths, [None, stop_after_four, None], strict=True)
+        ]
+        results = [f.result(timeout=300) for f in futures]
+    finally:
+        engine.close()
+    assert results[1].finish_reason == "stop" and results[1].tokens == expected[1][:4]
+    assert seen == expected[1][:4]  # the token decoded past the stop never reached anyone
+    assert results[0].tokens == expected[0] and results[2].tokens == expected[2]
+    assert engine.stats["steps_ahead"] > 0
+    assert engine.stats["max_running"] == 3
+
+
 def test_fused_kernels_are_installed_per_model_and_can_be_removed(kernel_model):
     from medmo_agent.backends.engine.fused import (
         fused_kernels_installed,

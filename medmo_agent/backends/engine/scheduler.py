@@ -157,6 +157,7 @@ class ContinuousBatcher:
         self.prefill_batch = prefill_batch
         self.stats = {
             "steps": 0,
+            "steps_ahead": 0,  # launched before the previous step's tokens were read
             "prefills": 0,
             "batched_prefills": 0,
             "max_running": 0,
@@ -516,32 +517,80 @@ class ContinuousBatcher:
         return True
 
     def _decode(self) -> None:
-        runs = self._running
-        tokens = [r.tokens[-1] for r in runs]
-        lengths = [r.length for r in runs]
-        positions = [r.length + r.rope_delta for r in runs]
-        next_tokens = self._fetch(self.step(tokens, positions, lengths))
-        self.stats["steps"] += 1
-        keep: list[_Running] = []
-        for run, token in zip(runs, next_tokens, strict=True):
-            run.length += 1
-            if not self._deliver(run, int(token)):
-                keep.append(run)
-        if len(keep) != len(runs):
-            self._compact(runs, keep)
+        """Decode steps for the running batch until it changes or something is waiting.
 
-    def _fetch(self, tokens: Any) -> list[int]:
-        """The step's tokens on the host. With a prefill thread, wait on a CUDA event, which
-        releases the interpreter while the GPU works, so the prefill thread can run."""
-        if self._prefill_stream is None:
-            return tokens.tolist()
+        On the whole-step path the next step is launched before this one's tokens are read
+        back (its inputs are already on the device), so the GPU never waits for the host
+        between steps. A row that finishes at a step was decoded one step further; that
+        token is dropped (rows never affect each other's results).
+        """
+        runs = self._running
+        pending = self._launch(runs, ahead=False)
+        while True:
+            ahead = self._launch(runs, ahead=True) if self._may_run_ahead(runs) else None
+            kept = self._collect(runs, pending)
+            if ahead is None:
+                break
+            if len(kept) != len(runs):
+                kept = self._collect(runs, ahead, only=kept)
+                break
+            pending = ahead
+        if len(kept) != len(runs):
+            self._compact(runs, kept)
+
+    def _may_run_ahead(self, runs: list[_Running]) -> bool:
+        """Whether the step after the one in flight is worth launching now: the batch
+        cannot change by a row's own limit or a cancel, and nothing waits to join."""
+        if not self.step.can_advance or not self._queue.empty():
+            return False
+        for run in runs:
+            if len(run.tokens) + 2 > run.limit or run.length + 2 > self.cache.max_len:
+                return False
+            if run.request.cancel is not None and run.request.cancel.is_set():
+                return False
+        return True
+
+    def _launch(self, runs: list[_Running], ahead: bool) -> tuple[Any, Any]:
+        """Start one decode step (from the host's view of the rows, or ``ahead`` from what
+        the last step left on the device) and the copy of its tokens to the host."""
+        if ahead:
+            tokens = self.step.advance()
+            self.stats["steps_ahead"] += 1
+        else:
+            tokens = self.step(
+                [r.tokens[-1] for r in runs],
+                [r.length + r.rope_delta for r in runs],
+                [r.length for r in runs],
+            )
+        self.stats["steps"] += 1
+        if tokens.device.type != "cuda":
+            return tokens.clone(), None
         import torch
 
         host = tokens.to("cpu", non_blocking=True)
         done = torch.cuda.Event()
         done.record()
-        done.synchronize()
-        return host.tolist()
+        return host, done
+
+    def _collect(
+        self, runs: list[_Running], launched: tuple[Any, Any], only: list[_Running] | None = None
+    ) -> list[_Running]:
+        """Wait for a launched step's tokens and deliver them (to ``only`` these rows);
+        returns the rows still running. Waiting on a CUDA event releases the interpreter
+        while the GPU works, so the prefill thread can run."""
+        host, done = launched
+        if done is not None:
+            done.synchronize()
+        tokens = host.tolist()
+        wanted = None if only is None else {id(run) for run in only}
+        keep: list[_Running] = []
+        for run, token in zip(runs, tokens, strict=True):
+            if wanted is not None and id(run) not in wanted:
+                continue
+            run.length += 1
+            if not self._deliver(run, int(token)):
+                keep.append(run)
+        return keep
 
     def _compact(self, before: list[_Running], after: list[_Running]) -> None:
         """Move surviving requests down so they occupy slots 0..n-1 again."""

@@ -37,8 +37,11 @@ BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64)
 class _BucketState:
     """Static input buffers (and captured graphs) for one batch-size bucket.
 
-    ``inputs`` rows: tokens, rotary positions, cache write index, keys to attend to; the
-    four are filled by one host-to-device copy a step from the pinned ``host`` buffer.
+    ``inputs`` rows: tokens, rotary positions, cache write index, keys to attend to, and
+    each row's advance (1 for a request, 0 for padding); they are filled by one
+    host-to-device copy from the pinned ``host`` buffer. A whole-step run leaves them
+    advanced to the next step (its tokens in, positions one further), so the next step can
+    be launched before this one's tokens reach the host (:meth:`DecodeStep.advance`).
     """
 
     size: int
@@ -65,6 +68,10 @@ class _BucketState:
     @property
     def lengths(self) -> Any:
         return self.inputs[3]
+
+    @property
+    def advances(self) -> Any:
+        return self.inputs[4]
 
 
 def _language_model(model: Any) -> Any:
@@ -131,6 +138,7 @@ class DecodeStep:
         )
         self.buckets = [b for b in BUCKETS if b < max_batch] + [max_batch]
         self._states: dict[int, _BucketState] = {}
+        self._last: tuple[_BucketState, int] | None = None  # the last whole step's bucket, rows
         self._pool = torch.cuda.graph_pool_handle() if self.use_cuda_graphs else None
         self.kernels = triton_available(self.device) if kernels is None else bool(kernels)
         if self.kernels and self.device.type != "cuda" and not _interpreting():
@@ -255,7 +263,11 @@ class DecodeStep:
             norm = self.layers[i + 1].input_layernorm if i + 1 < n else self.lm.norm
             residual, x = add_rms_norm(residual, layer.mlp(x), norm.weight, norm.variance_epsilon)
         logits = self.lm_head(x)
-        return (logits[:, -1, :].float().argmax(-1),)
+        next_tokens = logits[:, -1, :].float().argmax(-1)
+        # Ready the next step on the device: these tokens in, every request one position on.
+        st.tokens.copy_(next_tokens)
+        st.inputs[1:4].add_(st.advances)
+        return (next_tokens,)
 
     # ---- buckets and graphs --------------------------------------------------------------
 
@@ -276,13 +288,13 @@ class DecodeStep:
         if st is None:
             torch = self.torch
             dev = self.device
-            inputs = torch.zeros((4, size), dtype=torch.long, device=dev)
+            inputs = torch.zeros((5, size), dtype=torch.long, device=dev)
             inputs[2].fill_(self.cache.max_len - 1)
             inputs[3].fill_(1)
             st = _BucketState(
                 size=size,
                 inputs=inputs,
-                host=torch.zeros((4, size), dtype=torch.long, pin_memory=dev.type == "cuda"),
+                host=torch.zeros((5, size), dtype=torch.long, pin_memory=dev.type == "cuda"),
                 rows=torch.arange(size, dtype=torch.long, device=dev),
                 attn_in=torch.zeros(size, 1, self.q_width, dtype=self.dtype, device=dev),
                 whole_step=self.kernels,
@@ -339,16 +351,17 @@ class DecodeStep:
         self, st: _BucketState, tokens: list[int], positions: list[int], lengths: list[int]
     ) -> None:
         """One host-to-device copy of the step's inputs. Padding rows decode token 0 at
-        position 0, write into the last cache position of their (unused) slots and attend
-        to one key."""
+        position 0, write into the last cache position of their (unused) slots, attend to
+        one key and never advance."""
         n = len(tokens)
         host = st.host.numpy()
-        host[:, n:] = ((0,), (0,), (self.cache.max_len - 1,), (1,))
+        host[:, n:] = ((0,), (0,), (self.cache.max_len - 1,), (1,), (0,))
         host[0, :n] = tokens
         host[1, :n] = positions
         host[2, :n] = lengths
         host[3, :n] = lengths
         host[3, :n] += 1  # the new token attends to itself too
+        host[4, :n] = 1
         st.inputs.copy_(st.host, non_blocking=True)
 
     def __call__(self, tokens: list[int], positions: list[int], lengths: list[int]) -> Any:
@@ -367,11 +380,8 @@ class DecodeStep:
         st = self._state(self.bucket_for(n))
         self._copy_in(st, tokens, positions, lengths)
         if st.whole_step:
-            with torch.inference_mode():
-                if self.use_cuda_graphs:
-                    st.graphs[0].replay()
-                    return st.outputs[0][0][:n]
-                return self._whole_step(st)[0][:n]
+            self._last = (st, n)
+            return self._run_whole(st, n)
         kv_len = max(lengths) + 1
         mask = self._mask([ln + 1 for ln in lengths], st.size, kv_len)
         layers = len(self.layers)
@@ -398,6 +408,27 @@ class DecodeStep:
                     )
                 st.attn_in.copy_(attn_out.reshape(st.size, 1, -1))
         raise AssertionError("unreachable")
+
+    @property
+    def can_advance(self) -> bool:
+        """Whether :meth:`advance` is available (the whole-step path)."""
+        return self.kernels
+
+    def advance(self) -> Any:
+        """The next step for the rows of the last call, from the inputs that step left on the
+        device (its tokens, positions one further): it can be launched before the last
+        step's tokens are read back. Returns the device tensor of greedy tokens."""
+        last = self._last
+        if last is None or not self.kernels:
+            raise RuntimeError("advance() follows a whole-step call")
+        return self._run_whole(*last)
+
+    def _run_whole(self, st: _BucketState, n: int) -> Any:
+        with self.torch.inference_mode():
+            if self.use_cuda_graphs:
+                st.graphs[0].replay()
+                return st.outputs[0][0][:n]
+            return self._whole_step(st)[0][:n]
 
 
 def attention_policy(backends: tuple[str, ...] | None, device: Any, attn_impl: str = "sdpa") -> Any:
