@@ -138,7 +138,7 @@ def measure_generate(
         return time.perf_counter() - t, out
 
     run(1, 2)  # warm-up
-    ttft = statistics.median(run(1, 1)[0] for _ in range(3))
+    ttft = statistics.median(run(1, 1)[0] for _ in range(7))
     t_full, out = run(1, new_tokens)
     tokens = out[0, dev["input_ids"].shape[1] :].tolist()
     result = {
@@ -193,7 +193,7 @@ def measure_engine(
     capture_s = time.perf_counter() - t
     ttfts = []
     prefill_parts.clear()
-    for _ in range(3):
+    for _ in range(7):
         _, stamps, start = one(inputs, 1)
         ttfts.append(stamps[0] - start)
     queue_ms = statistics.median(q for q, _ in prefill_parts) * 1000
