@@ -3,8 +3,10 @@
 With the Triton kernels (CUDA, the default there): the whole step, attention included, is one
 CUDA graph per batch-size bucket. Attention reads each row's own length from a device tensor
 (:func:`.kernels.decode_attention`), so no mask is built and nothing is launched from Python
-per layer. The model's ``generate`` runs the same decode-attention kernel (:mod:`.fused`), so
-one request's greedy tokens equal ``generate``'s token for token.
+per layer. The model's ``generate`` runs the same kernels (:mod:`.fused`), so one request's
+greedy tokens equal ``generate``'s token for token. The step ends by writing its tokens into
+its own inputs and moving each request one position on, so the next step can be launched
+before this one's tokens are read back (:meth:`DecodeStep.advance`).
 
 Without them (stock modules, and the CPU): the step is cut at each attention call. Everything
 between two attentions (output projection, MLP, norms, the next layer's q/k/v projections,
