@@ -320,12 +320,12 @@ def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model)
     assert any(st.whole_step for st in engine.step._states.values())
 
 
-def test_steps_run_ahead_of_the_host_and_a_row_stopping_mid_batch_keeps_every_token_right(
+def test_steps_run_ahead_of_the_host_and_rows_stopping_mid_batch_keep_every_token_right(
     kernel_model,
 ):
     """On the whole-step path the next step is launched before the last one's tokens are
-    read; a request stopped by its callback is decoded one step further (that token is
-    dropped) while its neighbours' tokens stay exactly generate's."""
+    read; a request stopped by its callback, or cancelled, was decoded one step further
+    (that token is dropped) while its neighbour's tokens stay exactly generate's."""
     from medmo_agent.backends.engine.fused import uninstall_fused_kernels
 
     model, processor = kernel_model
@@ -335,22 +335,35 @@ def test_steps_run_ahead_of_the_host_and_a_row_stopping_mid_batch_keeps_every_to
     uninstall_fused_kernels(model)  # stock generate as the reference (see above)
     expected = [_reference(model, p, n) for p, n in zip(prompts, lengths, strict=True)]
     seen: list[int] = []
+    cancel = threading.Event()
+    cancelled_seen: list[int] = []
 
     def stop_after_four(token: int) -> bool:
         seen.append(token)
         return len(seen) == 4
 
+    def cancel_after_six(token: int) -> bool:
+        cancelled_seen.append(token)
+        if len(cancelled_seen) == 6:
+            cancel.set()
+        return False
+
+    requests = [
+        EngineRequest(inputs=prompts[0], max_new_tokens=lengths[0]),
+        EngineRequest(inputs=prompts[1], max_new_tokens=lengths[1], on_token=stop_after_four),
+        EngineRequest(
+            inputs=prompts[2], max_new_tokens=lengths[2], on_token=cancel_after_six, cancel=cancel
+        ),
+    ]
     try:
-        futures = [
-            engine.submit(EngineRequest(inputs=p, max_new_tokens=n, on_token=cb))
-            for p, n, cb in zip(prompts, lengths, [None, stop_after_four, None], strict=True)
-        ]
-        results = [f.result(timeout=300) for f in futures]
+        results = [f.result(timeout=300) for f in [engine.submit(r) for r in requests]]
     finally:
         engine.close()
+    assert results[0].tokens == expected[0]
     assert results[1].finish_reason == "stop" and results[1].tokens == expected[1][:4]
     assert seen == expected[1][:4]  # the token decoded past the stop never reached anyone
-    assert results[0].tokens == expected[0] and results[2].tokens == expected[2]
+    assert results[2].finish_reason == "cancelled" and results[2].tokens == expected[2][:6]
+    assert cancelled_seen == expected[2][:6]
     assert engine.stats["steps_ahead"] > 0
     assert engine.stats["max_running"] == 3
 
