@@ -60,3 +60,18 @@ def tiny_backend(tiny_settings):
     backend = TransformersBackend.from_settings(tiny_settings)
     yield backend
     backend.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the GPU tier out unless the ``-m`` expression names it.
+
+    ``-m`` replaces any default expression, so a default of ``-m 'not gpu'`` would let
+    ``pytest -m "not slow"`` pick up the GPU tests: the rule lives here instead, and every
+    documented command means what it says (``pytest -m gpu`` runs only the GPU tier).
+    """
+    if "gpu" in (config.option.markexpr or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if item.get_closest_marker("gpu") is None]

@@ -84,7 +84,9 @@ Patient has a 3 cm hypodense lesion in segment VII of the liver. Über ésophage
 """
 
 
-def build_tiny_checkpoint(path: str | Path, *, seed: int = 0) -> Path:
+def build_tiny_checkpoint(
+    path: str | Path, *, seed: int = 0, max_position_embeddings: int = 32768
+) -> Path:
     """Write a tiny random Qwen3-VL checkpoint (model, tokenizer, processor) to ``path``.
 
     The same ``seed`` gives the same weights, so the same generated tokens. Takes about a
@@ -93,6 +95,9 @@ def build_tiny_checkpoint(path: str | Path, *, seed: int = 0) -> Path:
     Args:
         path: Folder to write; created if missing, files in it are overwritten.
         seed: Seed for the random weights.
+        max_position_embeddings: The context length. The default fits the agent's prompt
+            (system prompt plus every tool's schema, about 7,200 tokens with this small
+            vocabulary) with room to spare; a smaller one tests the limits of a full context.
 
     Returns:
         The folder, ready for ``AutoProcessor.from_pretrained`` and
@@ -122,7 +127,7 @@ def build_tiny_checkpoint(path: str | Path, *, seed: int = 0) -> Path:
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "head_dim": 16,
-            "max_position_embeddings": 4096,
+            "max_position_embeddings": max_position_embeddings,
             "rms_norm_eps": 1e-6,
             # sum(mrope_section) must be head_dim / 2; interleaved as in Qwen3-VL
             "rope_parameters": {

@@ -290,6 +290,7 @@ def kernel_model(tiny_checkpoint):
     return _load(tiny_checkpoint, "cpu", torch.float32)
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model):
     """The kernel path on the CPU (Triton's interpreter): rotary embedding and cache write in
     one kernel, mask-free split attention for the batch. The model keeps its stock modules
@@ -320,6 +321,7 @@ def test_with_the_triton_kernels_batched_rows_decode_like_generate(kernel_model)
     assert any(st.whole_step for st in engine.step._states.values())
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 def test_steps_run_ahead_of_the_host_and_rows_stopping_mid_batch_keep_every_token_right(
     kernel_model,
 ):
@@ -441,6 +443,7 @@ def _two_image_prompt(processor):
     )
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 def test_the_fused_model_computes_what_the_stock_model_computes(kernel_model, monkeypatch):
     """Fused attention (one q|k|v product, norm + rotary kernel), fused decoder layers and the
     fused vision attention give the stock model's logits, for a prompt of two images (two
@@ -509,6 +512,7 @@ def test_the_kernels_need_a_gpu_or_the_interpreter(cpu_model, monkeypatch):
     assert not fused_kernels_installed(model)  # refused before the model was changed
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 def test_a_fused_model_decodes_with_the_engines_attention_kernel_in_generate(
     kernel_model, monkeypatch
 ):
@@ -553,6 +557,7 @@ def test_a_fused_model_decodes_with_the_engines_attention_kernel_in_generate(
     assert result.tokens == expected
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 def test_with_prefill_on_its_own_thread_requests_still_match_generate(cpu_model):
     """``overlap_prefill`` (the CUDA default): prompts are read on a second thread while
     the running batch decodes; tokens, batching of waiting prompts and sampled work

@@ -244,6 +244,7 @@ def test_decode_attention_attends_to_exactly_each_rows_keys(K):
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # Triton's CPU interpreter: many seconds without a GPU
 @settings(max_examples=15, deadline=None)
 @given(lengths=st.lists(st.integers(1, 600), min_size=1, max_size=4))
 def test_decode_attention_equals_softmax_attention_for_any_lengths(K, lengths):

@@ -116,10 +116,13 @@ def test_sampled_requests_run_on_the_engine_thread(continuous):
 
 
 def test_a_prompt_too_long_for_the_cache_is_a_limit_error_and_the_engine_goes_on(
-    tiny_settings,
+    tiny_settings, tmp_path
 ):
+    from medmo_agent.testing.tiny import build_tiny_checkpoint
+
+    short = build_tiny_checkpoint(tmp_path / "short-context", max_position_embeddings=4096)
     backend = TransformersBackend.from_settings(
-        tiny_settings.replace(engine="continuous", max_pixels=4_194_304)
+        tiny_settings.replace(model=str(short), engine="continuous", max_pixels=4_194_304)
     )
     try:
         big = _ask("Findings?", _image(2048, 2048, 6))  # ~4096 visual tokens > the 4096 cap
