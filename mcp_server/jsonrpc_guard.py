@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,8 +97,10 @@ class InvalidRequestGuard:
 
 def _reason_for_body(body: bytes) -> str | None:
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        # pydantic's parser: a 4 MiB body (an inline image) takes about 1.4 ms on the
+        # event loop, where json.loads takes 20 ms.
+        message = pydantic_core.from_json(body, cache_strings=False)
+    except ValueError:
         return None  # not JSON: the SDK answers with a parse error
     return invalid_request_reason(message)
 

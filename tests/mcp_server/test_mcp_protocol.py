@@ -154,6 +154,33 @@ def test_a_request_with_an_invalid_id_gets_an_invalid_request_error(
     assert listed["id"] == "after" and len(listed["result"]["tools"]) == 8
 
 
+def test_a_chunked_body_is_checked_too_and_an_oversized_one_still_gets_413(served, no_error_logged):
+    session = RawSession(served.url)
+    invalid = json.dumps({"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}).encode()
+
+    def chunks(body: bytes, size: int):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    # a generator body goes out with chunked transfer encoding and no Content-Length
+    reply = httpx.post(served.url, content=chunks(invalid, 7), headers=session.headers, timeout=60)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["code"] == -32600
+    huge = {
+        "jsonrpc": "2.0",
+        "id": {"a": 1},
+        "method": "tools/call",
+        "params": {"name": "vqa", "arguments": {"image": "x" * (5 << 20), "question": "?"}},
+    }
+    over = httpx.post(
+        served.url,
+        content=chunks(json.dumps(huge).encode(), 1 << 16),
+        headers=session.headers,
+        timeout=60,
+    )
+    assert over.status_code == 413  # the default 4 MiB cap applies before any parsing
+
+
 def test_string_and_integer_ids_and_notifications_pass_the_id_check(served, no_error_logged):
     session = RawSession(served.url)
     assert session.call("prompts/list", {}, request_id="abc")["id"] == "abc"
