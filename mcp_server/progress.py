@@ -48,11 +48,13 @@ class ProgressRelay:
 
     def post(self, produced: int) -> None:
         """Queue a notification for ``produced`` tokens; safe to call from any thread."""
-        if self._loop.is_closed():
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, produced)
+        except RuntimeError:
+            if not self._loop.is_closed():
+                raise
             # The server is shutting down: there is no client left to tell.
             log.debug("progress for %s dropped: the event loop has closed", self._tool)
-            return
-        self._loop.call_soon_threadsafe(self._deliver, produced)
 
     def close(self) -> None:
         """No more counts (call on the request's task once the work has returned)."""

@@ -83,3 +83,13 @@ async def test_a_failure_to_send_is_logged_once_and_the_call_goes_on(caplog, err
     assert [r.levelno for r in records] == [level]
     assert text in records[0].getMessage()
     assert (records[0].exc_info is not None) == (level == logging.ERROR)
+
+
+def test_a_count_posted_after_the_server_stopped_is_dropped(caplog):
+    async def create() -> ProgressRelay:
+        return ProgressRelay(RecordingContext(), "report", 100.0)
+
+    relay = asyncio.run(create())  # asyncio.run closes its event loop on return
+    with caplog.at_level(logging.DEBUG, logger="mcp_server.progress"):
+        relay.post(8)  # must not raise into the model's generating thread
+    assert "the event loop has closed" in caplog.text
