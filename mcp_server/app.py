@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from mcp_types import Resource as MCPResource
+from pydantic import ValidationError
 
 from medmo_agent import __version__
 from medmo_agent.config import Settings
 
+from .arguments import prompt_arguments_problem, tool_arguments_text
 from .config import ServerConfig
 from .prompts import register_prompts
 from .resources import image_file_resources, register_resources
@@ -55,6 +60,36 @@ class MedmoServer(MCPServer):
         # Walking folders touches the disk; keep it off the event loop.
         files = await anyio.to_thread.run_sync(image_file_resources, self.resolver)
         return listed + [MCPResource(**entry) for entry in files]
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        """Render a prompt; an unknown name or a wrong argument is an invalid-params error.
+
+        The SDK reports those as a generic error (code 0) and logs a traceback; they are
+        the caller's mistake, so they get JSON-RPC's -32602 and a message that says what
+        the prompt takes.
+        """
+        problem = prompt_arguments_problem(await self.list_prompts(), name, arguments)
+        if problem is not None:
+            raise MCPError(code=INVALID_PARAMS, message=problem)
+        return await super().get_prompt(name, arguments, context)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        """Call a tool; arguments that fail validation come back as readable text.
+
+        The tools report their own failures as results, never as ``ToolError``, so a
+        plain ``ToolError`` caused by a ``ValidationError`` is the SDK rejecting the
+        arguments against the input schema. The cause stays the ``ValidationError``, so
+        the SDK still logs only the names of the rejected fields, at INFO.
+        """
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if type(exc) is ToolError and isinstance(cause, ValidationError):
+                raise ToolError(tool_arguments_text(name, cause)) from cause
+            raise
 
 
 def create_server(

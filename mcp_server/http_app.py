@@ -5,7 +5,8 @@ Binding loopback needs no token; binding anything else requires one (checked in
 ``Authorization: Bearer <token>`` (compared in constant time) or gets 401. The
 ``Host`` header is checked against the bound name (and ``--allowed-host``) to stop DNS
 rebinding. Stateless mode keeps no per-client session, so replicas can sit behind a
-load balancer.
+load balancer. A request whose JSON-RPC ``id`` is invalid is answered with 400 and an
+"Invalid Request" error (see :mod:`mcp_server.jsonrpc_guard`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from medmo_agent.errors import ConfigError
 
 from .config import LOOPBACK_HOSTS, TOKEN_ENV, ServerConfig
+from .jsonrpc_guard import InvalidRequestGuard
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -128,7 +130,8 @@ def build_http_app(server: MCPServer, config: ServerConfig) -> ASGIApp:
         transport_security=transport_security(config),
         host=config.host,
     )
-    return BearerTokenMiddleware(app, config.auth_token, config.max_request_bytes)
+    guarded = InvalidRequestGuard(app, config.max_request_bytes)
+    return BearerTokenMiddleware(guarded, config.auth_token, config.max_request_bytes)
 
 
 async def serve_http(

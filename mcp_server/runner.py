@@ -11,8 +11,6 @@ here as ``MedmoError``s like any other bad input.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 
 from medmo_agent.errors import InputError, MedmoError
 
 from .errors import check_answer, tool_error_result
+from .progress import ProgressRelay
 from .render import render_result
 from .store import RESULT_URI_PREFIX
 
@@ -149,7 +147,9 @@ async def _execute(
     finished = threading.Event()
     every = max(1, state.config.progress_every_tokens)
     total = float(call.max_new_tokens or state.settings.max_new_tokens)
-    send, receive = anyio.create_memory_object_stream[int](max_buffer_size=math.inf)
+    # Created here, on the request's task: it captures this event loop, so ``on_text``
+    # can reach it from the backend's own generating thread.
+    progress = ProgressRelay(ctx, call.name, total)
     produced = 0
 
     def on_text(piece: str) -> None:
@@ -157,9 +157,7 @@ async def _execute(
         produced += 1
         if produced % every or cancel.is_set():
             return
-        # The request may have ended meanwhile: progress is best effort.
-        with contextlib.suppress(Exception):
-            anyio.from_thread.run_sync(send.send_nowait, produced)
+        progress.post(produced)
 
     def work() -> tuple[TaskResult, MedImage | None]:
         try:
@@ -175,17 +173,10 @@ async def _execute(
         finally:
             finished.set()
 
-    async def pump_progress() -> None:
-        async with receive:
-            async for n in receive:
-                # A client that went away must not fail the call.
-                with contextlib.suppress(Exception):
-                    await ctx.report_progress(min(n, total), total, f"{n} tokens generated")
-
     outcome: tuple[TaskResult, MedImage | None] | None = None
     failure: MedmoError | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(pump_progress)
+        tg.start_soon(progress.send_all)
         try:
             outcome = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except MedmoError as exc:
@@ -199,7 +190,7 @@ async def _execute(
                 await anyio.to_thread.run_sync(finished.wait, _CANCEL_GRACE_S)
             raise
         finally:
-            send.close()
+            progress.close()
     if failure is not None:
         raise failure
     assert outcome is not None
