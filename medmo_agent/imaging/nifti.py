@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
-from ..errors import ImageLoadError, ImageTooLargeError, InputError
+from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError, InputError
 from ..types import ImageMeta, MedImage
 from .fileaccess import FileHandle
 from .sources import Source
@@ -108,7 +108,7 @@ def _load(src: Source, settings: Settings) -> Any:
     head = src.head
     try:
         single = head[344:348] == b"n+1\x00" or head[4:8] == b"n+2\x00"
-        if src.name.endswith((".hdr", ".img")) and not single:
+        if not single and (src.name.endswith((".hdr", ".img")) or src.path is None):
             image = _load_pair(src, settings, nib)
         elif src.data is None and _raw_head(src) != b"\x1f\x8b":
             # uncompressed file: read lazily from the opened descriptor, which the
@@ -123,7 +123,7 @@ def _load(src: Source, settings: Settings) -> Any:
                 _check_volume(header.get_data_shape(), header, src.label, settings)
             data = _gunzip(src.read_bytes(), src.label, settings)
             image = _nifti_class(nib, data[:4]).from_bytes(data)
-    except (ImageLoadError, ImageTooLargeError):
+    except (ImageLoadError, AccessDeniedError):
         raise
     except Exception as exc:  # nibabel raises many types for malformed headers
         raise _corrupt(src.label, exc) from exc
@@ -193,7 +193,7 @@ def _load_pair(src: Source, settings: Settings, nib: Any) -> Any:
     elif header[4:8] == b"ni2\x00":
         cls = nib.Nifti2Pair
     else:
-        cls = nib.Spm2AnalyzeImage  # what nibabel.load picks for a plain Analyze header
+        cls = _spm2_analyze(nib)  # the header nibabel.load picks for plain Analyze
     if img.size > settings.max_image_bytes:
         raise ImageTooLargeError(
             f"{src.label}'s voxel file is {img.size:,} bytes, over the "
@@ -201,6 +201,16 @@ def _load_pair(src: Source, settings: Settings, nib: Any) -> Any:
             input=src.label,
         )
     return cls.from_file_map(cls.make_file_map({"header": hdr.reader(), "image": img.reader()}))
+
+
+def _spm2_analyze(nib: Any) -> Any:
+    """Analyze with SPM2's header (scale factor, origin), without SPM's optional .mat
+    file, which would be one more file to open by name."""
+
+    class Spm2Analyze(nib.AnalyzeImage):
+        header_class = nib.spm2analyze.Spm2AnalyzeHeader
+
+    return Spm2Analyze
 
 
 # NIfTI intent codes 3000-3099 are CIFTI-2 (grayordinates on surfaces and in volumes).

@@ -230,7 +230,8 @@ def detect_format(src: Source) -> str | None:
     head = src.head
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
-    if _is_nifti(head) or (src.name.endswith((".hdr", ".img")) and _is_analyze(head, src.name)):
+    pair_name = src.name.endswith((".hdr", ".img")) or src.path is None
+    if _is_nifti(head) or (pair_name and _is_analyze(head, src.name)):
         return "nifti"
     if head[:4] in (b"CDF\x01", b"CDF\x02"):
         return "netcdf"  # MINC1 is NetCDF
