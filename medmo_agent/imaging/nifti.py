@@ -264,8 +264,7 @@ def _check_volume(
     shape = tuple(int(n) for n in shape_in)
     if len(shape) > 4 and any(n > 1 for n in shape[4:]):
         raise ImageLoadError(
-            f"{label} has {len(shape)} dimensions {shape}; only 2D, 3D and 4D volumes "
-            "are read.",
+            f"{label} has {len(shape)} dimensions {shape}; only 2D, 3D and 4D volumes are read.",
             input=label,
             fix="Extract a 3D volume first (e.g. with nibabel or fslroi).",
         )

@@ -175,6 +175,4 @@ def test_an_explicit_little_endian_copy_matches_the_deflated_original(tmp_path: 
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     path = tmp_path / "plain.dcm"
     dcmwrite(path, ds, implicit_vr=False, little_endian=True)
-    assert np.array_equal(
-        load_image(path).pixels, load_image(pydicom_file("image_dfl.dcm")).pixels
-    )
+    assert np.array_equal(load_image(path).pixels, load_image(pydicom_file("image_dfl.dcm")).pixels)

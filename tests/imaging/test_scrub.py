@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -45,13 +46,24 @@ def test_loading_logs_a_scrubbed_line_and_never_the_value(leaky_series: Path, ca
     assert any("Invalid value for VR UI" in t and "details removed" in t for t in texts)
 
 
-def test_scrubbing_is_limited_to_the_loading_thread_and_block() -> None:
-    with pytest.warns(UserWarning, match="outside the block keeps its text"):
-        warnings.warn("outside the block keeps its text", UserWarning, stacklevel=1)
-    with library_warnings_scrubbed():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-    assert caught == []
+def test_scrubbing_is_limited_to_the_loading_thread_and_block(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="medmo_agent.imaging")
+    seen_elsewhere: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with library_warnings_scrubbed():
+            warnings.warn("Bad value: 'DOE^JANE' inside", UserWarning, stacklevel=1)
+            other = threading.Thread(
+                target=lambda: warnings.warn("Bad value: 'ROE^RICH' elsewhere", stacklevel=1)
+            )
+            other.start()
+            other.join()
+        warnings.warn("Bad value: 'POE^EDGAR' after", UserWarning, stacklevel=1)
+        seen_elsewhere = [str(w.message) for w in caught]
+    assert seen_elsewhere == ["Bad value: 'ROE^RICH' elsewhere", "Bad value: 'POE^EDGAR' after"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("Bad value (details removed" in t for t in logged)
+    assert not any("DOE" in t for t in logged + seen_elsewhere)
 
 
 def test_scrub_text_keeps_the_leading_words_only() -> None:
@@ -59,7 +71,7 @@ def test_scrub_text_keeps_the_leading_words_only() -> None:
         "Invalid value for VR PN (details removed: they can hold identifying values)"
     )
     assert "12345" not in scrub_text("The value length (12345) exceeds the maximum")
-    assert scrub_text("") .startswith("(details removed")
+    assert scrub_text("").startswith("(details removed")
 
 
 @pytest.mark.slow
