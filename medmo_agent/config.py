@@ -80,6 +80,8 @@ class Settings:
     # input guards
     max_image_bytes: int = 512 * 1024 * 1024
     max_image_pixels: int = 100_000_000
+    # image paths longer than this are refused before any file system access (PATH_MAX)
+    max_path_chars: int = 4096
     allowed_dirs: tuple[Path, ...] = field(default_factory=tuple)
 
     # privacy

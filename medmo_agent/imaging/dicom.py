@@ -18,7 +18,6 @@ pydicom's own RLE decoder, Pillow, or python-gdcm.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from .sources import Source
 from .windowing import parse_window, render_window, scale_to_uint8
 
 __all__ = [
+    "DEFER_BYTES",
     "DicomFile",
     "file_window",
     "import_pydicom",
@@ -68,22 +68,160 @@ def import_pydicom() -> Any:
     return pydicom
 
 
-def read_dataset(src: Source, *, stop_before_pixels: bool = False) -> Any:
-    """Parse a DICOM source into a pydicom Dataset.
+#: Elements longer than this are not read while parsing (pydicom's ``defer_size``): the
+#: pixel data is then read on its own and any other large element (a private blob) is
+#: dropped unread, so it is never held in memory. Not a limit: nothing is refused.
+DEFER_BYTES = 1 << 20
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def read_dataset(src: Source, settings: Settings, *, stop_before_pixels: bool = False) -> Any:
+    """Parse a DICOM source into a pydicom Dataset, reading only what is needed.
+
+    The file is read from the opened descriptor. Large elements are skipped while
+    parsing; the pixel data is then loaded (unless ``stop_before_pixels``) and every
+    other skipped element dropped. A deflated dataset is inflated as it is read, and
+    refused once it expands past ``settings.max_image_bytes``.
 
     Raises:
         ImageLoadError: The content is not readable DICOM (corrupt or truncated header).
+        ImageTooLargeError: A deflated dataset expands past the byte cap.
     """
     pydicom = import_pydicom()
-    fp = io.BytesIO(src.data) if src.data is not None else src.path
+    stream = src.stream()
     try:
-        return pydicom.dcmread(fp, force=True, stop_before_pixels=stop_before_pixels)
+        ds = _parse(pydicom, stream, src, settings, stop_before_pixels)
+        if not stop_before_pixels:
+            for tag in _PIXEL_TAGS:
+                if tag in ds:
+                    ds[tag]
+        # What is still deferred is large and not needed: drop it rather than keep a
+        # reference to a file that is about to be closed.
+        for tag in [t for t, e in ds._dict.items() if _is_deferred(e)]:
+            del ds[tag]
+        ds.buffer = None
+        ds.filename = None
+    except (ImageLoadError, ImageTooLargeError):
+        raise
     except Exception as exc:  # pydicom raises many types for malformed files
         raise ImageLoadError(
-            f"{src.label} is not a readable DICOM file (reader: dicom/pydicom): {exc}",
+            f"{src.label} is not a readable DICOM file (reader: dicom/pydicom): {_short(exc)}",
             input=src.label,
             fix="Check that the file is complete DICOM (re-export it from the PACS or viewer).",
         ) from exc
+    return ds
+
+
+def _parse(pydicom: Any, stream: Any, src: Source, settings: Settings, stop: bool) -> Any:
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    preamble = read_preamble(stream, True)
+    meta = _read_file_meta_info(stream)
+    syntax = str(meta.get("TransferSyntaxUID", "") or "")
+    if syntax != _DEFLATED:
+        stream.seek(0)
+        return pydicom.dcmread(stream, force=True, stop_before_pixels=stop, defer_size=DEFER_BYTES)
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import read_dataset as read_body
+
+    body = _InflatingStream(stream, stream.tell(), settings.max_image_bytes, src.label)
+    stop_when = _stop_at_pixels if stop else None
+    dataset = read_body(body, False, True, stop_when=stop_when, defer_size=DEFER_BYTES)
+    ds = FileDataset(body, dataset, preamble, meta, False, True)
+    ds.set_original_encoding(False, True, dataset._character_set)
+    return ds
+
+
+def _stop_at_pixels(tag: Any, vr: Any, length: int) -> bool:
+    return int(tag) in _PIXEL_TAGS
+
+
+def _is_deferred(elem: Any) -> bool:
+    return getattr(elem, "value", 0) is None and getattr(elem, "length", 0) not in (0, None)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+class _InflatingStream:
+    """A seekable read-only view of a deflated dataset, inflated as it is read.
+
+    Only a small window of output is kept; seeking backwards past it inflates again
+    from the start. Output beyond ``limit`` bytes raises :class:`ImageTooLargeError`, so
+    a small file cannot expand without bound in memory or time.
+    """
+
+    _WINDOW = 1 << 16
+    _CHUNK = 1 << 16
+
+    def __init__(self, raw: Any, start: int, limit: int, label: str):
+        self._raw, self._start, self._limit, self._label = raw, start, limit, label
+        self._pos = 0
+        self._restart()
+
+    def _restart(self) -> None:
+        import zlib
+
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._in_pos = self._start
+        self._buf = bytearray()
+        self._buf_start = 0
+        self._out = 0
+        self._eof = False
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 1:
+            offset += self._pos
+        elif whence == 2:
+            raise OSError("cannot seek from the end of a deflated DICOM dataset")
+        self._pos = max(0, offset)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos < self._buf_start:
+            self._restart()
+        if n is None or n < 0:
+            n = self._limit + 1 - self._pos
+        self._fill(self._pos + n)
+        lo = self._pos - self._buf_start
+        data = bytes(self._buf[lo : lo + n]) if lo >= 0 else b""
+        self._pos += len(data)
+        return data
+
+    def _fill(self, upto: int) -> None:
+        while self._out < upto and not self._eof:
+            data = self._inflater.unconsumed_tail
+            if not data:
+                self._raw.seek(self._in_pos)
+                data = self._raw.read(self._CHUNK)
+                self._in_pos += len(data)
+                if not data:
+                    self._eof = True
+                    break
+            out = self._inflater.decompress(data, self._CHUNK)
+            if self._inflater.eof:
+                self._eof = True
+            self._out += len(out)
+            if self._out > self._limit:
+                raise ImageTooLargeError(
+                    f"{self._label} is a deflated DICOM whose dataset expands past the "
+                    f"{self._limit:,}-byte cap (max_image_bytes).",
+                    input=self._label,
+                )
+            self._buf += out
+            # keep what the current read needs, plus a window for short look-backs
+            keep_from = max(self._buf_start, min(self._pos, self._out - self._WINDOW))
+            if keep_from - self._buf_start > self._WINDOW:
+                del self._buf[: keep_from - self._buf_start]
+                self._buf_start = keep_from
 
 
 def read_dicom(
@@ -98,7 +236,7 @@ def read_dicom(
         window: See :mod:`medmo_agent.imaging.windowing`.
     """
     parse_window(window)  # fail on a bad window before reading anything big
-    ds = read_dataset(src)
+    ds = read_dataset(src, settings)
     return DicomFile(ds, src.label, settings).render(frame=frame, window=window)
 
 
@@ -155,6 +293,8 @@ def render_dataset(
             fix="Pass a DICOM image file (CT, MR, CR, DX, US, ...) or a folder of them; "
             "if this file was one, it may have been cut short: copy it again.",
         )
+    _check_pixel_module(ds, label)
+    _infer_transfer_syntax(ds, label)
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if rows * cols > settings.max_image_pixels:
         raise ImageTooLargeError(
@@ -200,6 +340,96 @@ def render_dataset(
         dicom=deidentified_attributes(ds, include_phi=settings.include_phi),
     )
     return MedImage(pixels=np.ascontiguousarray(pixels), meta=meta, raw=raw)
+
+
+# Image Pixel module attributes every decoder needs (PS3.3 C.7.6.3), by keyword and name.
+_REQUIRED = {
+    "Rows": "Rows (0028,0010)",
+    "Columns": "Columns (0028,0011)",
+    "BitsAllocated": "Bits Allocated (0028,0100)",
+    "PhotometricInterpretation": "Photometric Interpretation (0028,0004)",
+}
+
+
+def _check_pixel_module(ds: Any, label: str) -> None:
+    """Refuse, by name, a file whose pixel description is missing or malformed."""
+    missing = [name for key, name in _REQUIRED.items() if ds.get(key) in (None, "")]
+    if missing:
+        raise ImageLoadError(
+            f"{label} has pixel data but lacks {', '.join(missing)}, so its pixels cannot be "
+            "laid out (the header is incomplete).",
+            input=label,
+            fix="Re-export the image from the PACS or viewer; the file was written without "
+            "its Image Pixel attributes.",
+        )
+    if "NumberOfFrames" in ds and _frames_value(ds) is None:
+        frames = _frames_from_length(ds)
+        if frames is None:
+            raise ImageLoadError(
+                f"{label} has an invalid Number of Frames (0028,0008): it is not a whole "
+                "number, and the pixel data's length does not tell the count either.",
+                input=label,
+                fix="Re-export the image; the file's header is damaged.",
+            )
+        ds.NumberOfFrames = frames  # the length says it unambiguously
+
+
+def _frames_value(ds: Any) -> int | None:
+    raw = ds["NumberOfFrames"].value
+    try:
+        return max(1, int(str(raw).strip() or 1))
+    except (TypeError, ValueError):
+        return None
+
+
+def _frames_from_length(ds: Any) -> int | None:
+    """Frames implied by native (uncompressed) pixel data's length, or ``None``."""
+    elem = ds.get("PixelData") if "PixelData" in ds else None
+    if elem is None or getattr(ds["PixelData"], "is_undefined_length", False):
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    spp = int(ds.get("SamplesPerPixel") or 1)
+    bits = int(ds.BitsAllocated)
+    frame_bytes = rows * cols * spp * bits // 8
+    length = len(elem)
+    if frame_bytes <= 0 or length < frame_bytes:
+        return None
+    # odd-length data is padded by one byte
+    frames, rest = divmod(length, frame_bytes)
+    return frames if rest in (0, 1) and frames >= 1 else None
+
+
+def _infer_transfer_syntax(ds: Any, label: str) -> None:
+    """Set a missing Transfer Syntax UID from how the dataset was actually encoded.
+
+    pydicom works out implicit/explicit VR and byte order while parsing; for native
+    (uncompressed) pixel data that is all a decoder needs. Compressed pixel data does not
+    say its codec, so such a file is refused by name.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    encapsulated = any(
+        getattr(ds[k], "is_undefined_length", False) for k in _PIXEL_KEYWORDS if k in ds
+    )
+    if encapsulated or little is None:
+        raise ImageLoadError(
+            f"{label} has no Transfer Syntax UID (0002,0010) and its pixel data is "
+            "compressed, so the codec cannot be known.",
+            input=label,
+            fix="Re-export the file with its file meta information (any DICOM tool, e.g. "
+            "dcmconv or gdcmconv, writes it).",
+        )
+    if meta is None:
+        meta = ds.file_meta = FileMetaDataset()
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
 def _num_frames(ds: Any) -> int:
@@ -274,12 +504,48 @@ def _is_multi(value: Any) -> bool:
 def _palette(ds: Any, arr: np.ndarray) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
 
-    rgb = apply_color_lut(arr, ds)
+    rgb = apply_color_lut(arr, _native_order_luts(ds))
     try:
         bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
     except (AttributeError, IndexError, TypeError, ValueError):
         bits = 16 if rgb.dtype != np.uint8 else 8
     return scale_to_uint8(rgb, bits)
+
+
+_LUT_DATA = ("Red", "Green", "Blue", "Alpha")
+
+
+def _native_order_luts(ds: Any) -> Any:
+    """The palette attributes with 16-bit LUT data in the machine's byte order.
+
+    pydicom keeps OW values as the file's raw bytes and reads (non-segmented) palette
+    data in the machine's order, so a big-endian file's palette came out byte-swapped
+    and the image nearly black. For such a file a small copy with swapped LUT data is
+    returned; other files are returned unchanged.
+    """
+    import sys
+
+    from pydicom.dataset import Dataset
+
+    little = getattr(ds, "original_encoding", (None, None))[1]
+    file_little = little if little is not None else True
+    if file_little == (sys.byteorder == "little") or "RedPaletteColorLookupTableData" not in ds:
+        return ds
+    out = Dataset()
+    for colour in _LUT_DATA:
+        desc = f"{colour}PaletteColorLookupTableDescriptor"
+        data = f"{colour}PaletteColorLookupTableData"
+        if desc in ds:
+            setattr(out, desc, ds[desc].value)
+        if data in ds:
+            raw = bytes(ds[data].value)
+            entries = ds.RedPaletteColorLookupTableDescriptor[0] or 65536
+            if len(raw) == 2 * entries:  # 16-bit entries: swap each pair
+                raw = np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes()
+            setattr(out, data, raw)
+    if "PixelPresentation" in ds:
+        out.PixelPresentation = ds.PixelPresentation
+    return out
 
 
 def pixel_spacing(ds: Any) -> tuple[float, float] | None:

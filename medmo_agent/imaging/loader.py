@@ -15,7 +15,8 @@ from typing import Any
 from ..config import Settings
 from ..errors import ImageLoadError
 from ..types import MedImage
-from .sources import Source, confine_path, detect_format, is_data_uri, open_source
+from .scrub import library_warnings_scrubbed
+from .sources import Source, detect_format, open_source
 
 __all__ = ["RASTER_FORMATS", "load_image"]
 
@@ -25,7 +26,7 @@ WindowArg = Any  # str | tuple[float, float] | None; see medmo_agent.imaging.win
 
 
 def load_image(
-    source: str | os.PathLike[str] | bytes,
+    source: str | os.PathLike[str] | bytes | Source,
     *,
     frame: int | None = None,
     slice: int | None = None,
@@ -50,30 +51,49 @@ def load_image(
         settings: Byte and pixel caps and the privacy switch; defaults to
             ``Settings.from_env()``.
         allowed_dirs: When given, every file read (the source and each file of a series
-            folder) must resolve, after ``..`` and symlinks, inside one of these folders.
+            folder) must lie inside one of these folders; links are resolved by the
+            loader itself and each file is opened once, with no link followed by the
+            kernel (see :mod:`medmo_agent.imaging.fileaccess`).
 
     Returns:
         A :class:`~medmo_agent.types.MedImage`; ``raw`` holds the un-windowed values of
         the chosen slice or frame for clinical formats, ``volume`` a handle to re-slice.
 
     Raises:
-        ImageLoadError: Missing, unreadable, corrupt or unsupported input, or an
-            out-of-range slice/frame; the message names the input and the fix.
+        ImageLoadError: Missing, unreadable, corrupt or unsupported input, not a regular
+            file, or an out-of-range slice/frame; the message names the input and the fix.
         ImageTooLargeError: Over the byte or pixel caps.
         InputError: An unknown window or plane.
         AccessDeniedError: ``allowed_dirs`` is given and a file lies outside it.
+        InputError: A path longer than ``settings.max_path_chars``.
     """
     settings = settings if settings is not None else Settings.from_env()
     allowed = None if allowed_dirs is None else tuple(Path(d) for d in allowed_dirs)
-    if allowed is not None and isinstance(source, (str, os.PathLike)) and not is_data_uri(source):
-        confine_path(Path(os.fspath(source)).expanduser(), allowed, label=os.fspath(source))
-    src = open_source(source, settings)
+    if isinstance(source, Source):
+        src = source
+    else:
+        src = open_source(source, settings, allowed_dirs=allowed)
+    try:
+        with library_warnings_scrubbed():
+            return _dispatch(src, settings, frame, slice, plane, window)
+    finally:
+        src.close()
+
+
+def _dispatch(
+    src: Source,
+    settings: Settings,
+    frame: int | None,
+    slice: int | None,
+    plane: str | None,
+    window: WindowArg,
+) -> MedImage:
     fmt = detect_format(src)
     opts = {"frame": frame, "slice": slice, "plane": plane, "window": window}
     if fmt == "dicom-series":
         from .series import read_series
 
-        return read_series(src, settings, allowed_dirs=allowed, **opts)
+        return read_series(src, settings, **opts)
     if fmt == "dicom":
         from .dicom import read_dicom
 
@@ -83,12 +103,33 @@ def load_image(
         from .nifti import read_nifti
 
         return read_nifti(src, settings, **opts)
+    if fmt in ("netcdf", "hdf5"):
+        raise _unsupported_container(src, fmt)
     from .raster import read_raster
 
     _no_slice(src, slice, "a 2D image")
     if fmt in RASTER_FORMATS:
         return read_raster(src, settings, frame=frame, window=window, fmt=fmt)
     return _read_unknown(src, settings, frame=frame, window=window)
+
+
+def _unsupported_container(src: Source, fmt: str) -> ImageLoadError:
+    minc = src.name.endswith(".mnc")
+    if fmt == "netcdf":
+        what = "a MINC1 volume (NetCDF)" if minc else "a NetCDF file"
+    else:
+        what = "a MINC2 volume (HDF5)" if minc else "an HDF5 file"
+    return ImageLoadError(
+        f"{src.label} is {what}; this format is not supported (supported: DICOM, NIfTI, "
+        "Analyze, PNG, JPEG, TIFF, BMP, WebP).",
+        input=src.label,
+        fix=(
+            "Convert the volume to NIfTI first, e.g. with mnc2nii (minc-tools) or nibabel: "
+            "nibabel.save(nibabel.load('in.mnc'), 'out.nii.gz')."
+            if minc
+            else "Export the image as DICOM, NIfTI or PNG."
+        ),
+    )
 
 
 def _read_unknown(src: Source, settings: Settings, **opts: Any) -> MedImage:

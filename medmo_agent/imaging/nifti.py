@@ -26,14 +26,16 @@ per voxel, from the header) against ``max_image_bytes``, which also bounds gzip 
 
 from __future__ import annotations
 
+import io
 import zlib
 from typing import Any
 
 import numpy as np
 
 from ..config import Settings
-from ..errors import ImageLoadError, ImageTooLargeError, InputError
+from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError, InputError
 from ..types import ImageMeta, MedImage
+from .fileaccess import FileHandle
 from .sources import Source
 from .windowing import parse_window, render_window
 
@@ -103,27 +105,132 @@ def _import_nibabel() -> Any:
 
 def _load(src: Source, settings: Settings) -> Any:
     nib = _import_nibabel()
+    head = src.head
     try:
-        if src.path is not None and src.name.endswith((".nii", ".nii.gz")):
-            image = nib.load(src.path)  # lazy: pixel data stays on disk until sliced
+        single = head[344:348] == b"n+1\x00" or head[4:8] == b"n+2\x00"
+        if not single and (src.name.endswith((".hdr", ".img")) or src.path is None):
+            image = _load_pair(src, settings, nib)
+        elif src.data is None and _raw_head(src) != b"\x1f\x8b":
+            # uncompressed file: read lazily from the opened descriptor, which the
+            # image keeps (pixel data stays on disk until a slice is asked for)
+            handle = src.detach()
+            assert isinstance(handle, FileHandle)
+            image = _nifti_class(nib, head).from_stream(handle.reader())
         else:
+            if src.data is None:  # a file: its header alone tells if a volume fits
+                cls = _nifti_class(nib, head)
+                header = cls.header_class.from_fileobj(io.BytesIO(head))
+                _check_volume(header.get_data_shape(), header, src.label, settings)
             data = _gunzip(src.read_bytes(), src.label, settings)
-            nifti2 = (
-                int.from_bytes(data[:4], "little") == 540 or int.from_bytes(data[:4], "big") == 540
-            )
-            cls = nib.Nifti2Image if nifti2 else nib.Nifti1Image
-            image = cls.from_bytes(data)
-    except (ImageLoadError, ImageTooLargeError):
+            image = _nifti_class(nib, data[:4]).from_bytes(data)
+    except (ImageLoadError, AccessDeniedError):
         raise
     except Exception as exc:  # nibabel raises many types for malformed headers
         raise _corrupt(src.label, exc) from exc
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+    _refuse_cifti(image, src.label)
+    if not isinstance(image, nib.analyze.AnalyzeImage):  # pragma: no cover - defensive
         raise ImageLoadError(
-            f"{src.label} is not a NIfTI image (reader: nifti/nibabel).",
+            f"{src.label} is not a NIfTI or Analyze volume (reader: nifti/nibabel).",
             input=src.label,
-            fix="Convert it to .nii or .nii.gz.",
+            fix="Pass a NIfTI volume (.nii, .nii.gz) or an Analyze .hdr/.img pair.",
         )
     return image
+
+
+def _raw_head(src: Source) -> bytes:
+    assert isinstance(src.handle, FileHandle)
+    return src.handle.read(2)
+
+
+def _nifti_class(nib: Any, head: bytes) -> Any:
+    nifti2 = int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
+    return nib.Nifti2Image if nifti2 else nib.Nifti1Image
+
+
+def _load_pair(src: Source, settings: Settings, nib: Any) -> Any:
+    """An Analyze 7.5 or NIfTI pair: the header (``.hdr``) and voxels (``.img``) are
+    two files side by side; both are opened through the same checks as the first."""
+    from .fileaccess import open_path
+
+    is_hdr = src.name.endswith(".hdr")
+    other_ext = ".img" if is_hdr else ".hdr"
+    kind = "header (.hdr)" if is_hdr else "voxel file (.img)"
+    if src.path is None or src.handle is None:
+        raise ImageLoadError(
+            f"{src.label} is an Analyze/NIfTI pair's {kind}, which is useless without the "
+            f"matching {other_ext} file.",
+            input=src.label,
+            fix="Pass the path of the .hdr with its .img next to it, or convert the pair to "
+            "a single .nii.gz (e.g. nibabel.save(nibabel.load('x.hdr'), 'x.nii.gz')).",
+        )
+    stem = src.path.name[:-4]
+    sibling = None
+    for ext in (other_ext, other_ext.upper()):
+        try:
+            opened = open_path(
+                src.path.with_name(stem + ext), settings, allowed_dirs=src.allowed_dirs
+            )
+        except ImageLoadError:
+            continue
+        if isinstance(opened, FileHandle):
+            sibling = opened
+            break
+        opened.close()
+    if sibling is None:
+        raise ImageLoadError(
+            f"{src.label} is an Analyze/NIfTI pair's {kind}; its {other_ext} file "
+            f"({stem}{other_ext}) is not next to it.",
+            input=src.label,
+            fix=f"Put {stem}{other_ext} in the same folder, or convert the pair to a single "
+            ".nii.gz.",
+        )
+    here = src.detach()
+    assert isinstance(here, FileHandle)
+    hdr, img = (here, sibling) if is_hdr else (sibling, here)
+    header = hdr.read(4 + 348)
+    if header[344:348] == b"ni1\x00":
+        cls = nib.Nifti1Pair
+    elif header[4:8] == b"ni2\x00":
+        cls = nib.Nifti2Pair
+    else:
+        cls = _spm2_analyze(nib)  # the header nibabel.load picks for plain Analyze
+    if img.size > settings.max_image_bytes:
+        raise ImageTooLargeError(
+            f"{src.label}'s voxel file is {img.size:,} bytes, over the "
+            f"{settings.max_image_bytes:,}-byte cap (max_image_bytes).",
+            input=src.label,
+        )
+    return cls.from_file_map(cls.make_file_map({"header": hdr.reader(), "image": img.reader()}))
+
+
+def _spm2_analyze(nib: Any) -> Any:
+    """Analyze with SPM2's header (scale factor, origin), without SPM's optional .mat
+    file, which would be one more file to open by name."""
+
+    class Spm2Analyze(nib.AnalyzeImage):
+        header_class = nib.spm2analyze.Spm2AnalyzeHeader
+
+    return Spm2Analyze
+
+
+# NIfTI intent codes 3000-3099 are CIFTI-2 (grayordinates on surfaces and in volumes).
+_CIFTI_INTENTS = range(3000, 3100)
+
+
+def _refuse_cifti(image: Any, label: str) -> None:
+    try:
+        code = int(image.header["intent_code"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if code in _CIFTI_INTENTS:
+        raise ImageLoadError(
+            f"{label} is a CIFTI-2 file (NIfTI-2 container, intent code {code}): "
+            "grayordinate data on brain surfaces and in parcels, not an image volume; "
+            "CIFTI is not supported.",
+            input=label,
+            fix="Pass a volume NIfTI (.nii, .nii.gz), e.g. the subject's T1w image, or "
+            "resample the CIFTI data to a volume first (wb_command -cifti-separate).",
+        )
 
 
 def _gunzip(data: bytes, label: str, settings: Settings) -> bytes:
@@ -149,6 +256,36 @@ def _corrupt(label: str, exc: BaseException) -> ImageLoadError:
     )
 
 
+def _check_volume(
+    shape_in: Any, header: Any, label: str, settings: Settings
+) -> tuple[tuple[int, int, int], int, tuple[str, ...]]:
+    """(spatial shape, frames, colour channels) from the header, refusing volumes whose
+    one 3D frame would not fit in ``max_image_bytes`` before any voxel is read."""
+    shape = tuple(int(n) for n in shape_in)
+    if len(shape) > 4 and any(n > 1 for n in shape[4:]):
+        raise ImageLoadError(
+            f"{label} has {len(shape)} dimensions {shape}; only 2D, 3D and 4D volumes are read.",
+            input=label,
+            fix="Extract a 3D volume first (e.g. with nibabel or fslroi).",
+        )
+    spatial = (*shape, 1, 1, 1)[:3]
+    frames = shape[3] if len(shape) >= 4 else 1
+    dtype = np.dtype(header.get_data_dtype())
+    # RGB24 (datatype 128) and RGBA32 (2304) voxels are records of uint8 channels
+    channels: tuple[str, ...] = tuple(dtype.names[:3]) if dtype.names else ()
+    itemsize = dtype.itemsize
+    if header.get_slope_inter()[0] not in (None, 1.0):
+        itemsize = max(itemsize, 4)  # scaled data is returned as float
+    nbytes = int(np.prod(spatial)) * itemsize
+    if nbytes > settings.max_image_bytes:
+        raise ImageTooLargeError(
+            f"{label} holds a {'x'.join(map(str, spatial))} volume ({nbytes:,} bytes "
+            f"in memory), over the {settings.max_image_bytes:,}-byte cap (max_image_bytes).",
+            input=label,
+        )
+    return spatial, frames, channels  # type: ignore[return-value]
+
+
 class NiftiVolume:
     """A NIfTI image and its canonical (RAS+) data, kept for re-slicing.
 
@@ -159,26 +296,9 @@ class NiftiVolume:
         self.image = image
         self.label = label
         self.settings = settings
-        shape = tuple(int(n) for n in image.shape)
-        if len(shape) > 4 and any(n > 1 for n in shape[4:]):
-            raise ImageLoadError(
-                f"{label} has {len(shape)} dimensions {shape}; only 2D, 3D and 4D volumes "
-                "are read.",
-                input=label,
-                fix="Extract a 3D volume first (e.g. with nibabel or fslroi).",
-            )
-        self.spatial = (*shape, 1, 1, 1)[:3]
-        self.num_frames = shape[3] if len(shape) >= 4 else 1
-        itemsize = np.dtype(image.header.get_data_dtype()).itemsize
-        if image.header.get_slope_inter()[0] not in (None, 1.0):
-            itemsize = max(itemsize, 4)  # scaled data is returned as float
-        nbytes = int(np.prod(self.spatial)) * itemsize
-        if nbytes > settings.max_image_bytes:
-            raise ImageTooLargeError(
-                f"{label} holds a {'x'.join(map(str, self.spatial))} volume ({nbytes:,} bytes "
-                f"in memory), over the {settings.max_image_bytes:,}-byte cap.",
-                input=label,
-            )
+        self.spatial, self.num_frames, self.channels = _check_volume(
+            image.shape, image.header, label, settings
+        )
         self._cache: tuple[int, np.ndarray, tuple[float, float, float]] | None = None
 
     def canonical(self, frame: int) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -192,7 +312,11 @@ class NiftiVolume:
             data = np.asanyarray(proxy[:, :, :, frame] if len(self.image.shape) >= 4 else proxy)
         except Exception as exc:
             raise _corrupt(self.label, exc) from exc
-        data = data.reshape(self.spatial)
+        if self.channels:
+            data = np.stack([np.asarray(data[c], dtype=np.uint8) for c in self.channels], -1)
+            data = data.reshape((*self.spatial, len(self.channels)))
+        else:
+            data = data.reshape(self.spatial)
         affine = self.image.affine
         ornt = io_orientation(affine)
         data = apply_orientation(data, ornt)
@@ -232,17 +356,23 @@ class NiftiVolume:
                 fix=f"Choose a slice between 0 and {n - 1}.",
             )
         plane2d = np.take(data, index, axis=axis)  # axes left: the two others, in order
-        if plane2d.size > self.settings.max_image_pixels:
+        npix = plane2d.shape[0] * plane2d.shape[1]
+        if npix > self.settings.max_image_pixels:
             raise ImageTooLargeError(
-                f"A {plane_name} slice of {self.label} has {plane2d.size:,} pixels, over the "
+                f"A {plane_name} slice of {self.label} has {npix:,} pixels, over the "
                 f"{self.settings.max_image_pixels:,}-pixel cap.",
                 input=self.label,
             )
         # (first, second) remaining axes -> rows = higher canonical axis, flipped so that
         # anterior/superior is up; columns flipped so patient right / anterior is on the left.
-        raw = np.ascontiguousarray(plane2d.T[::-1, ::-1])
-        file_window = _cal_window(self.image.header)
-        gray, used = render_window(raw, spec, file_window=file_window)
+        raw = np.ascontiguousarray(np.swapaxes(plane2d, 0, 1)[::-1, ::-1])
+        if self.channels:
+            # colour voxels are shown as stored; a window has no meaning for them
+            pixels, raw_kept, used, photometric = raw, None, None, "RGB"
+        else:
+            file_window = _cal_window(self.image.header)
+            pixels, used = render_window(raw, spec, file_window=file_window)
+            raw_kept, photometric = raw, "MONOCHROME2"
         meta = ImageMeta(
             source=self.label,
             format="nifti",
@@ -254,11 +384,13 @@ class NiftiVolume:
             slice=index,
             num_slices=n,
             plane=plane_name,
-            bits_stored=int(np.dtype(self.image.header.get_data_dtype()).itemsize * 8),
-            photometric="MONOCHROME2",
+            bits_stored=8
+            if self.channels
+            else int(np.dtype(self.image.header.get_data_dtype()).itemsize * 8),
+            photometric=photometric,
         )
-        # kept single-channel; MedImage expands it to RGB when read
-        return MedImage(pixels=gray, meta=meta, raw=raw, volume=self)
+        # grayscale is kept single-channel; MedImage expands it to RGB when read
+        return MedImage(pixels=pixels, meta=meta, raw=raw_kept, volume=self)
 
 
 def _cal_window(header: Any) -> tuple[float, float] | None:

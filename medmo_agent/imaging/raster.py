@@ -53,16 +53,15 @@ def read_raster(
         ImageLoadError: Not an image Pillow can read, truncated, or frame out of range.
     """
     spec = parse_window(window)
-    fp = io.BytesIO(src.data) if src.data is not None else src.path
+    stream = src.stream()
+    fp = io.BufferedReader(stream) if isinstance(stream, io.RawIOBase) else stream
     try:
         with warnings.catch_warnings():
             # Our own cap (below) decides; Pillow's warning would only add noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(fp)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(
-            f"{src.label} has more pixels than Pillow will open: {exc}", input=src.label
-        ) from exc
+        raise _pillow_bomb(src, settings) from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(
             f"{src.label} is not an image Pillow can read (tried reader: raster/Pillow).",
@@ -72,13 +71,7 @@ def read_raster(
     except OSError as exc:
         raise _corrupt(src, exc) from exc
     with im:
-        width, height = im.size
-        if width * height > settings.max_image_pixels:
-            raise ImageTooLargeError(
-                f"{src.label} is {width}x{height} = {width * height:,} pixels, over the "
-                f"{settings.max_image_pixels:,}-pixel cap.",
-                input=src.label,
-            )
+        _check_pixels(src, im.size, settings, page=None)
         num_frames = int(getattr(im, "n_frames", 1) or 1)
         index = 0 if frame is None else int(frame)
         if not 0 <= index < num_frames:
@@ -90,11 +83,15 @@ def read_raster(
         try:
             if index:
                 im.seek(index)
+                # each page has its own size: check it before decoding it
+                _check_pixels(src, im.size, settings, page=index)
             im.load()
             if im.format == "JPEG":
                 im = ImageOps.exif_transpose(im)
             pixels, raw, used = _render(im, spec)
             mode, fmt_name = im.mode, (fmt or (im.format or "image").lower())
+        except Image.DecompressionBombError as exc:
+            raise _pillow_bomb(src, settings) from exc
         except OSError as exc:
             raise _corrupt(src, exc) from exc
     meta = ImageMeta(
@@ -108,6 +105,33 @@ def read_raster(
         photometric=_photometric(mode),
     )
     return MedImage(pixels=pixels, meta=meta, raw=raw)
+
+
+def _check_pixels(
+    src: Source, size: tuple[int, int], settings: Settings, *, page: int | None
+) -> None:
+    width, height = size
+    if width * height > settings.max_image_pixels:
+        where = f"page {page} of {src.label}" if page is not None else src.label
+        raise ImageTooLargeError(
+            f"{where} is {width}x{height} = {width * height:,} pixels, over the "
+            f"{settings.max_image_pixels:,}-pixel cap (max_image_pixels).",
+            input=src.label,
+        )
+
+
+def _pillow_bomb(src: Source, settings: Settings) -> ImageTooLargeError:
+    """Pillow's own decompression-bomb refusal, told in our terms."""
+    limit = Image.MAX_IMAGE_PIXELS
+    pillow = f"{2 * limit:,}" if limit else "its"
+    return ImageTooLargeError(
+        f"{src.label} has more pixels than the image library (Pillow) will decode "
+        f"({pillow}-pixel limit); the cap here is {settings.max_image_pixels:,} pixels "
+        "(max_image_pixels).",
+        input=src.label,
+        fix="Downscale or crop the image. Pillow's limit applies whatever "
+        "MEDMO_MAX_IMAGE_PIXELS says; a trusted program can raise PIL.Image.MAX_IMAGE_PIXELS.",
+    )
 
 
 def _render(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, WindowInfo | None]:

@@ -19,8 +19,9 @@ from typing import Any
 from ..config import Settings
 from ..errors import InputError, NotFoundError
 from ..types import MedImage
+from .fileaccess import check_path_length, open_path
 from .loader import load_image
-from .sources import IMAGE_EXTENSIONS, confine_path, is_data_uri, is_inside
+from .sources import IMAGE_EXTENSIONS, is_data_uri, is_inside, open_source
 
 __all__ = ["HANDLE_PREFIX", "ImageResolver"]
 
@@ -35,8 +36,9 @@ class ImageResolver:
             the default allowed folders.
         allowed_dirs: Folders paths must lie in (when ``confine``) and that
             :meth:`list_images` scans; defaults to ``settings.allowed_dirs``.
-        confine: Refuse any path outside ``allowed_dirs`` (after resolving ``..`` and
-            symlinks). With no allowed folder, every path is refused.
+        confine: Refuse any path outside ``allowed_dirs`` (``..`` and symlinks are
+            resolved by the loader, never by the kernel; each file is opened once, see
+            :mod:`.fileaccess`). With no allowed folder, every path is refused.
         max_registered: How many registered in-memory images to keep (least recently
             used ones are dropped first).
     """
@@ -135,9 +137,12 @@ class ImageResolver:
                 f"Cannot use a {type(image).__name__} as an image.",
                 fix="Pass a file path, a data:image/...;base64, URI, or a medmo://images/ handle.",
             )
-        path = self.check_path(image)
         confined = self.allowed_dirs if self.confine else None
-        loaded = load_image(path, settings=self.settings, allowed_dirs=confined, **opts)
+        given = image if self.confine else self._unconfined_path(image)
+        # opened once, here: the same descriptor is checked and read (see fileaccess)
+        src = open_source(given, self.settings, allowed_dirs=confined)
+        path = src.path
+        loaded = load_image(src, settings=self.settings, **opts)
         loaded.handle = os.fspath(path)
         return loaded
 
@@ -162,27 +167,32 @@ class ImageResolver:
         return out
 
     def check_path(self, path: str | os.PathLike[str]) -> Path:
-        """The absolute path for ``path``, after checking it against the allowed folders.
+        """The path ``path`` names, after checking it against the allowed folders.
 
-        Relative paths are looked up in the allowed folders first (first one holding it),
-        then in the working directory.
+        Relative paths are looked up in the allowed folders first (first one holding it);
+        unconfined, then in the working directory. When confined, the path is opened
+        through the same checks as for loading (and closed again).
 
         Raises:
-            AccessDeniedError: Confined and the path resolves outside every allowed folder.
+            AccessDeniedError: Confined and the path leads outside every allowed folder.
+            ImageLoadError: Confined and there is no such file or folder.
         """
-        given = Path(os.fspath(path)).expanduser()
-        candidate = given if given.is_absolute() else self._find_relative(given)
         if not self.confine:
-            return candidate
-        confine_path(candidate, self.allowed_dirs, label=os.fspath(path))
-        return candidate
+            return self._unconfined_path(path)
+        handle = open_path(path, self.settings, allowed_dirs=self.allowed_dirs)
+        handle.close()
+        return handle.path
 
-    def _find_relative(self, rel: Path) -> Path:
+    def _unconfined_path(self, path: str | os.PathLike[str]) -> Path:
+        check_path_length(path, self.settings)
+        given = Path(os.fspath(path)).expanduser()
+        if given.is_absolute():
+            return given
         for root in self.allowed_dirs:
-            joined = root / rel
+            joined = root / given
             if joined.exists():
                 return joined.absolute()
-        return rel.absolute()
+        return given.absolute()
 
     # -- listing ------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ viewer can move through slices without reading the whole series into memory.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from ..config import Settings
 from ..errors import ImageLoadError
 from ..types import MedImage
 from .dicom import read_dataset, render_dataset
-from .sources import Source, confine_path, detect_format, open_source
+from .fileaccess import DirHandle, FileHandle
+from .sources import Source, detect_format, open_source, sniff_head
 from .windowing import parse_window
 
 __all__ = ["MAX_SERIES_FILES", "DicomSeries", "read_series"]
@@ -66,7 +66,6 @@ def read_series(
     slice: int | None = None,
     plane: str | None = None,
     window: Any = None,
-    allowed_dirs: tuple[Path, ...] | None = None,
 ) -> MedImage:
     """Read a folder holding one DICOM series and render one slice.
 
@@ -77,16 +76,17 @@ def read_series(
         slice: Slice index in position order (default: the middle slice).
         plane: The acquisition plane or ``None``; other planes are refused.
         window: See :mod:`medmo_agent.imaging.windowing`.
-        allowed_dirs: When given, a file in the folder that resolves (symlinks followed)
-            outside these folders is refused rather than read.
+
+    The folder was opened by :func:`~.sources.open_source`; when it was confined to
+    allowed folders, a link in it leading outside them is refused rather than read.
 
     Raises:
         ImageLoadError: No DICOM images in the folder, or an out-of-range slice.
         AccessDeniedError: A file of the folder escapes ``allowed_dirs``.
     """
     parse_window(window)
-    assert src.path is not None
-    series = DicomSeries.scan(src.path, src.label, settings, allowed_dirs=allowed_dirs)
+    assert isinstance(src.handle, DirHandle)
+    series = DicomSeries.scan(src.handle, settings)
     return series.render(slice=slice, frame=frame, plane=plane, window=window)
 
 
@@ -108,8 +108,10 @@ class DicomSeries:
         *,
         plane: str | None,
         series_count: int = 1,
+        allowed_dirs: tuple[Path, ...] | None = None,
     ):
         self.files = files
+        self.allowed_dirs = allowed_dirs
         self.label = label
         self.settings = settings
         self.plane = plane
@@ -121,16 +123,10 @@ class DicomSeries:
         return len(self.files)
 
     @classmethod
-    def scan(
-        cls,
-        folder: Path,
-        label: str,
-        settings: Settings,
-        *,
-        allowed_dirs: tuple[Path, ...] | None = None,
-    ) -> DicomSeries:
-        """Read the headers of every DICOM file in ``folder`` and sort one series."""
-        headers = _scan_headers(folder, label, settings, allowed_dirs)
+    def scan(cls, folder: DirHandle, settings: Settings) -> DicomSeries:
+        """Read the headers of every DICOM file in the opened folder and sort one series."""
+        label = folder.label
+        headers = _scan_headers(folder, settings)
         groups: dict[str, list[_Header]] = defaultdict(list)
         for h in headers:
             groups[h.series].append(h)
@@ -142,6 +138,7 @@ class DicomSeries:
             settings,
             plane=_plane(chosen[0].orientation),
             series_count=len(groups),
+            allowed_dirs=folder.allowed,
         )
 
     def render(
@@ -170,7 +167,9 @@ class DicomSeries:
                 fix=f"Choose a slice between 0 and {n - 1}.",
             )
         path = self.files[index]
-        ds = read_dataset(open_source(path, self.settings))
+        # opened again through the same checks: the folder may have changed since
+        with open_source(path, self.settings, allowed_dirs=self.allowed_dirs) as src:
+            ds = read_dataset(src, self.settings)
         image = render_dataset(
             ds, str(path), self.settings, frame=frame, window=window, fmt="dicom-series"
         )
@@ -181,11 +180,10 @@ class DicomSeries:
         return image
 
 
-def _scan_headers(
-    folder: Path, label: str, settings: Settings, allowed_dirs: tuple[Path, ...] | None
-) -> list[_Header]:
+def _scan_headers(folder: DirHandle, settings: Settings) -> list[_Header]:
+    label = folder.label
     try:
-        names = sorted(os.listdir(folder))
+        names = folder.names()
     except OSError as exc:
         raise ImageLoadError(
             f"Cannot list the folder {label}: {exc.strerror or exc}.",
@@ -202,12 +200,13 @@ def _scan_headers(
     headers: list[_Header] = []
     skipped = 0
     for name in names:
-        path = folder / name
-        if name.startswith(".") or name.upper() == "DICOMDIR" or not path.is_file():
+        if name.startswith(".") or name.upper() == "DICOMDIR":
             continue
-        if allowed_dirs is not None:
-            confine_path(path, allowed_dirs)  # a symlink in the folder must not escape
-        header = _read_header(path, settings)
+        # a link leaving the allowed folders raises AccessDeniedError here
+        handle = folder.open_child(name)
+        if handle is None:
+            continue  # a folder, FIFO, device or socket: not part of the series
+        header = _read_header(handle, folder, settings)
         if header is None:
             skipped += 1
         else:
@@ -222,21 +221,21 @@ def _scan_headers(
     return headers
 
 
-def _read_header(path: Path, settings: Settings) -> _Header | None:
-    try:
-        src = open_source(path, settings)
-    except ImageLoadError:
-        return None  # unreadable, empty, or over the byte cap: not part of the series
-    if detect_format(src) != "dicom":
-        return None
-    try:
-        ds = read_dataset(src, stop_before_pixels=True)
-    except ImageLoadError:
-        return None
+def _read_header(handle: FileHandle, folder: DirHandle, settings: Settings) -> _Header | None:
+    with handle:
+        if handle.size == 0 or handle.size > settings.max_image_bytes:
+            return None  # empty, or over the byte cap: not part of the series
+        src = Source(handle.label, handle.path, None, sniff_head(handle.read(1024)), handle)
+        if detect_format(src) != "dicom":
+            return None
+        try:
+            ds = read_dataset(src, settings, stop_before_pixels=True)
+        except ImageLoadError:
+            return None
     if not ds.get("Rows") or not ds.get("Columns"):
         return None  # a report, presentation state or other non-image object
     return _Header(
-        path=path,
+        path=handle.path,
         series=str(ds.get("SeriesInstanceUID") or ""),
         series_number=_int(ds.get("SeriesNumber"), 0),
         instance=_int(ds.get("InstanceNumber"), None),

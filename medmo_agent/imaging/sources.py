@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import os
 import re
 import struct
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError
+from ..errors import ImageLoadError, ImageTooLargeError
+from .fileaccess import DirHandle, FileHandle, display_path, open_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Source",
-    "confine_path",
     "detect_format",
     "is_data_uri",
     "is_inside",
     "open_source",
+    "sniff_head",
 ]
 
 #: Extensions :func:`medmo_agent.imaging.load_image` reads, by format.
@@ -44,6 +46,7 @@ IMAGE_EXTENSIONS: dict[str, str] = {
     ".ima": "dicom",
     ".nii": "nifti",
     ".nii.gz": "nifti",
+    ".hdr": "nifti",  # Analyze 7.5 / NIfTI pair header; its voxels are in the .img
 }
 
 _DATA_URI = re.compile(
@@ -75,33 +78,75 @@ class Source:
         label: What to call the source in metadata and error messages: the path as given,
             or ``"inline"`` for bytes and data URIs (never the data itself).
         path: The file or folder on disk, or ``None`` for in-memory data.
-        data: The bytes, for in-memory sources (files are read by their reader).
+        data: The bytes, for in-memory sources (files are read through ``handle``).
         head: The first bytes (up to 1 KiB; decompressed for gzip), for sniffing.
+        handle: The opened file or folder (see :mod:`.fileaccess`); readers read from it,
+            never from ``path`` again.
+        allowed_dirs: The allowed folders the source was opened under (``None``:
+            unconfined), for files a reader opens next to it (a series' slices, the
+            ``.img`` of an Analyze pair).
     """
 
     label: str
     path: Path | None
     data: bytes | None
     head: bytes
+    handle: FileHandle | DirHandle | None = None
+    allowed_dirs: tuple[Path, ...] | None = None
 
     @property
     def name(self) -> str:
         """The file name or label, for extension checks."""
         return self.path.name.lower() if self.path is not None else ""
 
+    @property
+    def is_dir(self) -> bool:
+        """True for a folder (a DICOM series)."""
+        return isinstance(self.handle, DirHandle)
+
+    @property
+    def size(self) -> int:
+        """The size in bytes (0 for a folder)."""
+        if self.data is not None:
+            return len(self.data)
+        return self.handle.size if isinstance(self.handle, FileHandle) else 0
+
     def read_bytes(self) -> bytes:
-        """All bytes of a file source (already size-checked)."""
+        """All bytes of the source (already size-checked), read from the opened file."""
         if self.data is not None:
             return self.data
-        assert self.path is not None
+        assert isinstance(self.handle, FileHandle)
         try:
-            return self.path.read_bytes()
+            return self.handle.read()
         except OSError as exc:
             raise ImageLoadError(
                 f"Cannot read {self.label}: {exc.strerror or exc}.",
                 input=self.label,
-                fix="Check that the file exists and is readable.",
+                fix="Check that the file is readable.",
             ) from exc
+
+    def stream(self) -> io.RawIOBase | io.BytesIO:
+        """A seekable file object over the content, at offset 0."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert isinstance(self.handle, FileHandle)
+        return self.handle.reader()
+
+    def detach(self) -> FileHandle | DirHandle | None:
+        """Hand the opened file over to a reader that keeps it (it closes it)."""
+        handle, self.handle = self.handle, None
+        return handle
+
+    def close(self) -> None:
+        """Close the opened file or folder, if any (idempotent)."""
+        if self.handle is not None:
+            self.handle.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def is_data_uri(value: object) -> bool:
@@ -109,74 +154,89 @@ def is_data_uri(value: object) -> bool:
     return isinstance(value, str) and value[:5].lower() == "data:"
 
 
-def open_source(source: str | os.PathLike[str] | bytes, settings: Settings) -> Source:
+def open_source(
+    source: str | os.PathLike[str] | bytes,
+    settings: Settings,
+    *,
+    allowed_dirs: tuple[Path, ...] | None = None,
+) -> Source:
     """Make an image argument concrete, enforcing the byte cap before reading anything.
+
+    Files are opened once, through :func:`.fileaccess.open_path` (regular files only, no
+    symlink followed outside the allowed folders); the caller closes the source.
 
     Args:
         source: A path (str or PathLike), raw bytes, or a ``data:image/...;base64,`` URI.
-        settings: Supplies ``max_image_bytes``.
+        settings: Supplies ``max_image_bytes`` and ``max_path_chars``.
+        allowed_dirs: Folders a path must lie in; ``None`` for no confinement.
 
     Returns:
         A :class:`Source` with its first bytes read for format detection.
 
     Raises:
-        ImageLoadError: Missing file, unreadable file, malformed data URI.
+        ImageLoadError: Missing file, unreadable file, not a regular file, malformed URI.
         ImageTooLargeError: Over ``settings.max_image_bytes``.
+        AccessDeniedError: ``allowed_dirs`` given and the path leads outside them.
+        InputError: A path over ``settings.max_path_chars``.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         _check_bytes(len(data), "inline", settings)
-        return Source("inline", None, data, _head(data))
+        return Source("inline", None, data, sniff_head(data))
     if is_data_uri(source):
         data = _decode_data_uri(str(source), settings)
-        return Source("inline", None, data, _head(data))
+        return Source("inline", None, data, sniff_head(data))
     if not isinstance(source, (str, os.PathLike)):
         raise ImageLoadError(
             f"Cannot load an image from a {type(source).__name__}.",
             input=repr(source)[:80],
             fix="Pass a file or folder path, bytes, or a data:image/...;base64, URI.",
         )
-    label = os.fspath(source)
-    path = Path(label).expanduser()
-    if path.is_dir():
-        return Source(label, path, None, b"")
-    if not path.exists():
-        raise ImageLoadError(
-            f"No such file: {label}.",
-            input=label,
-            fix="Check the path (relative paths are relative to the working directory).",
-        )
+    label = display_path(source)
+    handle = open_path(source, settings, allowed_dirs=allowed_dirs)
+    src = Source(label, handle.path, None, b"", handle, allowed_dirs)
+    if isinstance(handle, DirHandle):
+        return src
     try:
-        size = path.stat().st_size
-        _check_bytes(size, label, settings)
-        with path.open("rb") as fh:
-            head = fh.read(1024)
+        _check_bytes(handle.size, label, settings)
+        if handle.size == 0:
+            raise ImageLoadError(
+                f"{label} is empty (0 bytes).", input=label, fix="Use a non-empty image file."
+            )
+        src.head = sniff_head(handle.read(1024))
     except OSError as exc:
+        src.close()
         raise ImageLoadError(
             f"Cannot read {label}: {exc.strerror or exc}.",
             input=label,
-            fix="Check that the file exists and is readable.",
+            fix="Check that the file is readable.",
         ) from exc
-    if size == 0:
-        raise ImageLoadError(
-            f"{label} is empty (0 bytes).", input=label, fix="Use a non-empty image file."
-        )
-    return Source(label, path, None, _head(head))
+    except BaseException:
+        src.close()
+        raise
+    return src
 
 
 def detect_format(src: Source) -> str | None:
     """The format of a source: content first, then extension; ``None`` when unknown.
 
-    Returns one of ``dicom-series`` (a folder), ``dicom``, ``nifti``, ``png``, ``jpeg``,
-    ``tiff``, ``bmp``, ``webp``, ``gif``.
+    Returns one of ``dicom-series`` (a folder), ``dicom``, ``nifti`` (NIfTI-1/2, also as
+    a ``.hdr``/``.img`` pair, and Analyze 7.5), ``png``, ``jpeg``, ``tiff``, ``bmp``,
+    ``webp``, ``gif``, or the unsupported containers ``netcdf`` (MINC1) and ``hdf5``
+    (MINC2), recognised only to say so.
     """
-    if src.path is not None and src.path.is_dir():
+    if src.is_dir:
         return "dicom-series"
     head = src.head
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
-    if _is_nifti(head):
+    pair_name = src.name.endswith((".hdr", ".img")) or src.path is None
+    if _is_nifti(head) or (pair_name and _is_analyze(head, src.name)):
         return "nifti"
+    if head[:4] in (b"CDF\x01", b"CDF\x02"):
+        return "netcdf"  # MINC1 is NetCDF
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "hdf5"  # MINC2 is HDF5
     for magic, offset, fmt in _MAGIC:
         if head[offset : offset + len(magic)] == magic:
             return fmt
@@ -209,7 +269,16 @@ def _is_nifti(head: bytes) -> bool:
     return False
 
 
-def _head(data: bytes) -> bytes:
+def _is_analyze(head: bytes, name: str) -> bool:
+    """An Analyze 7.5 header (348 bytes, no NIfTI magic), or the ``.img`` of a pair."""
+    if name.endswith(".img"):
+        return True  # raw voxels: the reader looks for the .hdr next to it
+    if len(head) < 348:
+        return False
+    return any(struct.unpack(order + "i", head[:4])[0] == 348 for order in "<>")
+
+
+def sniff_head(data: bytes) -> bytes:
     """First bytes for sniffing; gzip streams are peeked into (a .nii.gz is a NIfTI)."""
     if data[:2] == b"\x1f\x8b":
         try:
@@ -260,27 +329,3 @@ def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> boo
         return os.path.commonpath([real, real_root]) == real_root
     except ValueError:  # different drives on Windows
         return False
-
-
-def confine_path(
-    path: str | os.PathLike[str],
-    allowed_dirs: tuple[Path, ...],
-    *,
-    label: str | None = None,
-) -> None:
-    """Raise :class:`AccessDeniedError` unless ``path`` resolves inside an allowed folder.
-
-    Args:
-        path: The path to check; ``..`` and symlinks are resolved first.
-        allowed_dirs: The allowed folders (none: every path is refused).
-        label: How to name the path in the message (default: the path itself).
-    """
-    if any(is_inside(path, root) for root in allowed_dirs):
-        return
-    name = label or os.fspath(path)
-    listed = ", ".join(str(d) for d in allowed_dirs) or "none"
-    raise AccessDeniedError(
-        f"Access denied: {name} resolves to {os.path.realpath(path)}, outside the allowed "
-        f"folders ({listed}).",
-        input=name,
-    )
