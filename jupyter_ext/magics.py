@@ -22,6 +22,8 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
+from medmo_agent.backends import backend_choices
+
 from .panels import TASKS
 
 __all__ = ["MedmoMagics"]
@@ -53,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
 def _model_parser() -> _Parser:
     p = _Parser(prog="%medmo_model", description="Choose the model once per kernel.")
     p.add_argument("--model", help="hub id or local checkpoint folder")
-    p.add_argument("--backend", choices=["transformers", "openai", "scripted"])
+    p.add_argument("--backend", choices=backend_choices())
     p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
     p.add_argument("--api-key", dest="api_key")
     p.add_argument("--served-model", dest="served_model")

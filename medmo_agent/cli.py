@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .config import DEFAULT_MODEL, Settings
+from .backends import backend_choices
 from .errors import InputError, MedmoError
 
 __all__ = ["build_parser", "main"]
@@ -53,7 +54,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backend",
-        choices=["transformers", "openai", "scripted"],
+        choices=backend_choices(),
         help="where answers come from (default: transformers, the local GPU)",
     )
     g.add_argument(
