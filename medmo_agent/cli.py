@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_MODEL, Settings
 from .backends import backend_choices
+from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
 
 __all__ = ["build_parser", "main"]

@@ -24,9 +24,9 @@ from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage
 
 from ..errors import MedmoError
-from .planner_errors import planner_error
 from . import streaming
 from .middleware import MedmoAgentMiddleware, RunContext
+from .planner_errors import planner_error
 from .prompts import SYSTEM_PROMPT, user_prompt
 from .trace import StepCallback, Trace, TraceStep
 

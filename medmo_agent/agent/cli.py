@@ -239,8 +239,7 @@ def _planner(args: argparse.Namespace) -> Any:
         raise ConfigError(
             "--planner openai needs a server or a key.",
             input="--planner",
-            fix="Pass --planner-base-url http://host:8000/v1 (vLLM, SGLang) or set "
-            "OPENAI_API_KEY.",
+            fix="Pass --planner-base-url http://host:8000/v1 (vLLM, SGLang) or set OPENAI_API_KEY.",
         )
     from ..config import Settings
 

@@ -11,10 +11,10 @@ from .base import Backend, Completion, GenerationRequest, TextCallback
 __all__ = [
     "BACKEND_NAMES",
     "Backend",
-    "backend_choices",
     "Completion",
     "GenerationRequest",
     "TextCallback",
+    "backend_choices",
     "create_backend",
 ]
 

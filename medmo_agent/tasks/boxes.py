@@ -82,6 +82,8 @@ _NEGATIVE_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _MAX_LABEL = 80
+#: Characters trimmed from both ends of a label (with whitespace).
+_LABEL_EDGES = ":=-[](){},.;"
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,10 @@ def _clean_label(segment: str) -> str:
     label = lines[-1]
     label = re.sub(r"^[\s\-*•#>\d.)]+(?=\D)", "", label)  # list markers
     label = re.sub(r"[\"'`*_]+", " ", label)
-    label = strip_edges(label, ":=-[](){},.;")
+    label = strip_edges(label, _LABEL_EDGES)
     label = re.sub(r"\s+", " ", label).strip()
     if len(label) > _MAX_LABEL:
-        label = label[-_MAX_LABEL:].split(" ", 1)[-1]
+        label = strip_edges(label[-_MAX_LABEL:].split(" ", 1)[-1], _LABEL_EDGES)
     return label
 
 
