@@ -56,6 +56,7 @@ class TransformersBackend(Backend):
             device=device,
             dtype_name=dtype_name,
             attn_implementation=attn_implementation,
+            hub_timeout_s=settings.hub_connect_timeout_s,
         )
         self._start(loaded, processor, model_id, settings, device, dtype_name, attn_implementation)
 
@@ -287,6 +288,8 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     on_gpu = device.startswith("cuda")
+    if on_gpu:
+        _check_cuda(device, torch)
     dtype = settings.dtype
     if dtype == "auto":
         dtype = "bfloat16" if on_gpu else "float32"
@@ -299,6 +302,31 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
         use_fa2 = on_gpu and has_fa2 and dtype != "float32" and batched
         attn = "flash_attention_2" if use_fa2 else "sdpa"
     return device, dtype, attn
+
+
+def _check_cuda(device: str, torch: Any) -> None:
+    """A CUDA device that is not there is an error, not a silent fall back to the CPU."""
+    if not torch.cuda.is_available():
+        why = (
+            "this PyTorch build has no CUDA support"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible (driver, CUDA_VISIBLE_DEVICES)"
+        )
+        raise ConfigError(
+            f"Device {device!r} was asked for, but {why}.",
+            input="device",
+            fix="Use --device cpu (MEDMO_DEVICE=cpu; far too slow for the real model), run on "
+            "a machine with a GPU, or reach a GPU server with --backend openai --base-url URL.",
+        )
+    index = device.partition(":")[2]
+    count = torch.cuda.device_count()
+    if index and (not index.isdigit() or int(index) >= count):
+        raise ConfigError(
+            f"Device {device!r} does not exist: {count} CUDA GPU(s) visible (cuda:0 to "
+            f"cuda:{count - 1}).",
+            input="device",
+            fix="Pass --device cuda, or cuda:N with N below the number of GPUs.",
+        )
 
 
 def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
@@ -320,7 +348,15 @@ def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
     return mode
 
 
-def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_implementation: str):
+def _load(
+    model_id: str,
+    *,
+    revision,
+    device: str,
+    dtype_name: str,
+    attn_implementation: str,
+    hub_timeout_s: float = 5.0,
+):
     import torch
 
     if importlib.util.find_spec("torchvision") is None:
@@ -331,6 +367,10 @@ def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_impleme
             fix="pip install torchvision (the build matching your torch).",
         )
     _check_local_path(model_id)
+    if not _looks_like_path(model_id):
+        from .hub import check_weights_reachable
+
+        check_weights_reachable(model_id, revision, hub_timeout_s)
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
     kwargs: dict[str, Any] = {
@@ -426,6 +466,7 @@ def _offline_error(model_id: str) -> ModelLoadError:
     return ModelLoadError(
         f"Cannot load {model_id}: offline and not in the local Hugging Face cache.",
         input=model_id,
-        fix="Weights download on first use: run once online (or set HF_HUB_OFFLINE=0), "
-        "or pass a local path to a downloaded checkpoint.",
+        fix=f"Download the weights once where the hub is reachable: `huggingface-cli download "
+        f"{model_id}`; or pass --model PATH to a local checkpoint folder; or use a server that "
+        "already serves MedMO: --backend openai --base-url URL.",
     )
