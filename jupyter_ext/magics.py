@@ -29,7 +29,8 @@ from .panels import TASKS
 __all__ = ["MedmoMagics"]
 
 _TASK_HELP = """\
-%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P] [--wait]
+%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P]
+       [--max-new-tokens N] [--wait]
 
 TASK is one of:
   ask IMAGE QUESTION          answer a question about the image
@@ -79,6 +80,7 @@ def _task_parser() -> _Parser:
     p.add_argument("--frame", type=int)
     p.add_argument("--plane", choices=["axial", "coronal", "sagittal"])
     p.add_argument("--workflow", action="store_true")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
     p.add_argument("--wait", action="store_true")
     p.add_argument("--timeout", type=float, default=None)
     return p
@@ -159,6 +161,11 @@ class MedmoMagics(Magics):
         if task == "agent":
             from .agent_panel import AgentPanel
 
+            if args.max_new_tokens is not None:
+                raise UsageError(
+                    "--max-new-tokens applies to single tasks; for the agent choose it once "
+                    "with %medmo_model --max-new-tokens N."
+                )
             image: Any = args.image
             if any(v is not None for v in image_opts.values()):
                 from .session import get_session
@@ -169,7 +176,13 @@ class MedmoMagics(Magics):
             from .panels import TaskPanel
 
             argument: Any = question if task in ("ask", "reason", "report", "detect") else args.args
-            panel = TaskPanel(task, args.image, argument, image_opts=image_opts)
+            panel = TaskPanel(
+                task,
+                args.image,
+                argument,
+                image_opts=image_opts,
+                max_new_tokens=args.max_new_tokens,
+            )
         else:
             raise UsageError(f"Unknown task {args.task!r}.\n\n{_TASK_HELP}")
         if args.wait:

@@ -84,4 +84,3 @@ def _unreachable(endpoint: str, timeout_s: float) -> str | None:
         return f"no answer within {timeout_s:g} s"
     except OSError as exc:
         return exc.strerror or type(exc).__name__
-

@@ -20,9 +20,12 @@ torch and transformers are imported only when a backend is created.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -383,8 +386,9 @@ def _load(
     elif device.startswith("cuda:"):
         kwargs["device_map"] = {"": device}
     try:
-        processor = AutoProcessor.from_pretrained(model_id, revision=revision)
-        model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+        with _progress_bars_only_on_a_terminal():
+            processor = AutoProcessor.from_pretrained(model_id, revision=revision)
+            model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(device)
     except MedmoError:
@@ -393,6 +397,23 @@ def _load(
         raise _load_error(model_id, exc) from exc
     model.eval()
     return model, processor
+
+
+@contextlib.contextmanager
+def _progress_bars_only_on_a_terminal() -> Iterator[None]:
+    """transformers' "Loading weights" bar (and the hub's download bars) only when stderr is
+    a terminal: in logs, pipes and captured output a bar is just noise."""
+    from transformers.utils import logging as hf_logging
+
+    hide = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    if not hide or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def _looks_like_path(model_id: str) -> bool:
