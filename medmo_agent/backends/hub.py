@@ -80,7 +80,7 @@ def _unreachable(endpoint: str, timeout_s: float) -> str | None:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return None
-    except socket.timeout:
+    except TimeoutError:
         return f"no answer within {timeout_s:g} s"
     except OSError as exc:
         return exc.strerror or type(exc).__name__
