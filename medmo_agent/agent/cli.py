@@ -302,7 +302,8 @@ async def _run(args: argparse.Namespace, on_step: Any) -> Any:
     # apply to it) is one clear error, not a failure repeated at every step.
     loaded = toolkit.load(args.image, **_image_options(args))
     if _image_options(args):
-        image = loaded.handle  # every tool sees the image with this window and slice
+        # a handle to the image as rendered: every tool sees this window, slice and plane
+        image = toolkit.resolver.register(loaded)
     return await go(None, toolkit, "in-process")
 
 
