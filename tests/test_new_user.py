@@ -244,8 +244,10 @@ def test_summarize_prints_a_standing_in_summary_once(tiny_checkpoint, monkeypatc
 def test_no_weight_loading_bar_when_stderr_is_not_a_terminal(tiny_checkpoint, png):
     env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
     done = subprocess.run(
-        [sys.executable, "-m", "medmo_agent.cli", "ask", str(png), "q"]
-        + ["--model", str(tiny_checkpoint), "--device", "cpu", "--max-new-tokens", "2"],
+        [
+            *(sys.executable, "-m", "medmo_agent.cli", "ask", str(png), "q"),
+            *("--model", str(tiny_checkpoint), "--device", "cpu", "--max-new-tokens", "2"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
