@@ -88,7 +88,9 @@ def _task_parser() -> _Parser:
 
 def _split(line: str) -> list[str]:
     try:
-        return shlex.split(line)
+        # comments=True: a "# ..." note after the arguments (as the README's examples have)
+        # is not an argument
+        return shlex.split(line, comments=True)
     except ValueError as exc:  # an unbalanced quote
         raise UsageError(f"Cannot read the command line: {exc}.") from exc
 

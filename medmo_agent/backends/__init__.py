@@ -49,9 +49,10 @@ def create_backend(settings: Settings | None = None, **overrides: object) -> Bac
 
         return OpenAICompatBackend.from_settings(settings)
     if settings.backend == _TEST_BACKEND and _TEST_BACKEND in backend_choices():
+        from ..testing import scripted_replies
         from .scripted import ScriptedBackend
 
-        return ScriptedBackend(model_id=settings.model)
+        return ScriptedBackend(scripted_replies(), model_id=settings.model)
     raise ConfigError(
         f"Unknown backend {settings.backend!r}.",
         input="backend",

@@ -12,15 +12,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["TEST_DOUBLES_ENV", "test_doubles_enabled"]
+__all__ = ["SCRIPTED_REPLY_ENV", "TEST_DOUBLES_ENV", "scripted_replies", "test_doubles_enabled"]
 
 TEST_DOUBLES_ENV = "MEDMO_TEST_DOUBLES"
+#: The text the scripted backend answers every request with (default: nothing).
+SCRIPTED_REPLY_ENV = "MEDMO_TEST_SCRIPTED_REPLY"
 
 
 def test_doubles_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether test doubles (the scripted backend) may be selected in this process."""
     env = os.environ if environ is None else environ
     return env.get(TEST_DOUBLES_ENV, "") == "1"
+
+
+def scripted_replies(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The replies a scripted backend made from settings answers with."""
+    env = os.environ if environ is None else environ
+    reply = env.get(SCRIPTED_REPLY_ENV)
+    return [reply] if reply is not None else []
 
 
 # not a test function, though its name starts with "test_"
