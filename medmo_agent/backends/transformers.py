@@ -53,6 +53,10 @@ class TransformersBackend(Backend):
         settings = settings or Settings()
         model_id = model or settings.model or DEFAULT_MODEL
         device, dtype_name, attn_implementation = _resolve_runtime(settings)
+        if device.startswith("cuda"):
+            import torch
+
+            _check_cuda(device, torch)
         loaded, processor = _load(
             model_id,
             revision=settings.revision,
@@ -291,8 +295,6 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     on_gpu = device.startswith("cuda")
-    if on_gpu:
-        _check_cuda(device, torch)
     dtype = settings.dtype
     if dtype == "auto":
         dtype = "bfloat16" if on_gpu else "float32"
