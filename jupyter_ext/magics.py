@@ -22,12 +22,15 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
+from medmo_agent.backends import backend_choices
+
 from .panels import TASKS
 
 __all__ = ["MedmoMagics"]
 
 _TASK_HELP = """\
-%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P] [--wait]
+%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P]
+       [--max-new-tokens N] [--wait]
 
 TASK is one of:
   ask IMAGE QUESTION          answer a question about the image
@@ -53,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 def _model_parser() -> _Parser:
     p = _Parser(prog="%medmo_model", description="Choose the model once per kernel.")
     p.add_argument("--model", help="hub id or local checkpoint folder")
-    p.add_argument("--backend", choices=["transformers", "openai", "scripted"])
+    p.add_argument("--backend", choices=backend_choices())
     p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
     p.add_argument("--api-key", dest="api_key")
     p.add_argument("--served-model", dest="served_model")
@@ -77,6 +80,7 @@ def _task_parser() -> _Parser:
     p.add_argument("--frame", type=int)
     p.add_argument("--plane", choices=["axial", "coronal", "sagittal"])
     p.add_argument("--workflow", action="store_true")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
     p.add_argument("--wait", action="store_true")
     p.add_argument("--timeout", type=float, default=None)
     return p
@@ -84,7 +88,9 @@ def _task_parser() -> _Parser:
 
 def _split(line: str) -> list[str]:
     try:
-        return shlex.split(line)
+        # comments=True: a "# ..." note after the arguments (as the README's examples have)
+        # is not an argument
+        return shlex.split(line, comments=True)
     except ValueError as exc:  # an unbalanced quote
         raise UsageError(f"Cannot read the command line: {exc}.") from exc
 
@@ -157,6 +163,11 @@ class MedmoMagics(Magics):
         if task == "agent":
             from .agent_panel import AgentPanel
 
+            if args.max_new_tokens is not None:
+                raise UsageError(
+                    "--max-new-tokens applies to single tasks; for the agent choose it once "
+                    "with %medmo_model --max-new-tokens N."
+                )
             image: Any = args.image
             if any(v is not None for v in image_opts.values()):
                 from .session import get_session
@@ -167,7 +178,13 @@ class MedmoMagics(Magics):
             from .panels import TaskPanel
 
             argument: Any = question if task in ("ask", "reason", "report", "detect") else args.args
-            panel = TaskPanel(task, args.image, argument, image_opts=image_opts)
+            panel = TaskPanel(
+                task,
+                args.image,
+                argument,
+                image_opts=image_opts,
+                max_new_tokens=args.max_new_tokens,
+            )
         else:
             raise UsageError(f"Unknown task {args.task!r}.\n\n{_TASK_HELP}")
         if args.wait:

@@ -46,6 +46,7 @@ def call_task(
     *,
     on_text: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    max_new_tokens: int | None = None,
 ) -> Any:
     """Run a task by its short name through a toolkit.
 
@@ -57,6 +58,7 @@ def call_task(
             labels (classify) or clinical context (report).
         on_text: Called with each piece of generated text.
         cancel: Set to stop generation early.
+        max_new_tokens: Cap on generated tokens (default: the toolkit's setting).
 
     Raises:
         InputError: An unknown task, or a question missing where one is needed.
@@ -70,7 +72,9 @@ def call_task(
     items = [argument] if isinstance(argument, str) else list(argument or [])
     items = [a.strip() for a in items if a and a.strip()]
     text = " ".join(items)
-    common = {"on_text": on_text, "cancel": cancel}
+    common: dict[str, Any] = {"on_text": on_text, "cancel": cancel}
+    if max_new_tokens is not None:
+        common["max_new_tokens"] = max_new_tokens
     if task in _NEEDS_QUESTION and not text:
         raise InputError(
             f"The {task} task needs a question.",
@@ -98,6 +102,7 @@ class TaskPanel(widgets.VBox):
         image: Path, folder, data URI, ``medmo://`` handle or loaded image.
         argument: Question, targets, label or labels (see :func:`call_task`).
         image_opts: ``window``, ``slice``, ``frame``, ``plane`` for clinical images.
+        max_new_tokens: Cap on generated tokens for this task (default: the session's).
         session: The notebook session (default: the kernel's).
         start: Start at once (default); otherwise call :meth:`start`.
     """
@@ -109,12 +114,14 @@ class TaskPanel(widgets.VBox):
         argument: str | Sequence[str] | None = None,
         *,
         image_opts: dict[str, Any] | None = None,
+        max_new_tokens: int | None = None,
         session: Any = None,
         start: bool = True,
     ):
         from .session import get_session
 
         self.task = task
+        self.max_new_tokens = max_new_tokens
         self.image_arg = image
         self.argument = argument
         self.image_opts = {k: v for k, v in (image_opts or {}).items() if v is not None}
@@ -158,7 +165,13 @@ class TaskPanel(widgets.VBox):
         toolkit = self.session.toolkit
         self._paint(force=True)
         return call_task(
-            toolkit, self.task, self.image, self.argument, on_text=self._on_text, cancel=cancel
+            toolkit,
+            self.task,
+            self.image,
+            self.argument,
+            on_text=self._on_text,
+            cancel=cancel,
+            max_new_tokens=self.max_new_tokens,
         )
 
     def _on_text(self, piece: str) -> None:

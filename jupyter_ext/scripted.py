@@ -1,6 +1,7 @@
-"""A scripted backend configured from a file, for demos and tests without a model.
+"""A scripted backend configured from a file, for tests without a model.
 
-With ``MEDMO_BACKEND=scripted`` and ``MEDMO_SCRIPTED_REPLIES`` naming a JSON file, the
+With ``MEDMO_TEST_DOUBLES=1`` (the test suite's switch, see :mod:`medmo_agent.testing`),
+``MEDMO_BACKEND=scripted`` and ``MEDMO_SCRIPTED_REPLIES`` naming a JSON file, the
 notebook session answers from that file, so a notebook's boxes and steps are known in
 advance. The file maps a piece of prompt text to the reply to give when the last user
 message contains it (case-insensitive, first match wins); ``"*"`` is the fallback::

@@ -11,6 +11,7 @@ import os
 import threading
 from typing import Any
 
+from medmo_agent.backends import backend_choices
 from medmo_agent.config import Settings
 from medmo_agent.types import MedImage
 
@@ -132,7 +133,7 @@ class MedmoSession:
             return self._planner_backend
 
     def _local_backend(self) -> Any:
-        if self.settings.backend == "scripted":
+        if self.settings.backend == "scripted" and "scripted" in backend_choices():
             from .scripted import scripted_backend
 
             return scripted_backend(self.settings)

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from medmo_agent.backends import backend_choices
+
 __all__ = ["add_serve_arguments", "build_config", "build_settings", "main", "run_serve"]
 
 
@@ -48,7 +50,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     m.add_argument(
         "--backend",
-        choices=["transformers", "openai", "scripted"],
+        choices=backend_choices(),
         help="transformers (local GPU, default) or openai (a vLLM/SGLang server)",
     )
     m.add_argument(
@@ -160,7 +162,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     config = build_config(args)
     backend = None
-    if args.scripted_reply is not None:
+    if args.scripted_reply is not None and "scripted" in backend_choices():
         from medmo_agent.backends.scripted import ScriptedBackend
 
         backend = ScriptedBackend([args.scripted_reply], model_id=settings.model)

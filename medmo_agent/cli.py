@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .backends import backend_choices
 from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
 
@@ -53,7 +55,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backend",
-        choices=["transformers", "openai", "scripted"],
+        choices=backend_choices(),
         help="where answers come from (default: transformers, the local GPU)",
     )
     g.add_argument(
@@ -142,7 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--options", nargs="+", metavar="OPTION", help="answer choices")
 
-    p = sub.add_parser("info", help="versions, devices, configured model and cache state")
+    info_help = "versions, devices, configured model and cache state"
+    p = sub.add_parser(
+        "info",
+        help=info_help,
+        description=f"Show {info_help}: what to check before the first run (is the GPU "
+        "visible, are the weights cached) and what to quote in a bug report.",
+    )
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print as JSON")
 
@@ -187,6 +195,8 @@ def _run_task(args: argparse.Namespace) -> int:
     if args.stream:
         common["on_text"] = lambda piece: (sys.stderr.write(piece), sys.stderr.flush())
 
+    if getattr(args, "overlay", None):
+        _check_overlay_path(args.overlay)  # before the model runs, not after
     cmd = args.command
     if cmd == "ask":
         result = toolkit.vqa(
@@ -220,6 +230,29 @@ def _run_task(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.summary() + "\n")
     return EXIT_OK
+
+
+def _check_overlay_path(out: Path) -> None:
+    """Fail before inference when the overlay cannot be written where asked."""
+    problem = None
+    if out.suffix.lower() != ".png":
+        problem = "the overlay is written as PNG, so the name must end in .png"
+    elif out.is_dir():
+        problem = "it is a folder"
+    else:
+        parent = next((p for p in (out.parent, *out.parent.parents) if p.exists()), None)
+        if parent is None or not parent.is_dir():
+            problem = f"{str(parent)!r} is not a folder"
+        elif not os.access(parent, os.W_OK | os.X_OK):
+            problem = f"the folder {str(parent)!r} is not writable"
+        elif out.exists() and not os.access(out, os.W_OK):
+            problem = "the file exists and is not writable"
+    if problem:
+        raise InputError(
+            f"Cannot write the overlay to {str(out)!r}: {problem}.",
+            input=str(out),
+            fix="Pass --overlay a writable file path ending in .png.",
+        )
 
 
 def _write_overlay(toolkit: Any, args: argparse.Namespace, result: Any) -> None:

@@ -54,6 +54,9 @@ class Settings:
     api_key: str | None = None
     served_model: str | None = None  # model name the server knows; defaults to `model`
     request_timeout_s: float = 300.0
+    # Hugging Face hub: seconds to wait for a connection before a download of weights that
+    # are not cached (an unreachable hub then fails at once with what to do)
+    hub_connect_timeout_s: float = 5.0
     retries: int = 2
 
     # generation

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Lets the tests (and the commands they start) choose the scripted test double as a backend;
+# users never see it (medmo_agent.testing).
+os.environ["MEDMO_TEST_DOUBLES"] = "1"
 if shutil.which("nvidia-smi") is None and not Path("/dev/nvidiactl").exists():
     # No GPU: the engine's Triton kernels are tested in Triton's CPU interpreter, which must
     # be chosen before anything imports triton.

@@ -63,3 +63,20 @@ def test_image_pipeline_benchmark_times_every_input_with_matching_outputs(tmp_pa
         assert row["project_ms"] > 0 and row["plain_ms"] > 0
         assert row["max_pixel_diff"] <= 1  # both ways did the same work
         assert row["repeats"] == 2
+
+
+def test_parser_worst_case_benchmark_times_every_family_and_reports_the_bound(tmp_path):
+    from medmo_agent.testing.adversarial import FAMILIES
+
+    res = _run(
+        "parser_worst_case.py",
+        tmp_path / "parsers.json",
+        *("--sizes", "2000", "8000", "--repeats", "1", "--max-exponent", "100"),
+    )
+    assert res["benchmark"] == "parser_worst_case"
+    assert set(res["machine"]) >= MACHINE_KEYS
+    assert [r["family"] for r in res["results"]] == [f.name for f in FAMILIES]
+    for row in res["results"]:
+        assert len(row["seconds"]) == len(row["us_per_kb"]) == 2
+        assert row["chars"][0] < row["chars"][1]
+    assert res["bound_us_per_kb"] == max(v for r in res["results"] for v in r["us_per_kb"])

@@ -26,6 +26,7 @@ from langchain_core.messages import HumanMessage
 from ..errors import MedmoError
 from . import streaming
 from .middleware import MedmoAgentMiddleware, RunContext
+from .planner_errors import planner_error
 from .prompts import SYSTEM_PROMPT, user_prompt
 from .trace import StepCallback, Trace, TraceStep
 
@@ -155,8 +156,10 @@ class MedmoAgent:
         except MedmoError as exc:
             self._fail(trace, exc)
         except BaseException as exc:
-            self._fail(trace, exc)
-            raise
+            translated = planner_error(exc)
+            self._fail(trace, translated or exc)
+            if translated is None:
+                raise
         return _finalise(trace, run_ctx)
 
     async def arun(
@@ -176,8 +179,10 @@ class MedmoAgent:
         except MedmoError as exc:
             self._fail(trace, exc)
         except BaseException as exc:
-            self._fail(trace, exc)
-            raise
+            translated = planner_error(exc)
+            self._fail(trace, translated or exc)
+            if translated is None:
+                raise
         return _finalise(trace, run_ctx)
 
     def iter_steps(self, image: str, question: str, **kwargs: Any) -> Iterator[TraceStep]:

@@ -1,5 +1,6 @@
-"""Where text comes from: the local transformers model, any OpenAI-compatible server, or a
-script. ``create_backend(settings)`` picks one; heavy libraries load only when used."""
+"""Where text comes from: the local transformers model or any OpenAI-compatible server (and,
+in the test suite only, a script). ``create_backend(settings)`` picks one; heavy libraries
+load only when used."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ __all__ = [
     "Completion",
     "GenerationRequest",
     "TextCallback",
+    "backend_choices",
     "create_backend",
 ]
 
-BACKEND_NAMES = ("transformers", "openai", "scripted")
+#: The backends a user can choose.
+BACKEND_NAMES = ("transformers", "openai")
+#: A test double: selectable only when the test suite enables doubles (see ``testing``).
+_TEST_BACKEND = "scripted"
+
+
+def backend_choices() -> tuple[str, ...]:
+    """The backend names a command line offers: the user's ones, plus the scripted test
+    double when the test suite has enabled it (so it never shows in a user's ``--help``)."""
+    from ..testing import test_doubles_enabled
+
+    return BACKEND_NAMES + ((_TEST_BACKEND,) if test_doubles_enabled() else ())
 
 
 def create_backend(settings: Settings | None = None, **overrides: object) -> Backend:
@@ -35,10 +48,11 @@ def create_backend(settings: Settings | None = None, **overrides: object) -> Bac
         from .openai_compat import OpenAICompatBackend
 
         return OpenAICompatBackend.from_settings(settings)
-    if settings.backend == "scripted":
+    if settings.backend == _TEST_BACKEND and _TEST_BACKEND in backend_choices():
+        from ..testing import scripted_replies
         from .scripted import ScriptedBackend
 
-        return ScriptedBackend(model_id=settings.model)
+        return ScriptedBackend(scripted_replies(), model_id=settings.model)
     raise ConfigError(
         f"Unknown backend {settings.backend!r}.",
         input="backend",

@@ -20,9 +20,12 @@ torch and transformers are imported only when a backend is created.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +53,17 @@ class TransformersBackend(Backend):
         settings = settings or Settings()
         model_id = model or settings.model or DEFAULT_MODEL
         device, dtype_name, attn_implementation = _resolve_runtime(settings)
+        if device.startswith("cuda"):
+            import torch
+
+            _check_cuda(device, torch)
         loaded, processor = _load(
             model_id,
             revision=settings.revision,
             device=device,
             dtype_name=dtype_name,
             attn_implementation=attn_implementation,
+            hub_timeout_s=settings.hub_connect_timeout_s,
         )
         self._start(loaded, processor, model_id, settings, device, dtype_name, attn_implementation)
 
@@ -301,6 +309,31 @@ def _resolve_runtime(settings: Settings) -> tuple[str, str, str]:
     return device, dtype, attn
 
 
+def _check_cuda(device: str, torch: Any) -> None:
+    """A CUDA device that is not there is an error, not a silent fall back to the CPU."""
+    if not torch.cuda.is_available():
+        why = (
+            "this PyTorch build has no CUDA support"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible (driver, CUDA_VISIBLE_DEVICES)"
+        )
+        raise ConfigError(
+            f"Device {device!r} was asked for, but {why}.",
+            input="device",
+            fix="Use --device cpu (MEDMO_DEVICE=cpu; far too slow for the real model), run on "
+            "a machine with a GPU, or reach a GPU server with --backend openai --base-url URL.",
+        )
+    index = device.partition(":")[2]
+    count = torch.cuda.device_count()
+    if index and (not index.isdigit() or int(index) >= count):
+        raise ConfigError(
+            f"Device {device!r} does not exist: {count} CUDA GPU(s) visible (cuda:0 to "
+            f"cuda:{count - 1}).",
+            input="device",
+            fix="Pass --device cuda, or cuda:N with N below the number of GPUs.",
+        )
+
+
 def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
     """Which decode engine serves: continuous batching on CUDA (when the model's attention
     allows it), batched ``generate`` elsewhere, unless settings name one."""
@@ -320,7 +353,15 @@ def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
     return mode
 
 
-def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_implementation: str):
+def _load(
+    model_id: str,
+    *,
+    revision,
+    device: str,
+    dtype_name: str,
+    attn_implementation: str,
+    hub_timeout_s: float = 5.0,
+):
     import torch
 
     if importlib.util.find_spec("torchvision") is None:
@@ -331,6 +372,10 @@ def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_impleme
             fix="pip install torchvision (the build matching your torch).",
         )
     _check_local_path(model_id)
+    if not _looks_like_path(model_id):
+        from .hub import check_weights_reachable
+
+        check_weights_reachable(model_id, revision, hub_timeout_s)
     from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
 
     kwargs: dict[str, Any] = {
@@ -343,8 +388,9 @@ def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_impleme
     elif device.startswith("cuda:"):
         kwargs["device_map"] = {"": device}
     try:
-        processor = AutoProcessor.from_pretrained(model_id, revision=revision)
-        model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
+        with _progress_bars_only_on_a_terminal():
+            processor = AutoProcessor.from_pretrained(model_id, revision=revision)
+            model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
         if "device_map" not in kwargs:
             model = model.to(device)
     except MedmoError:
@@ -353,6 +399,23 @@ def _load(model_id: str, *, revision, device: str, dtype_name: str, attn_impleme
         raise _load_error(model_id, exc) from exc
     model.eval()
     return model, processor
+
+
+@contextlib.contextmanager
+def _progress_bars_only_on_a_terminal() -> Iterator[None]:
+    """transformers' "Loading weights" bar (and the hub's download bars) only when stderr is
+    a terminal: in logs, pipes and captured output a bar is just noise."""
+    from transformers.utils import logging as hf_logging
+
+    hide = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    if not hide or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def _looks_like_path(model_id: str) -> bool:
@@ -426,6 +489,7 @@ def _offline_error(model_id: str) -> ModelLoadError:
     return ModelLoadError(
         f"Cannot load {model_id}: offline and not in the local Hugging Face cache.",
         input=model_id,
-        fix="Weights download on first use: run once online (or set HF_HUB_OFFLINE=0), "
-        "or pass a local path to a downloaded checkpoint.",
+        fix=f"Download the weights once where the hub is reachable: `huggingface-cli download "
+        f"{model_id}`; or pass --model PATH to a local checkpoint folder; or use a server that "
+        "already serves MedMO: --backend openai --base-url URL.",
     )

@@ -98,6 +98,7 @@ def _dispatch(
         from .dicom import read_dicom
 
         _no_slice(src, slice, "a single DICOM file (use frame= for multi-frame files)")
+        _no_plane(src, plane, "a single DICOM image")
         return read_dicom(src, settings, frame=frame, window=window)
     if fmt == "nifti":
         from .nifti import read_nifti
@@ -108,6 +109,7 @@ def _dispatch(
     from .raster import read_raster
 
     _no_slice(src, slice, "a 2D image")
+    _no_plane(src, plane, "a 2D image")
     if fmt in RASTER_FORMATS:
         return read_raster(src, settings, frame=frame, window=window, fmt=fmt)
     return _read_unknown(src, settings, frame=frame, window=window)
@@ -150,6 +152,16 @@ def _read_unknown(src: Source, settings: Settings, **opts: Any) -> MedImage:
                 "(.nii/.nii.gz), or a folder holding one DICOM series."
             ),
         ) from exc
+
+
+def _no_plane(src: Source, plane: str | None, what: str) -> None:
+    # a plane picks how a volume is cut; on a 2D image it would be silently ignored
+    if plane is not None:
+        raise ImageLoadError(
+            f"{src.label} is {what}; it has no {plane} plane to choose.",
+            input=src.label,
+            fix="Omit plane= (--plane), or pass a NIfTI volume or a DICOM series folder.",
+        )
 
 
 def _no_slice(src: Source, slice: int | None, what: str) -> None:

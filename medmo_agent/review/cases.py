@@ -316,7 +316,9 @@ def _build_case(item: Any, path: Path, index: int, base: Path) -> Case:
         raise InputError(
             f"Case {name} in {str(path)!r} is invalid: {problems}.",
             input=f"{path}:{name}",
-            fix="Each case needs an 'id' and 'images'; see `medmo review --help`.",
+            fix="Each case needs an 'id' and 'images'; questions are {question, expected}, "
+            "expected_labels a list, expected_boxes {label, x1, y1, x2, y2} in pixels (the "
+            "format `medmo review --help` and the README show).",
         ) from exc
 
 

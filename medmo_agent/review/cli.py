@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..backends import backend_choices
+
 __all__ = [
     "EXIT_CASES_FAILED",
     "EXIT_INTERRUPTED",
@@ -93,7 +95,7 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--revision", help="model revision (commit, tag or branch) to pin")
     g.add_argument(
         "--backend",
-        choices=["transformers", "openai", "scripted"],
+        choices=backend_choices(),
         help="where answers come from (default: transformers)",
     )
     g.add_argument("--base-url", help="OpenAI-compatible server URL for --backend openai")

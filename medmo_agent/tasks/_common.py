@@ -30,6 +30,7 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _THINK_RE = re.compile(r"<think>.*?(?:</think>|$)", re.IGNORECASE | re.DOTALL)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _TAGS_RE = re.compile(r"</?(?:think|answer)>", re.IGNORECASE)
+_LOWER_WORD_NEXT = re.compile(r"\s+[a-z]")
 
 
 @cache
@@ -144,7 +145,9 @@ def choice_from_text(answer: str, options: dict[str, str]) -> str | None:
         rf"^\(?\s*({key_alt})\s*\)?[.):]?$",  # the key alone
         rf"^\(\s*({key_alt})\s*\)",  # (B) text
         rf"^({key_alt})\s*[.):]",  # B. text / B) text / B: text
-        rf"\b(?:answer|option|choice)(?:\s+is)?\s*[:=]?\s*\(?\s*({key_alt})\b(?!')",
+        # every \s* follows a required token: adjacent optional runs of spaces would be
+        # retried at every split of a long run (polynomial time)
+        rf"\b(?:answer|option|choice)(?:\s+is)?\s*(?:[:=]\s*)?(?:\(\s*)?({key_alt})\b(?!')",
     ]
     for i, pattern in enumerate(patterns):
         flags = re.IGNORECASE if i in (0, 3) else 0
@@ -171,7 +174,8 @@ def choice_from_text(answer: str, options: dict[str, str]) -> str | None:
         m.group(1)
         for m in re.finditer(rf"(?<![\w'])({key_alt})(?![\w'])", text)
         if m.group(1) in keys
-        and not (m.group(1) in ("A", "I") and re.match(r"\s+[a-z]", text[m.end() :]))
+        # match at a position, not on a copy of the rest (a copy per key is quadratic)
+        and not (m.group(1) in ("A", "I") and _LOWER_WORD_NEXT.match(text, m.end()))
     }
     if len(lone) == 1:
         return keys[lone.pop()]

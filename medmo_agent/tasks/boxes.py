@@ -36,11 +36,14 @@ raises on model output: junk gives no boxes and a note.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..errors import InputError
 from ..types import Box
+from ._text import remove_closed_blocks, strip_edges
 
 __all__ = ["BoxParse", "RawBox", "detect_space", "extract_raw_boxes", "parse_boxes"]
 
@@ -66,7 +69,6 @@ _LABEL_KEY_RE = re.compile(
     r"[\"']?(label|name|class|category|finding|object|type)[\"']?\s*:\s*[\"']([^\"']*)[\"']",
     re.IGNORECASE,
 )
-_THINK_RE = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<\|?/?[a-zA-Z_]+\|?>")
 _NEGATIVE_RE = re.compile(
@@ -74,10 +76,14 @@ _NEGATIVE_RE = re.compile(
     r"|cells?|objects?|nodules?|masses|fractures?|detections?|differences?|regions?)\b"
     r"|\b(?:none|nothing)\s+(?:found|detected|seen|visible|identified)\b"
     r"|\bnot\s+(?:found|detected|present|visible|identified|seen)\b"
-    r"|^\W*none\W*$|^\W*normal\W*$",
+    # [^\w\n] rather than \W: \W also crosses newlines, so a run of blank lines would be
+    # rescanned from every line start (quadratic)
+    r"|^[^\w\n]*none[^\w\n]*$|^[^\w\n]*normal[^\w\n]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 _MAX_LABEL = 80
+#: Characters trimmed from both ends of a label (with whitespace).
+_LABEL_EDGES = ":=-[](){},.;"
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def answer_region(text: str) -> str:
     m = _ANSWER_RE.search(text)
     if m and m.group(1).strip():
         return m.group(1)
-    stripped = _THINK_RE.sub(" ", text)
+    stripped = remove_closed_blocks(text, "think")
     return stripped if stripped.strip() else text
 
 
@@ -125,10 +131,10 @@ def _clean_label(segment: str) -> str:
     label = lines[-1]
     label = re.sub(r"^[\s\-*•#>\d.)]+(?=\D)", "", label)  # list markers
     label = re.sub(r"[\"'`*_]+", " ", label)
-    label = re.sub(r"^[\s:=\-\[\](){},.;]+|[\s:=\-\[\](){},.;]+$", "", label)
+    label = strip_edges(label, _LABEL_EDGES)
     label = re.sub(r"\s+", " ", label).strip()
     if len(label) > _MAX_LABEL:
-        label = label[-_MAX_LABEL:].split(" ", 1)[-1]
+        label = strip_edges(label[-_MAX_LABEL:].split(" ", 1)[-1], _LABEL_EDGES)
     return label
 
 
@@ -182,6 +188,26 @@ def extract_raw_boxes(text: str) -> list[RawBox]:
     return [r for _, r in raws]
 
 
+def _checked_input_size(size: object) -> tuple[int, int]:
+    """``size`` as (width, height) in whole pixels, or a clear error."""
+    try:
+        w, h = size  # type: ignore[misc]
+    except (TypeError, ValueError):
+        w = h = None
+    ok = all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() and v > 0
+        for v in (w, h)
+    )
+    if not ok:
+        raise InputError(
+            f"The model-input size must be (width, height) in whole pixels above 0; got {size!r}.",
+            input="input_size",
+            fix="Pass the size the model saw (Completion.image_input_sizes), or None when it "
+            "is unknown (the original size is then assumed).",
+        )
+    return int(w), int(h)  # type: ignore[arg-type]
+
+
 def detect_space(raws: list[RawBox], input_size: tuple[int, int]) -> CoordinateSpace:
     """Which coordinate space the boxes are in (the rule is in the module docstring)."""
     if not raws:
@@ -219,16 +245,20 @@ def parse_boxes(
 
     Returns:
         A :class:`BoxParse`; never raises on malformed text.
+
+    Raises:
+        InputError: ``input_size`` is not two positive whole numbers (a caller's mistake,
+            not the model's: boxes cannot be scaled from an image of no size).
     """
     result = BoxParse()
     ow, oh = (int(v) for v in original_size)
     if ow <= 0 or oh <= 0:
         result.notes.append(f"Original image size {ow}x{oh} is not usable; no boxes mapped.")
         return result
-    if input_size is None or min(input_size) <= 0:
+    if input_size is None:
         result.notes.append("Model-input size unknown; coordinates read as original pixels.")
         input_size = (ow, oh)
-    iw, ih = (int(v) for v in input_size)
+    iw, ih = _checked_input_size(input_size)
     text = text if isinstance(text, str) else str(text or "")
 
     raws = extract_raw_boxes(text)

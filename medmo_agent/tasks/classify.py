@@ -54,7 +54,9 @@ _NO_FINDING_TERMS = {
     "nothing",
 }
 _NEGATED = re.compile(r"^(?:no|without|negative for|absence of|absent|not)\b")
-_SPLIT = re.compile(r"\s*(?:\||,|;|\n|\band\b|\bor\b)\s*", re.IGNORECASE)
+# no \s* around the separators (a leading \s* rescans a long run of spaces from each of
+# them: quadratic); _terms strips the pieces instead
+_SPLIT = re.compile(r"\||,|;|\n|\band\b|\bor\b", re.IGNORECASE)
 _LEAD = re.compile(
     r"^(?:the\s+)?(?:diseases?|findings?|abnormalit(?:y|ies)|labels?|answer|diagnos[ie]s)"
     r"(?:\s+(?:present|are|is|include|includes|detected))*\s*[:\-]\s*",
@@ -155,6 +157,10 @@ def parse(
     said_no_finding = False
     found: list[str] = []
     unmatched: list[str] = []
+    # sets beside the lists: a long answer has thousands of terms, and a list lookup per
+    # term would make reading it quadratic
+    found_keys: set[str] = set()
+    unmatched_seen: set[str] = set()
     for term in _terms(answer):
         key = _key(term)
         if key in _NO_FINDING_TERMS:
@@ -165,11 +171,13 @@ def parse(
             continue
         label = match_label(term, candidates) if candidates else term
         if label is None:
-            if term not in unmatched:
+            if term not in unmatched_seen:
+                unmatched_seen.add(term)
                 unmatched.append(term)
         elif _key(label) == _key(NO_FINDING):
             said_no_finding = True
-        elif _key(label) not in (_key(f) for f in found):
+        elif _key(label) not in found_keys:
+            found_keys.add(_key(label))
             found.append(label)
     if said_no_finding and found:
         result.notes.append("The answer names findings and also 'No Finding'; kept the findings.")

@@ -37,7 +37,8 @@ _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTA
 _TAGS_RE = re.compile(r"</?(?:think|answer)>", re.IGNORECASE)
 _STEP_RE = re.compile(
     r"(?:^[ \t]*(?:\d+[.)]|[-*•])"
-    r"|(?:^|(?<=\s))[ \t]*(?:\*\*)?step[ \t]*\d+(?:\*\*)?[ \t]*[:.)\-]?)[ \t]*(?:\*\*)?[ \t]*",
+    # no [ \t]* before "step": it would rescan a long run of spaces from each of them
+    r"|(?:^|(?<=\s))(?:\*\*)?step[ \t]*\d+(?:\*\*)?[ \t]*[:.)\-]?)[ \t]*(?:\*\*[ \t]*)?",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -35,10 +35,12 @@ _OTHER = (
 _WORD = rf"findings?|impressions?|conclusions?|{_OTHER}"
 # A heading: at a line start, optionally markdown (#, **, __), then ':' / '-' / a line end;
 # or anywhere in a line when followed by a colon ("... Impression: ...").
+# (Never two [ \t]* runs with only optional tokens between them: the engine would try every
+# split of a long run of spaces, quadratic in its length.)
 _HEADING_RE = re.compile(
-    rf"(?im)^[ \t]*(?:#{{1,6}}[ \t]*)?(?:\*\*|__)?[ \t]*({_WORD})[ \t]*(?:\*\*|__)?[ \t]*"
+    rf"(?im)^[ \t]*(?:#{{1,6}}[ \t]*)?(?:(?:\*\*|__)[ \t]*)?({_WORD})[ \t]*(?:(?:\*\*|__)[ \t]*)?"
     rf"(?:[:\-–—][ \t]*(?:\*\*|__)?|(?=\n)|$)"
-    rf"|(?:\*\*|__)?\b({_WORD})[ \t]*(?:\*\*|__)?[ \t]*:[ \t]*(?:\*\*|__)?"
+    rf"|(?:\*\*|__)?\b({_WORD})[ \t]*(?:(?:\*\*|__)[ \t]*)?:[ \t]*(?:\*\*|__)?"
 )
 
 

@@ -192,4 +192,6 @@ class SummaryResult(TaskResult):
 
     def summary(self) -> str:
         bullets = "\n".join(f"- {f}" for f in self.key_findings)
-        return (self.summary_text + ("\n" + bullets if bullets else "")).strip()
+        # without a summary line the first key finding stands in: show it once, as a bullet
+        head = "" if self.summary_text in self.key_findings else self.summary_text
+        return (head + ("\n" + bullets if bullets else "")).strip()

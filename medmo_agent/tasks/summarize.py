@@ -28,12 +28,14 @@ def build_messages(report_text: str) -> list[Message]:
 
 
 _BULLET_RE = re.compile(r"^[ \t]*(?:[-*•+]|\d+[.)])[ \t]+(.+)$")
+# (Never two [ \t]* runs with only optional tokens between them: the engine would try every
+# split of a long run of spaces, quadratic in its length.)
 _SUMMARY_RE = re.compile(
-    r"^[ \t]*(?:#+[ \t]*)?(?:\*\*|__)?[ \t]*(?:one[- ]sentence[ \t]+)?summary[ \t]*(?:\*\*|__)?"
-    r"[ \t]*[:\-–][ \t]*(?:\*\*|__)?[ \t]*(.*)$",
+    r"^[ \t]*(?:#+[ \t]*)?(?:(?:\*\*|__)[ \t]*)?(?:one[- ]sentence[ \t]+)?summary[ \t]*"
+    r"(?:(?:\*\*|__)[ \t]*)?[:\-–][ \t]*(?:(?:\*\*|__)[ \t]*)?(.*)$",
     re.IGNORECASE,
 )
-_HEADING_RE = re.compile(r"^[ \t]*(?:#+[ \t]*)?(?:\*\*)?[^:]{0,40}(?:\*\*)?:[ \t]*(?:\*\*)?[ \t]*$")
+_HEADING_RE = re.compile(r"^[ \t]*(?:#+[ \t]*)?(?:\*\*)?[^:]{0,40}(?:\*\*)?:[ \t]*(?:\*\*[ \t]*)?$")
 
 
 def _tidy(text: str) -> str:

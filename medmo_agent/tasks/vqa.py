@@ -136,7 +136,9 @@ def build_messages(
 
 
 _YES_NO_START = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
-_YES_NO_ANSWER = re.compile(r"\banswer\s*(?:is|:)?\s*\W*(yes|no)\b", re.IGNORECASE)
+# one optional "is"/":" then \W*: adjacent \s*\s*\W* would retry every split of a long run of
+# spaces (cubic time)
+_YES_NO_ANSWER = re.compile(r"\banswer(?:\s*(?:is|:))?\W*(yes|no)\b", re.IGNORECASE)
 _YES_NO_ANY = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 

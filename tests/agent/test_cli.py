@@ -66,4 +66,4 @@ def test_an_openai_planner_without_a_server_or_key_says_what_to_pass(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     code = main(["agent", str(chest_png), "Q?", "--backend", "scripted", *flag])
     assert code == 1
-    assert "--base-url" in capsys.readouterr().err
+    assert "--planner-base-url" in capsys.readouterr().err

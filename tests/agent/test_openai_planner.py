@@ -92,7 +92,7 @@ def test_medmo_agent_with_an_openai_planner_runs_against_the_model_server(
             "agent",
             str(chest_png),
             "Any nodule?",
-            *("--planner", "openai", "--base-url", base_url),
+            *("--planner", "openai", "--planner-base-url", base_url),
             *("--planner-model", str(tiny_checkpoint)),
             *("--model", str(tiny_checkpoint), "--device", "cpu"),
             *("--max-new-tokens", "8", "--trace", str(out)),

@@ -308,9 +308,10 @@ def test_a_hub_model_that_is_not_cached_offline_fails_with_the_fix(tmp_path, mon
     with pytest.raises(ModelLoadError) as info:
         TransformersBackend.from_settings(Settings(model="MBZUAI/MedMO-8B-Next", device="cpu"))
     assert "MBZUAI/MedMO-8B-Next" in str(info.value)
-    assert "offline" in info.value.message
-    assert "HF_HUB_OFFLINE=0" in info.value.fix
-    assert "local path" in info.value.fix
+    assert "not in the Hugging Face cache" in info.value.message
+    assert "HF_HUB_OFFLINE=1 forbids" in info.value.message
+    assert "huggingface-cli download MBZUAI/MedMO-8B-Next" in info.value.fix
+    assert "--model PATH" in info.value.fix and "--backend openai" in info.value.fix
 
 
 def test_a_closed_backend_refuses_new_requests(tiny_settings):

@@ -139,3 +139,12 @@ def test_the_real_model_path_answers_through_the_magic(tiny_settings, chest_png)
         assert session.loaded
     finally:
         reset_session()
+
+
+def test_max_new_tokens_caps_the_task_it_is_given_to(shell, scripted_session, chest_png):
+    panel = shell.run_line_magic("medmo", f"ask {chest_png} Is it? --max-new-tokens 7 --wait")
+    assert panel.result.answer == "yes"
+    backend = scripted_session.toolkit.backend
+    assert backend.requests[-1].max_new_tokens == 7
+    with pytest.raises(UsageError, match="%medmo_model --max-new-tokens"):
+        shell.run_cell_magic("medmo", f"agent {chest_png} --max-new-tokens 7", "Why?")
