@@ -1,5 +1,5 @@
-"""Every DICOM, NIfTI, Analyze and MINC file shipped by the installed pydicom and nibabel
-(and every folder of pydicom's test files, as a series) loads or gets a clear
+"""Every DICOM, NIfTI, Analyze and MINC file shipped by the installed pydicom, pydicom-data,
+deid-data and nibabel (and every folder of pydicom's test files, as a series) loads or gets a clear
 :class:`MedmoError`: no other exception, and no hang.
 
 The files are loaded in one worker subprocess; each must answer within
@@ -9,6 +9,7 @@ worker carries on with the next file.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import selectors
@@ -19,6 +20,8 @@ from pathlib import Path
 PER_FILE_S = 20.0
 _WORKER = Path(__file__).with_name("corpus_worker.py")
 _NOT_IMAGES = {".txt", ".json", ".dump", ".icc", ".py", ".pyc", ".rst", ".md"}
+#: pydicom-data (pydicom's larger test files) and deid-data (real-world DICOMs).
+_EXTRA_DATA_PACKAGES = ("data_store", "deid_data")
 _NIBABEL_EXTS = (".nii", ".nii.gz", ".hdr", ".img", ".mnc", ".dcm", ".ima")
 
 
@@ -36,6 +39,14 @@ def corpus() -> list[str]:
             paths.add(p)
         elif p.is_dir():
             paths.add(p)  # a folder: read as a DICOM series (or refused clearly)
+    for extra in _EXTRA_DATA_PACKAGES:  # test-data packages (the `test` extra installs them)
+        spec = importlib.util.find_spec(extra)
+        if spec is None or spec.origin is None:
+            continue
+        for p in Path(spec.origin).parent.rglob("*"):
+            if p.is_file() and p.suffix.lower() not in _NOT_IMAGES | {".zip"}:
+                if "__pycache__" not in p.parts:
+                    paths.add(p)
     for p in Path(nibabel.__file__).parent.rglob("*"):
         if p.is_file() and p.name.lower().endswith(_NIBABEL_EXTS):
             paths.add(p)
