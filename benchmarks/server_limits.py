@@ -11,6 +11,7 @@ on other sessions: a read of ``medmo://server`` (how long the event loop is stal
 small ``text_qa`` (how long another tool call waits). Scenarios:
 
 - ``big_png``: one inline 10,000 x 10,000 RGBA PNG (about 390 KB, one colour) to ``vqa``.
+- ``png_5600``: one 5,600 x 5,600 RGBA PNG (31 Mpx, just under the default pixel cap).
 - ``six_uploads``: six such PNGs, each another colour (about 2.4 MB in all), one after
   another, as six ``vqa`` calls.
 - ``question_100k`` / ``question_1m``: a ``text_qa`` question of 100 KB / 1 MB.
@@ -47,7 +48,7 @@ from typing import Any
 from _machine import machine_info
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("big_png", "six_uploads", "question_100k", "question_1m")
+SCENARIOS = ("big_png", "png_5600", "six_uploads", "question_100k", "question_1m")
 PROBE_QUESTION = "Which organ makes insulin?"
 PROBE_PAUSE_S = 0.05
 
@@ -313,6 +314,10 @@ def scenario_calls(name: str) -> tuple[list[tuple[str, dict]], str]:
         png = flat_png(10_000, 10_000, (200, 120, 40, 128))
         args = {"image": data_uri(png), "question": "What is shown?", "max_new_tokens": 2}
         return [("vqa", args)], f"one 10000x10000 RGBA PNG of {len(png):,} bytes"
+    if name == "png_5600":
+        png = flat_png(5600, 5600, (30, 200, 90, 140))
+        args = {"image": data_uri(png), "question": "What is shown?", "max_new_tokens": 2}
+        return [("vqa", args)], f"one 5600x5600 RGBA PNG of {len(png):,} bytes (under the cap)"
     if name == "six_uploads":
         calls, total = [], 0
         for i in range(6):
