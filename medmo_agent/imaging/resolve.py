@@ -74,12 +74,16 @@ class ImageResolver:
         """
         handle = HANDLE_PREFIX + uuid.uuid4().hex[:16]
         image.handle = handle
+        size = held_nbytes(image)
+        if size > self.max_held_bytes:
+            # Over the budget on its own: not held, and nothing else is dropped for it.
+            return handle
         with self._lock:
             self._images[handle] = image
             while len(self._images) > self._max:
                 self._images.popitem(last=False)
             # Sizes are summed afresh: a grey image's RGB expansion may have been cached
-            # since it was registered. An image over the budget on its own is not held.
+            # since it was registered.
             total = sum(held_nbytes(im) for im in self._images.values())
             while self._images and total > self.max_held_bytes:
                 _, dropped = self._images.popitem(last=False)
