@@ -158,9 +158,13 @@ def run_serve(args: argparse.Namespace) -> int:
     import anyio
 
     from .app import create_server
+    from .memory import return_large_buffers_to_os
 
     settings = build_settings(args)
     config = build_config(args)
+    # A server decodes one large image after another: keep their buffers from staying
+    # resident once freed (see mcp_server.memory).
+    return_large_buffers_to_os()
     backend = None
     if args.scripted_reply is not None and "scripted" in backend_choices():
         from medmo_agent.backends.scripted import ScriptedBackend

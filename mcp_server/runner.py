@@ -77,8 +77,11 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
     try:
         result, image = await _execute(ctx, state, call)
         result_uri = state.store.add(result)
-        check_answer(result)
-        rendered = render_result(result, image if call.overlay else None, state.config)
+        # Drawing the overlay and encoding it as PNG take CPU time in proportion to the
+        # image: off the event loop, like the call itself.
+        rendered = await anyio.to_thread.run_sync(
+            _render, result, image if call.overlay else None, state
+        )
         outcome = "ok"
         return rendered
     except MedmoError as exc:
@@ -100,6 +103,11 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
                 error=error_name,
                 result_uri=result_uri,
             )
+
+
+def _render(result: TaskResult, overlay: MedImage | None, state: ServerState) -> CallToolResult:
+    check_answer(result)
+    return render_result(result, overlay, state.config)
 
 
 def _image_source(state: ServerState, image: str, opts: dict[str, Any]) -> tuple[str, dict]:

@@ -82,7 +82,17 @@ class Settings:
 
     # input guards
     max_image_bytes: int = 512 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
+    # Decoding costs up to about 12 bytes per pixel at peak (float TIFF; 8 for colour), so
+    # 32 Mpx (a 5,600 x 5,600 image; mammograms are about 21 Mpx) keeps one request's
+    # peak under 512 MiB. The model sees at most max_pixels anyway.
+    max_image_pixels: int = 32_000_000
+    # Longest free-text argument (question, context, report text, options, labels,
+    # targets), and all text arguments of one call together, in characters; checked
+    # before anything is tokenised. 16,000 characters is about 4,000 tokens of English.
+    max_text_chars: int = 16_000
+    # In-memory images (inline uploads, re-windowed renderings) kept for their
+    # medmo://images/ handles, counted by their pixel bytes; least recently used go first.
+    max_held_image_bytes: int = 256 * 1024 * 1024
     # image paths longer than this are refused before any file system access (PATH_MAX)
     max_path_chars: int = 4096
     allowed_dirs: tuple[Path, ...] = field(default_factory=tuple)

@@ -91,6 +91,7 @@ class Toolkit(ToolkitCore):
             The answer (``answer``), ``yes_no`` for closed questions, ``choice`` and
             ``choice_text`` for multiple choice, the raw text, and the image handle.
         """
+        self._check_text(question=question, options=options)
         max_new_tokens = self._check_tokens(max_new_tokens)
         question = vqa_task.check_question(question)  # before loading the image
         if options is not None:
@@ -127,6 +128,7 @@ class Toolkit(ToolkitCore):
         Returns:
             The answer, and for multiple choice the chosen ``choice`` letter and its text.
         """
+        self._check_text(question=question, options=options)
         max_new_tokens = self._check_tokens(max_new_tokens)
         messages = text_qa_task.build_messages(question, options=options)
         completion = self._generate(messages, max_new_tokens, on_text, cancel)
@@ -165,6 +167,7 @@ class Toolkit(ToolkitCore):
         Returns:
             ``findings``, ``impression`` and the full ``report`` text.
         """
+        self._check_text(context=context)
         max_new_tokens = self._check_tokens(max_new_tokens)
         img = self.load(image, window=window, slice=slice, frame=frame, plane=plane)
         completion = self._generate(
@@ -208,6 +211,7 @@ class Toolkit(ToolkitCore):
             ``boxes`` (label and coordinates), ``found`` (False when the model reported no
             finding), the image size, and notes on anything repaired or dropped.
         """
+        self._check_text(targets=targets)
         names = ground_task.normalize_targets(targets)
         return self._boxes(
             lambda img: ground_task.build_messages(img, names),
@@ -251,6 +255,7 @@ class Toolkit(ToolkitCore):
         Returns:
             ``boxes`` in original-image pixels and ``counts`` per label.
         """
+        self._check_text(label=label)
         label = detect_task.check_label(label)  # before loading the image
         return self._boxes(
             lambda img: detect_task.build_messages(img, label),
@@ -299,6 +304,7 @@ class Toolkit(ToolkitCore):
             ``labels`` present (canonical names), ``no_finding``, and ``unmatched`` answer
             terms that fit no candidate.
         """
+        self._check_text(labels=labels)
         max_new_tokens = self._check_tokens(max_new_tokens)
         img = self.load(image, window=window, slice=slice, frame=frame, plane=plane)
         messages = classify_task.build_messages(img, labels, free=free)
@@ -340,6 +346,7 @@ class Toolkit(ToolkitCore):
         Returns:
             ``thinking``, the reasoning ``steps``, and the final ``answer``.
         """
+        self._check_text(question=question, context=context)
         max_new_tokens = self._check_tokens(max_new_tokens)
         if not isinstance(question, str) or not question.strip():
             reason_task.build_messages(None, question)  # raises InputError
@@ -370,6 +377,7 @@ class Toolkit(ToolkitCore):
         Returns:
             ``key_findings`` (a list) and ``summary_text`` (one sentence).
         """
+        self._check_text(report_text=report_text)
         max_new_tokens = self._check_tokens(max_new_tokens)
         messages = summarize_task.build_messages(report_text)
         completion = self._generate(messages, max_new_tokens, on_text, cancel)

@@ -12,6 +12,7 @@ from .config import Settings
 from .errors import InputError, LimitExceededError
 from .imaging.geometry import model_input_size
 from .tasks.results import GroundingResult, ImageRef, TaskResult, Usage
+from .text_limits import check_text_arguments
 from .types import MedImage, Message
 
 if TYPE_CHECKING:
@@ -116,6 +117,11 @@ class ToolkitCore:
                 fix="Pass a file path, a data:image/...;base64, URI or a medmo://images/ handle.",
             )
         return self.resolver.resolve(image, window=window, slice=slice, frame=frame, plane=plane)
+
+    def _check_text(self, **arguments: Any) -> None:
+        # First thing in every task: a megabyte of text must be refused before the image
+        # is loaded or anything is tokenised (see medmo_agent.text_limits).
+        check_text_arguments(self.settings, **arguments)
 
     def _check_tokens(self, max_new_tokens: int | None) -> int | None:
         if max_new_tokens is None:

@@ -168,7 +168,9 @@ class TransformersBackend(Backend):
             raise InputError(
                 f"temperature must be 0 or more, got {temperature}.", input="temperature"
             )
-        hf_messages, images = to_hf_messages(request.messages)
+        hf_messages, images = to_hf_messages(
+            request.messages, (self.settings.min_pixels, self.settings.max_pixels)
+        )
         tools = getattr(request, "tools", None)
         pixel_budget = {
             "shortest_edge": self.settings.min_pixels,
@@ -269,15 +271,32 @@ class TransformersBackend(Backend):
             self.scheduler.close()
 
 
-def to_hf_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Project messages -> Hugging Face chat messages, plus their images as PIL, in order."""
+def to_hf_messages(
+    messages: list[Message], pixel_budget: tuple[int, int] | None = None
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Project messages -> Hugging Face chat messages, plus their images as PIL, in order.
+
+    Args:
+        messages: The conversation.
+        pixel_budget: ``(min_pixels, max_pixels)``: hand each image over already resized
+            to the size the processor would choose (bicubic, as it resizes, and the same
+            pixels the OpenAI-compatible backend sends). Without it, images go over at
+            full size; a 30 Mpx upload would then cost the processor several full-size
+            RGB and tensor copies.
+    """
+    from ..imaging.geometry import model_input_size
+
     hf: list[dict[str, Any]] = []
     images: list[Any] = []
     for message in messages:
         content: list[dict[str, Any]] = []
         for part in message.parts:
             if isinstance(part, ImagePart):
-                images.append(part.image.to_pil())
+                image = part.image
+                if pixel_budget is None:
+                    images.append(image.to_pil())
+                else:
+                    images.append(image.model_input(model_input_size(image.size, *pixel_budget)))
                 content.append({"type": "image"})
             else:
                 content.append({"type": "text", "text": part.text})

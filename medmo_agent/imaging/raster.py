@@ -28,6 +28,8 @@ from .windowing import parse_window, render_window
 __all__ = ["read_raster"]
 
 _HIGH_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+#: Pixels converted per band (see ``_strips``): 1 Mpx, a few MB of temporaries.
+_STRIP_PIXELS = 1 << 20
 
 
 def read_raster(
@@ -138,7 +140,7 @@ def _render(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, Windo
     """uint8 pixels, (H, W) for grayscale or (H, W, 3), plus raw values and the window."""
     mode = im.mode
     if mode in _HIGH_BIT_MODES:
-        raw = np.asarray(im)
+        raw = _strips(im, None, 0)
         if raw.dtype.byteorder == ">":
             raw = raw.astype(raw.dtype.newbyteorder("="))
         if spec.mode == "file":
@@ -150,16 +152,55 @@ def _render(im: Image.Image, spec) -> tuple[np.ndarray, np.ndarray | None, Windo
             gray, used = render_window(raw, spec)
         return gray, raw, used
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
-        rgb = rgba[:, :, :3] * (rgba[:, :, 3:4] / 255.0)
-        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), None, None
+        return _strips(im, "RGBA", 3, _over_black), None, None
     if mode in ("L", "1") and spec.mode != "file":
-        raw = np.asarray(im.convert("L"))
+        raw = _strips(im, "L", 1)
         gray, used = render_window(raw, spec)
         return gray, raw, used
     if mode in ("L", "1"):
-        return np.asarray(im if mode == "L" else im.convert("L")), None, None
-    return np.asarray(im if mode == "RGB" else im.convert("RGB")), None, None
+        return _strips(im, "L", 1), None, None
+    return _strips(im, "RGB", 3), None, None
+
+
+def _over_black(rgba: np.ndarray) -> np.ndarray:
+    """RGBA composited on black, in integers: round(c * a / 255) (no ties can occur)."""
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    rgb *= rgba[:, :, 3:4]
+    rgb += 127
+    rgb //= 255
+    return rgb
+
+
+def _strips(im: Image.Image, mode: str | None, channels: int, fn=None) -> np.ndarray:
+    """``im`` converted to ``mode`` as a uint8 array, a band of rows at a time.
+
+    ``mode=None, channels=0`` copies the values as they are (high-bit-depth raw values).
+
+    Converting the whole image at once would hold Pillow's decoded image, its
+    converted copy, the bytes NumPy copies out of it and (for alpha) wider
+    intermediates together: several times the image. Band by band, the only
+    full-size buffers are Pillow's decoded image and the result. (``np.asarray`` of a
+    whole Pillow image alone takes three times the image: its chunks, their join, and
+    Pillow's own copy.)
+    """
+    width, height = im.size
+    out: np.ndarray | None = None
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        band = im.crop((0, top, width, min(height, top + rows)))
+        if mode is not None and band.mode != mode:
+            band = band.convert(mode)
+        values = np.asarray(band)
+        if fn is not None:
+            values = fn(values)
+        if out is None:
+            # uint8 for renderings; the band's own type for raw values (I;16, I, F)
+            dtype = np.uint8 if channels else values.dtype
+            shape = (height, width, channels) if (channels or 1) > 1 else (height, width)
+            out = np.empty(shape, dtype=dtype)
+        out[top : top + rows] = values
+    assert out is not None
+    return out
 
 
 def _photometric(mode: str) -> str:

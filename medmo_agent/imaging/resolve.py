@@ -23,7 +23,7 @@ from .fileaccess import check_path_length, open_path
 from .loader import load_image
 from .sources import IMAGE_EXTENSIONS, is_data_uri, is_inside, open_source
 
-__all__ = ["HANDLE_PREFIX", "ImageResolver"]
+__all__ = ["HANDLE_PREFIX", "ImageResolver", "held_nbytes"]
 
 HANDLE_PREFIX = "medmo://images/"
 
@@ -41,6 +41,9 @@ class ImageResolver:
             :mod:`.fileaccess`). With no allowed folder, every path is refused.
         max_registered: How many registered in-memory images to keep (least recently
             used ones are dropped first).
+        max_held_bytes: Their pixel bytes in all (default ``settings.max_held_image_bytes``);
+            past it the least recently used are dropped too, so a few huge uploads cannot
+            pin the server's memory.
     """
 
     def __init__(
@@ -50,12 +53,16 @@ class ImageResolver:
         allowed_dirs: Sequence[str | os.PathLike[str]] | None = None,
         confine: bool = False,
         max_registered: int = 256,
+        max_held_bytes: int | None = None,
     ):
         self.settings = settings if settings is not None else Settings.from_env()
         dirs = self.settings.allowed_dirs if allowed_dirs is None else allowed_dirs
         self.allowed_dirs: tuple[Path, ...] = tuple(Path(d).expanduser() for d in dirs)
         self.confine = confine
         self._max = max_registered
+        self.max_held_bytes = (
+            self.settings.max_held_image_bytes if max_held_bytes is None else max_held_bytes
+        )
         self._images: OrderedDict[str, MedImage] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -69,11 +76,27 @@ class ImageResolver:
         """
         handle = HANDLE_PREFIX + uuid.uuid4().hex[:16]
         image.handle = handle
+        size = held_nbytes(image)
+        if size > self.max_held_bytes:
+            # Over the budget on its own: not held, and nothing else is dropped for it.
+            return handle
         with self._lock:
             self._images[handle] = image
             while len(self._images) > self._max:
                 self._images.popitem(last=False)
+            # Sizes are summed afresh: a grey image's RGB expansion may have been cached
+            # since it was registered.
+            total = sum(held_nbytes(im) for im in self._images.values())
+            while self._images and total > self.max_held_bytes:
+                _, dropped = self._images.popitem(last=False)
+                total -= held_nbytes(dropped)
         return handle
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of pixel data the registered images hold now."""
+        with self._lock:
+            return sum(held_nbytes(im) for im in self._images.values())
 
     def get(self, handle: str) -> MedImage:
         """The registered image for a handle.
@@ -89,8 +112,10 @@ class ImageResolver:
             raise NotFoundError(
                 f"No image is registered as {handle}.",
                 input=handle,
-                fix="Load the image again by path (handles last only while this process runs "
-                "and only for the most recent images).",
+                fix="Load the image again by path or send it again (handles last only while "
+                "this process runs and only for the most recent images, up to "
+                f"{self._max} images and {self.max_held_bytes:,} bytes of pixels: "
+                "MEDMO_MAX_HELD_IMAGE_BYTES).",
             )
         return image
 
@@ -217,6 +242,24 @@ class ImageResolver:
                     count += 1
                     if count >= limit:
                         return
+
+
+def held_nbytes(image: MedImage) -> int:
+    """Bytes of the arrays an image keeps alive: renderings, raw values, and what its
+    re-slicing handle holds (decoded slices, file bytes) one level down."""
+    total = sum(_nbytes(v) for v in image.__dict__.values() if v is not image.volume)
+    if image.volume is not None:
+        total += sum(_nbytes(v) for v in getattr(image.volume, "__dict__", {}).values())
+    return total
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(_nbytes(v) for v in value)
+    size = getattr(value, "nbytes", None)
+    return int(size) if isinstance(size, int) else 0
 
 
 def _has_image_ext(name: str) -> bool:

@@ -45,6 +45,11 @@ PRESETS: dict[str, tuple[float, float]] = {
     "soft_tissue": (400.0, 40.0),
 }
 
+#: Values windowed per chunk in ``apply_window`` (1 Mi values: 4 MiB of float32).
+_WINDOW_CHUNK = 1 << 20
+#: Most values ``auto_window`` computes percentiles over (4 Mi: a 2048 x 2048 image).
+_AUTO_SAMPLE = 1 << 22
+
 _ALIASES = {"soft tissue": "soft_tissue", "soft-tissue": "soft_tissue", "softtissue": "soft_tissue"}
 
 _WL = re.compile(r"^\s*(?P<w>[+-]?\d+(?:\.\d+)?)\s*[/,:]\s*(?P<l>[+-]?\d+(?:\.\d+)?)\s*$")
@@ -145,18 +150,24 @@ def apply_window(raw: np.ndarray, width: float, level: float) -> np.ndarray:
     if not width > 0:
         raise InputError(f"Window width must be positive, got {width:g}.", fix="Use a width > 0.")
     low = level - width / 2.0
-    # float32 throughout, in place: one new array instead of five. The Python-float
-    # operands stay float32 (NumPy 2 casting), so the values are those of the plain
-    # ``(raw - low) * (255 / width)``.
-    out = np.asarray(raw).astype(np.float32)
-    np.subtract(out, low, out=out)
-    np.multiply(out, 255.0 / width, out=out)
-    np.rint(out, out=out)
-    # fmax/fmin clip and, unlike np.clip, send NaN to 0 (NaN voxels render black) and
-    # infinities to 0/255: the same as nan_to_num + clip, without the extra passes.
-    np.fmax(out, 0.0, out=out)
-    np.fmin(out, 255.0, out=out)
-    return out.astype(np.uint8)
+    values = np.asarray(raw)
+    result = np.empty(values.shape, dtype=np.uint8)
+    flat_in, flat_out = values.reshape(-1), result.reshape(-1)
+    # A chunk at a time, so a large image needs a few MB of float32 temporaries rather
+    # than four bytes per pixel on top of its raw values and the result.
+    for start in range(0, flat_in.size, _WINDOW_CHUNK):
+        # float32 throughout, in place. The Python-float operands stay float32 (NumPy 2
+        # casting), so the values are those of the plain ``(raw - low) * (255 / width)``.
+        out = flat_in[start : start + _WINDOW_CHUNK].astype(np.float32)
+        np.subtract(out, low, out=out)
+        np.multiply(out, 255.0 / width, out=out)
+        np.rint(out, out=out)
+        # fmax/fmin clip and, unlike np.clip, send NaN to 0 (NaN voxels render black) and
+        # infinities to 0/255: the same as nan_to_num + clip, without the extra passes.
+        np.fmax(out, 0.0, out=out)
+        np.fmin(out, 255.0, out=out)
+        flat_out[start : start + _WINDOW_CHUNK] = out
+    return result
 
 
 def auto_window(
@@ -164,9 +175,14 @@ def auto_window(
 ) -> tuple[float, float]:
     """A (width, level) spanning the given percentiles of the finite values.
 
-    Constant images get a width of 1 so they render as one flat grey level.
+    Constant images get a width of 1 so they render as one flat grey level. Above
+    ``_AUTO_SAMPLE`` values the percentiles come from an evenly strided sample of that
+    many: the same window to within a grey level, without float64 copies of the image.
     """
-    values = np.asarray(raw, dtype=np.float64)
+    values = np.asarray(raw)
+    if values.size > _AUTO_SAMPLE:
+        values = values.reshape(-1)[:: -(-values.size // _AUTO_SAMPLE)]
+    values = values.astype(np.float64)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 1.0, 0.0

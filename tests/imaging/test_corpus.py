@@ -44,9 +44,9 @@ def corpus() -> list[str]:
         if spec is None or spec.origin is None:
             continue
         for p in Path(spec.origin).parent.rglob("*"):
-            if p.is_file() and p.suffix.lower() not in _NOT_IMAGES | {".zip"}:
-                if "__pycache__" not in p.parts:
-                    paths.add(p)
+            skipped = "__pycache__" in p.parts or p.suffix.lower() in _NOT_IMAGES | {".zip"}
+            if p.is_file() and not skipped:
+                paths.add(p)
     for p in Path(nibabel.__file__).parent.rglob("*"):
         if p.is_file() and p.name.lower().endswith(_NIBABEL_EXTS):
             paths.add(p)

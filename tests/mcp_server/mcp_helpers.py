@@ -81,3 +81,20 @@ class FailingBackend(ScriptedBackend):
         if any(self.trigger in m.text for m in request.messages):
             raise self.error
         return super().generate(request, on_text=on_text, cancel=cancel)
+
+
+def flat_png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
+    """An RGBA PNG of one colour, written row by row: a huge image in a few hundred KB
+    without building it in memory here (deflate packs a repeated row about 1000:1)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    row = b"\x00" + bytes(rgba) * width
+    comp = zlib.compressobj(9)
+    idat = b"".join([comp.compress(row) for _ in range(height)] + [comp.flush()])
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
