@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .backends import backend_choices
+from .cli_options import add_view_options
 from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
 
@@ -68,19 +69,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _add_image_options(p: argparse.ArgumentParser, boxes: bool = False) -> None:
     p.add_argument("image", help="PNG/JPEG/TIFF, DICOM file or series folder, or NIfTI volume")
-    g = p.add_argument_group("clinical images")
-    g.add_argument(
-        "--window",
-        help="CT window: lung, mediastinum, bone, brain, abdomen, liver, "
-        "soft_tissue, WIDTH/LEVEL (e.g. 400/40), auto, or file",
-    )
-    g.add_argument("--slice", type=int, help="slice index of a volume or series (default: middle)")
-    g.add_argument("--frame", type=int, help="frame index of a multi-frame DICOM")
-    g.add_argument(
-        "--plane",
-        choices=["axial", "coronal", "sagittal"],
-        help="plane of a NIfTI volume (default: axial)",
-    )
+    add_view_options(p.add_argument_group("clinical images"))
     if boxes:
         p.add_argument(
             "--overlay",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import backend_choices
+from ..cli_options import add_view_options
 
 __all__ = ["add_agent_arguments", "format_step", "run_agent"]
 
@@ -106,18 +107,8 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="cap on tokens per model call (tools, and the planner with either --planner)",
     )
-    g = parser.add_argument_group("clinical images", "how the image is shown to every tool")
-    g.add_argument(
-        "--window",
-        help="CT window: lung, mediastinum, bone, brain, abdomen, liver, soft_tissue, "
-        "WIDTH/LEVEL (e.g. 400/40), auto, or file",
-    )
-    g.add_argument("--slice", type=int, help="slice index of a volume or series (default: middle)")
-    g.add_argument("--frame", type=int, help="frame index of a multi-frame DICOM")
-    g.add_argument(
-        "--plane",
-        choices=["axial", "coronal", "sagittal"],
-        help="plane of a NIfTI volume (default: axial)",
+    add_view_options(
+        parser.add_argument_group("clinical images", "how the image is shown to every tool")
     )
     g = parser.add_argument_group("case")
     g.add_argument("--age", help="patient age (de-identified context)")
