@@ -65,6 +65,22 @@ def tiny_backend(tiny_settings):
     backend.close()
 
 
+@pytest.fixture(scope="session")
+def ct_dicom() -> str:
+    """A real CT slice shipped with pydicom."""
+    from pydicom.data import get_testdata_file
+
+    return str(get_testdata_file("CT_small.dcm"))
+
+
+@pytest.fixture(scope="session")
+def nifti() -> str:
+    """A real anatomical NIfTI volume shipped with nibabel."""
+    from nibabel.testing import data_path
+
+    return str(Path(data_path) / "anatomical.nii")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the GPU tier out unless the ``-m`` expression names it.
 

@@ -35,20 +35,6 @@ IMAGE_COMMANDS = ("ask", "ground", "detect", "report", "classify", "reason")
 TEXT_COMMANDS = ("summarize", "qa")
 
 
-@pytest.fixture(scope="module")
-def ct_dicom() -> str:
-    from pydicom.data import get_testdata_file
-
-    return str(get_testdata_file("CT_small.dcm"))
-
-
-@pytest.fixture(scope="module")
-def nifti() -> str:
-    from nibabel.testing import data_path
-
-    return str(Path(data_path) / "anatomical.nii")
-
-
 @pytest.fixture
 def grey_png(tmp_path: Path) -> Path:
     path = tmp_path / "grey.png"

@@ -30,20 +30,6 @@ def png(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ct_dicom() -> str:
-    from pydicom.data import get_testdata_file
-
-    return str(get_testdata_file("CT_small.dcm"))
-
-
-@pytest.fixture(scope="module")
-def nifti() -> str:
-    from nibabel.testing import data_path
-
-    return str(Path(data_path) / "anatomical.nii")
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
