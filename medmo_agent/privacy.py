@@ -24,13 +24,13 @@ __all__ = ["PATH_KEYS", "is_path", "path_label", "scrub_data", "scrub_text"]
 #: JSON keys whose string values are image locations.
 PATH_KEYS = frozenset({"image", "handle", "source", "path", "location"})
 
-_NOT_PATHS = ("medmo://", "data:", "http://", "https://")
 _LABEL_PREFIX = "path#"
+_NOT_PATHS = ("medmo://", "data:", "http://", "https://", _LABEL_PREFIX)
 
 
 def is_path(value: str) -> bool:
     """Whether ``value`` names a file (a path or ``file://`` URI), not a handle or data."""
-    return bool(value) and value != "inline" and not value.startswith(_NOT_PATHS + (_LABEL_PREFIX,))
+    return bool(value) and value != "inline" and not value.startswith(_NOT_PATHS)
 
 
 def _plain(path: str) -> str:
