@@ -25,7 +25,8 @@ __all__ = ["PATH_KEYS", "is_path", "path_label", "scrub_data", "scrub_text"]
 PATH_KEYS = frozenset({"image", "handle", "source", "path", "location"})
 
 _LABEL_PREFIX = "path#"
-_NOT_PATHS = ("medmo://", "data:", "http://", "https://", _LABEL_PREFIX)
+# "<...>" is a placeholder the audit log and traces put in place of inline image data
+_NOT_PATHS = ("medmo://", "data:", "http://", "https://", "<", _LABEL_PREFIX)
 
 
 def is_path(value: str) -> bool:
@@ -105,7 +106,9 @@ def _replace(data: Any, labels: dict[str, str]) -> Any:
     return data
 
 
-def scrub_data(data: Any, include_paths: bool = False, paths: Iterable[str] = ()) -> Any:
+def scrub_data(
+    data: Any, include_paths: bool = False, paths: Iterable[str] | dict[str, str] = ()
+) -> Any:
     """A copy of JSON data with image paths replaced by labels, unless ``include_paths``.
 
     Paths are found under the keys in :data:`PATH_KEYS` and in ``paths``; every string
@@ -114,10 +117,14 @@ def scrub_data(data: Any, include_paths: bool = False, paths: Iterable[str] = ()
     Args:
         data: JSON-ready data (dicts, lists, strings, numbers).
         include_paths: True returns ``data`` unchanged.
-        paths: Further paths to hide, e.g. the image argument of a failed call.
+        paths: Further paths to hide, e.g. the image argument of a failed call, or a
+            mapping of path to label (to give a relative path its file's label).
     """
     if include_paths:
         return data
+    labels = dict(paths) if isinstance(paths, dict) else {}
     found = {p for p in paths if p and is_path(p)}
     _collect(data, found)
-    return _replace(data, {p: path_label(p) for p in found})
+    for path in found - set(labels):
+        labels[path] = path_label(path)
+    return _replace(data, labels)

@@ -249,10 +249,15 @@ def _shown(record: CaseRecord, include_paths: bool) -> CaseRecord:
     """The record as written: image paths (also in error texts) replaced by labels."""
     if include_paths:
         return record
-    from ..privacy import scrub_data
+    from ..privacy import path_label, scrub_data
 
-    paths = [p for im in record.images for p in (im.path, im.location) if p]
-    data = scrub_data(record.model_dump(mode="json"), False, paths)
+    # a path as the case gave it (maybe relative) gets the label of the file it names
+    labels = {}
+    for im in record.images:
+        labels[im.path] = path_label(im.location or im.path)
+        if im.location:
+            labels[im.location] = path_label(im.location)
+    data = scrub_data(record.model_dump(mode="json"), False, labels)
     return CaseRecord.model_validate(data)
 
 

@@ -165,6 +165,12 @@ def test_review_files_name_image_paths_only_with_include_paths(
         rows = {row["id"]: row for row in csv.DictReader(fh)}
     assert rows["missing"]["error"]
     assert ("Jane_Doe_1961" in rows["missing"]["error"]) is include
+    if not include:  # the relative path as given and the file read share one label
+        from medmo_agent.privacy import path_label
+
+        record = json.loads((out / "cases" / "missing" / "record.json").read_text())
+        label = path_label(str(folder / "gone.png"))
+        assert record["images"][0]["path"] == label and label in rows["missing"]["error"]
     written = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".png"]
     assert {p.name for p in written} >= {"summary.csv", "results.jsonl", "report.html"}
     assert {"record.json", "report.md"} <= {p.name for p in written}
