@@ -77,10 +77,12 @@ class ServerConfig:
         so the working directory is a sensible default. Over HTTP any caller on the
         network could ask, so nothing is readable unless folders are named explicitly.
         """
+        # Absolute, but as given: a folder named through a symbolic link stays reachable by
+        # that name (the loader trusts the folders themselves, and resolves their links).
         if self.allowed_dirs is not None:
-            return tuple(Path(p).expanduser().resolve() for p in self.allowed_dirs)
+            return tuple(Path(os.path.abspath(Path(p).expanduser())) for p in self.allowed_dirs)
         if self.transport == "stdio":
-            return ((cwd or Path.cwd()).resolve(),)
+            return (Path(os.path.abspath(cwd or Path.cwd())),)
         return ()
 
     def validate(self) -> ServerConfig:

@@ -36,6 +36,11 @@ def inspector() -> Path:
     return INSPECTOR
 
 
+#: An stdio client starts the server with a minimal environment of its own, so the switch
+#: that makes the scripted test double selectable is passed explicitly.
+TEST_DOUBLES = ("-e", "MEDMO_TEST_DOUBLES=1")
+
+
 def _medmo() -> list[str]:
     script = Path(sys.executable).with_name("medmo")
     return [str(script)] if script.exists() else [sys.executable, "-m", "medmo_agent.cli"]
@@ -61,7 +66,7 @@ def _inspect(inspector: Path, tmp_path: Path, *args: str) -> dict:
 
 def test_inspector_lists_the_tools_of_medmo_serve_over_stdio(inspector, image_dir, tmp_path):
     serve = [*_medmo(), "serve", "--backend", "scripted", "--allow-dir", str(image_dir)]
-    listed = _inspect(inspector, tmp_path, *serve, "--method", "tools/list")
+    listed = _inspect(inspector, tmp_path, *TEST_DOUBLES, *serve, "--method", "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}
     assert set(tools) == {
         "vqa",
@@ -92,6 +97,7 @@ def test_inspector_calls_ground_over_stdio_and_gets_boxes_and_an_overlay(
     result = _inspect(
         inspector,
         tmp_path,
+        *TEST_DOUBLES,
         *serve,
         *("--method", "tools/call", "--tool-name", "ground"),
         *("--tool-arg", f"image={image_dir / 'dark.png'}"),
