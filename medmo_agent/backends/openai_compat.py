@@ -1,8 +1,9 @@
 """MedMO behind any OpenAI-compatible server: vLLM, SGLang or ``transformers serve``.
 
 This is the scale-out path: the server owns the GPUs (tensor/pipeline parallel,
-continuous batching) and this backend speaks the chat-completions API to it over HTTP
-with ``httpx``. It imports neither torch nor transformers.
+continuous batching) and this backend speaks the chat-completions API to it through the
+official ``openai`` client, which owns HTTP, retries, timeouts and streaming. It imports
+neither torch nor transformers.
 
 Starting a server::
 
@@ -15,8 +16,9 @@ then ``MEDMO_BACKEND=openai MEDMO_BASE_URL=http://localhost:8000/v1``.
 Base URL: ``http://host:8000/v1`` and ``http://host:8000`` are the same; a URL with no
 path gets ``/v1`` appended, a URL with a path (``https://gateway/medmo/v1``) is used as
 given. The API key (``MEDMO_API_KEY`` or ``OPENAI_API_KEY``) goes in a bearer header and
-nowhere else. The model name is ``served_model`` if set, else ``model``; it must be the
-name the server knows (``vllm serve ... --served-model-name`` changes it).
+nowhere else; without one, no ``Authorization`` header is sent. The model name is
+``served_model`` if set, else ``model``; it must be the name the server knows
+(``vllm serve ... --served-model-name`` changes it).
 
 Boxes: each image is resized here to its model-input size (multiples of 32 within
 ``min_pixels``/``max_pixels``) before it is sent, so the server's own ``smart_resize`` is
@@ -46,30 +48,46 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import openai
 
 from ..config import Settings
-from ..errors import BackendUnavailableError, LimitExceededError
+from ..errors import BackendError, BackendUnavailableError, LimitExceededError
 from ..imaging.geometry import model_input_size
 from ..types import ImagePart, MedImage, Message
-from ._http import ServerClient, StatusError, normalize_base_url
-from ._sse import StopFilter, iter_sse_data, truncate_at_stop
+from ._openai_client import (
+    ServerErrors,
+    make_client,
+    message_of,
+    normalize_base_url,
+    request_headers,
+)
+from ._stops import StopFilter, truncate_at_stop
 from .base import Backend, Completion, GenerationRequest, TextCallback
 
-__all__ = ["OpenAICompatBackend", "normalize_base_url"]
+__all__ = ["OpenAICompatBackend", "message_of", "normalize_base_url"]
 
 log = logging.getLogger(__name__)
 
-#: (text, finish_reason, usage, model name, time of first token)
-_Result = tuple[str, str, dict[str, Any], "str | None", "float | None"]
-
 _OPTIONAL_FIELDS = ("stop", "stream_options")
+
+
+@dataclass
+class _Result:
+    """What one chat-completions call produced."""
+
+    text: str = ""
+    finish: str = "stop"
+    usage: Any = None  # the server's usage object, if it sent one
+    model: str | None = None
+    first_token_at: float | None = None
 
 
 class OpenAICompatBackend(Backend):
@@ -106,16 +124,26 @@ class OpenAICompatBackend(Backend):
         max_new_tokens_limit: int = 4096,
         temperature: float = 0.0,
     ):
-        self.server = ServerClient(
-            base_url, api_key=api_key, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s
-        )
-        self.base_url = self.server.base_url
+        self.base_url = normalize_base_url(base_url)
         self.model_id = model
+        self.timeout_s = timeout_s
+        self.retries = max(0, retries)
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         self.max_new_tokens = max_new_tokens
         self.max_new_tokens_limit = max_new_tokens_limit
         self.temperature = temperature
+        self._headers = request_headers(api_key)
+        self._client = make_client(
+            self.base_url,
+            api_key=api_key,
+            timeout_s=timeout_s,
+            retries=self.retries,
+            backoff_s=backoff_s,
+        )
+        self._errors = ServerErrors(
+            self.base_url, timeout_s=timeout_s, retries=self.retries, has_key=bool(api_key)
+        )
         self._lock = threading.Lock()
         self._optional_ok: set[str] = set()  # fields the server has accepted
         self._optional_dropped: set[str] = set()  # fields the server choked on
@@ -167,37 +195,45 @@ class OpenAICompatBackend(Backend):
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
-        if request.stop:
-            body["stop"] = list(request.stop)
-        streaming = on_text is not None or cancel is not None
         stops = list(request.stop or [])
-        if streaming:
+        if stops:
+            body["stop"] = stops
+        if on_text is not None or cancel is not None:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-            text, finish, usage, model, first = self._call_with_fallback(
+            result = self._call_with_fallback(
                 body, lambda b: self._stream(b, stops, on_text, cancel)
             )
         else:
-            text, finish, usage, model, first = self._call_with_fallback(body, self._complete)
-        if finish != "cancelled":
+            result = self._call_with_fallback(body, self._complete)
+        if result.finish != "cancelled":
             # the safety net for servers that ignore or reject `stop`
-            text, cut = truncate_at_stop(text, stops)
-            finish = "stop" if cut else finish
+            result.text, cut = truncate_at_stop(result.text, stops)
+            result.finish = "stop" if cut else result.finish
+        usage = result.usage
         return Completion(
-            text=text,
-            model=model or self.model_id,
+            text=result.text,
+            model=result.model or self.model_id,
             backend=self.name,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reason=finish,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", None) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", None) or 0),
+            finish_reason=result.finish,
             image_input_sizes=sizes,
-            first_token_seconds=None if first is None else first - start,
+            first_token_seconds=None
+            if result.first_token_at is None
+            else result.first_token_at - start,
             total_seconds=time.perf_counter() - start,
         )
 
     def list_models(self) -> list[str]:
         """Names of the models the server offers (``GET /models``)."""
-        return self.server.list_models()
+        try:
+            page = self._client.models.list(extra_headers=self._headers)
+            return [str(m.id) for m in page.data]
+        except openai.APIError as exc:
+            raise self._errors.translate(exc) from exc
+        except (AttributeError, TypeError) as exc:  # not a list of models
+            raise self._errors.malformed(str(page)) from exc
 
     def info(self) -> dict[str, object]:
         """Backend, model, server URL and limits; never the API key."""
@@ -205,16 +241,16 @@ class OpenAICompatBackend(Backend):
             "backend": self.name,
             "model": self.model_id,
             "base_url": self.base_url,
-            "api_key_set": self.server.has_key,
-            "timeout_s": self.server.timeout_s,
-            "retries": self.server.retries,
+            "api_key_set": self._errors.has_key,
+            "timeout_s": self.timeout_s,
+            "retries": self.retries,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
         }
 
     def close(self) -> None:
         """Close the connection pool."""
-        self.server.close()
+        self._client.close()
 
     # ----- request building -----
 
@@ -247,7 +283,9 @@ class OpenAICompatBackend(Backend):
 
     # ----- sending -----
 
-    def _call_with_fallback(self, body: dict[str, Any], call: Callable[[dict[str, Any]], _Result]):
+    def _call_with_fallback(
+        self, body: dict[str, Any], call: Callable[[dict[str, Any]], _Result]
+    ) -> _Result:
         """Run ``call(body)``. If it fails with 400/422/500 while carrying optional fields the
         server has never accepted, retry once without them; if that works, stop sending them."""
         with self._lock:
@@ -256,13 +294,13 @@ class OpenAICompatBackend(Backend):
             unproven = [f for f in _OPTIONAL_FIELDS if f in body and f not in self._optional_ok]
         try:
             result = call(body)
-        except StatusError as exc:
-            if not unproven or exc.response.status_code not in (400, 422, 500):
-                raise self.server.status_error(exc.response, self.model_id) from None
+        except openai.APIError as exc:
+            if not unproven or _status_of(exc) not in (400, 422, 500):
+                raise self._request_error(exc) from exc
             try:
                 result = call({k: v for k, v in body.items() if k not in unproven})
-            except StatusError:
-                raise self.server.status_error(exc.response, self.model_id) from None
+            except openai.APIError:
+                raise self._request_error(exc) from exc
             log.warning(
                 "The server at %s failed on %s; sending requests without them from now on.",
                 self.base_url,
@@ -275,18 +313,21 @@ class OpenAICompatBackend(Backend):
             self._optional_ok.update(unproven)
         return result
 
+    def _request_error(self, exc: openai.APIError) -> BackendError:
+        return self._errors.translate(exc, model=self.model_id, served_models=self.list_models)
+
     def _complete(self, body: dict[str, Any]) -> _Result:
-        response = self.server.send("POST", "/chat/completions", body)
-        if response.status_code >= 400:
-            raise StatusError(response)
-        data = self.server.json(response)
-        try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise self.server.malformed(str(data)) from exc
-        finish = choice.get("finish_reason") or "stop"
-        return text, finish, data.get("usage") or {}, data.get("model"), None
+        reply = self._client.chat.completions.create(**body, extra_headers=self._headers)
+        try:  # a non-JSON answer comes back as its text
+            choice = reply.choices[0]
+            return _Result(
+                text=choice.message.content or "",
+                finish=choice.finish_reason or "stop",
+                usage=reply.usage,
+                model=reply.model,
+            )
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise self._errors.malformed(str(reply)) from exc
 
     def _stream(
         self,
@@ -295,12 +336,12 @@ class OpenAICompatBackend(Backend):
         on_text: TextCallback | None,
         cancel: threading.Event | None,
     ) -> _Result:
-        pieces: list[str] = []
-        usage: dict[str, Any] = {}
-        finish, model, first = "stop", None, None
-        stop_filter = StopFilter(stops)
+        result = _Result()
         if cancel is not None and cancel.is_set():
-            return "", "cancelled", usage, model, first
+            result.finish = "cancelled"
+            return result
+        pieces: list[str] = []
+        stop_filter = StopFilter(stops)
 
         def emit(text: str) -> None:
             if text:
@@ -308,39 +349,42 @@ class OpenAICompatBackend(Backend):
                 if on_text is not None:
                     on_text(text)
 
-        response = self.server.send("POST", "/chat/completions", body, stream=True)
+        stream = self._client.chat.completions.create(**body, extra_headers=self._headers)
         try:
-            if response.status_code >= 400:
-                response.read()
-                raise StatusError(response)
-            for payload in iter_sse_data(response.iter_lines()):
+            for chunk in stream:
                 if cancel is not None and cancel.is_set():
                     # closing the stream makes the server abandon the generation
-                    finish = "cancelled"
+                    result.finish = "cancelled"
                     break
-                chunk = self.server.parse_chunk(payload)
-                if "error" in chunk:
-                    if pieces:
-                        raise self.server.stream_error(chunk)
-                    # nothing shown yet: treat it as a failed request (see _call_with_fallback)
-                    raise StatusError(httpx.Response(500, json=chunk, request=response.request))
-                model = chunk.get("model") or model
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    delta = (choice.get("delta") or {}).get("content") or ""
-                    if delta and first is None:
-                        first = time.perf_counter()
+                result.model = getattr(chunk, "model", None) or result.model
+                result.usage = getattr(chunk, "usage", None) or result.usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    delta = getattr(choice.delta, "content", None) or ""
+                    if delta and result.first_token_at is None:
+                        result.first_token_at = time.perf_counter()
                     emit(stop_filter.feed(delta))
-                    finish = choice.get("finish_reason") or finish
+                    result.finish = choice.finish_reason or result.finish
                 if stop_filter.stopped:
-                    finish = "stop"
+                    result.finish = "stop"
                     break
             else:
                 emit(stop_filter.flush())
-        except httpx.TimeoutException as exc:
-            raise self.server.timeout_error(exc) from exc
-        except httpx.TransportError as exc:
-            raise self.server.broken_stream_error(exc) from exc
+        except openai.APIConnectionError as exc:  # timeouts included
+            raise self._errors.translate(exc, mid_stream=True) from exc
+        except openai.APIError as exc:  # an {"error": ...} event
+            if pieces:
+                raise self._errors.translate(exc, mid_stream=True) from exc
+            raise  # nothing shown yet: a failed request, which the fallback may retry
+        except json.JSONDecodeError as exc:
+            raise self._errors.malformed(exc.doc) from exc
         finally:
-            response.close()
-        return "".join(pieces), finish, usage, model, first
+            stream.close()
+        result.text = "".join(pieces)
+        return result
+
+
+def _status_of(exc: openai.APIError) -> int | None:
+    """The HTTP status a failed call amounts to; an error event before any text is a 500."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code
+    return None if isinstance(exc, openai.APIConnectionError) else 500

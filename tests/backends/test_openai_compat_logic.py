@@ -40,6 +40,7 @@ class Reply:
     json: Any = None
     sse: list[str] | None = None
     raw: str | None = None
+    content_type: str = "text/html"  # of ``raw``
     headers: dict[str, str] = field(default_factory=dict)
     hold: threading.Event | None = None  # answer only once this is set
 
@@ -83,7 +84,7 @@ class FakeServer:
                     body = "".join(f"data: {p}\n\n" for p in reply.sse).encode()
                     ctype = "text/event-stream"
                 elif reply.raw is not None:
-                    body, ctype = reply.raw.encode(), "text/html"
+                    body, ctype = reply.raw.encode(), reply.content_type
                 else:
                     body, ctype = json.dumps(reply.json).encode(), "application/json"
                 try:
@@ -229,6 +230,27 @@ def test_streaming_asks_for_usage_and_reads_it_from_a_choiceless_last_chunk(fake
     assert completion.text == "Findings"
     assert completion.finish_reason == "length"
     assert (completion.prompt_tokens, completion.completion_tokens) == (9, 2)
+
+
+def test_a_stream_with_comments_other_fields_and_crlf_but_no_done_is_read_whole(fake):
+    # SSE framing other servers use: keep-alive comments, event/id fields, CRLF line ends,
+    # and (like transformers serve) no [DONE] before the stream closes
+    events = [
+        ": keep-alive",
+        f"event: message\r\nid: 1\r\ndata: {_chunk('Find')}",
+        f"data: {_chunk('ings', finish='stop')}",
+        f"data: {_chunk(usage={'prompt_tokens': 5, 'completion_tokens': 2})}",
+    ]
+    fake.on(
+        CHAT, Reply(raw="".join(e + "\r\n\r\n" for e in events), content_type="text/event-stream")
+    )
+    pieces: list[str] = []
+
+    completion = _backend(fake).generate(_request(), on_text=pieces.append)
+
+    assert pieces == ["Find", "ings"]
+    assert (completion.text, completion.finish_reason) == ("Findings", "stop")
+    assert (completion.prompt_tokens, completion.completion_tokens) == (5, 2)
 
 
 def test_stop_strings_are_enforced_even_when_the_server_ignores_them(fake):

@@ -1,59 +1,19 @@
-"""Server-sent-event parsing, stop strings and base URLs: golden and property tests."""
+"""Stop strings, base URLs and error bodies: golden and property tests. (Server-sent
+events are parsed by the ``openai`` client; the streaming tests in
+test_openai_compat_logic.py and test_openai_compat_server.py cover them through the
+backend.)"""
 
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medmo_agent.backends._http import message_of, normalize_base_url
-from medmo_agent.backends._sse import StopFilter, iter_sse_data, truncate_at_stop
+from medmo_agent.backends._openai_client import message_of, normalize_base_url
+from medmo_agent.backends._stops import StopFilter, truncate_at_stop
 from medmo_agent.errors import BackendUnavailableError
-
-# ----- SSE -----
-
-
-def test_sse_yields_each_data_payload_and_stops_at_done():
-    lines = [
-        'data: {"a": 1}',
-        "",
-        ": keep-alive comment",
-        "",
-        'data: {"b": 2}',
-        "",
-        "data: [DONE]",
-        "",
-        'data: {"never": true}',
-        "",
-    ]
-    assert list(iter_sse_data(lines)) == ['{"a": 1}', '{"b": 2}']
-
-
-def test_sse_joins_multi_line_data_and_ignores_other_fields():
-    lines = ["event: message", "id: 7", "data: first", "data:second", "retry: 10", "", "data"]
-    assert list(iter_sse_data(lines)) == ["first\nsecond", ""]
-
-
-def test_sse_delivers_an_event_left_open_when_the_stream_ends_without_done():
-    # transformers serve ends its stream after the last chunk, with no [DONE]
-    assert list(iter_sse_data(["data: x", "", "data: y"])) == ["x", "y"]
-
-
-def test_sse_tolerates_carriage_returns_and_blank_runs():
-    assert list(iter_sse_data(["data: x\r", "\r", "", "", "data: y\r", ""])) == ["x", "y"]
-
-
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3)))
-def test_sse_round_trips_any_json_events(events):
-    lines: list[str] = []
-    for event in events:
-        lines += [f"data: {json.dumps(event)}", ""]
-    lines += ["data: [DONE]", ""]
-    assert [json.loads(p) for p in iter_sse_data(lines)] == events
-
 
 # ----- stop strings -----
 

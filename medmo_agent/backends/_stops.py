@@ -1,55 +1,13 @@
-"""Streaming helpers for the OpenAI-compatible backend: server-sent events and stop strings.
+"""Stop strings applied on the client side, for servers that ignore or reject ``stop``.
 
-Both are pure text logic, kept apart from HTTP so they can be tested on their own.
+Pure text logic, kept apart from HTTP so it can be tested on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
-__all__ = ["DONE", "StopFilter", "iter_sse_data", "truncate_at_stop"]
-
-#: The payload OpenAI-style servers send as their last event (some servers just close).
-DONE = "[DONE]"
-
-
-def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
-    """Yield the ``data`` payload of each server-sent event, stopping at ``[DONE]``.
-
-    Follows the SSE framing rules that matter for chat streams: an event ends at a
-    blank line, several ``data:`` lines in one event are joined with newlines, one
-    space after the colon is dropped, lines starting with ``:`` are comments, and
-    other fields (``event:``, ``id:``, ``retry:``) are ignored. An event still open
-    when the stream ends is delivered.
-
-    Args:
-        lines: The response body split into lines, without line terminators.
-    """
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload.strip() == DONE:
-                    return
-                yield payload
-            continue
-        if line.startswith(":"):
-            continue
-        field, sep, value = line.partition(":")
-        if field != "data":
-            continue
-        if not sep:
-            value = ""
-        elif value.startswith(" "):
-            value = value[1:]
-        data.append(value)
-    if data:
-        payload = "\n".join(data)
-        if payload.strip() != DONE:
-            yield payload
+__all__ = ["StopFilter", "truncate_at_stop"]
 
 
 def truncate_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
