@@ -73,7 +73,13 @@ def light_env(tmp_path_factory) -> dict[str, str]:
 
 def _run(env: dict[str, str], *args: str, cwd: Path | None = None, timeout: float = 120):
     return subprocess.run(
-        list(args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+        list(args),
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -154,6 +160,8 @@ def test_the_local_backend_without_the_extra_names_the_extra(light_env, tmp_path
     assert 'torch is not installed: the local model needs pip install "medmo-agent[local]"' in (
         info.stdout
     )
+    serve = _run(light_env, "medmo", "serve")  # the default backend, checked at start
+    assert 'pip install "medmo-agent[local]"' in _one_line_error(serve)
     tiny = _run(light_env, "python", "-m", "medmo_agent.testing.tiny", str(tmp_path / "t"))
     assert "[local]" in _one_line_error(tiny)
 
