@@ -122,10 +122,7 @@ class Settings(BaseSettings):
         # Validation only: BaseSettings.__init__ would build every settings source on each
         # call (milliseconds) just for ``settings_customise_sources`` to drop them; the
         # environment is read by ``from_env`` alone.
-        try:
-            BaseModel.__init__(self, **values)
-        except ValidationError as exc:
-            raise _config_error(exc, env=False) from None
+        _validate_into(self, values)
 
     @field_validator("allowed_dirs", mode="before")
     @classmethod
@@ -232,10 +229,18 @@ def _from_sources(
         fallback = env.env_vars.get("openai_api_key") or dotenv.env_vars.get("openai_api_key")
         if fallback:
             values["api_key"] = fallback
+    settings = cls.__new__(cls)
+    _validate_into(settings, values, from_env=True)
+    return settings
+
+
+def _validate_into(settings: Settings, values: dict[str, Any], from_env: bool = False) -> None:
+    """Validate ``values`` into ``settings`` (pydantic's own ``__init__``); a bad value is a
+    ConfigError naming the setting, or the variable when it came from the environment."""
     try:
-        return cls(**values)
-    except ConfigError as exc:
-        raise _env_config_error(exc, values) from None
+        BaseModel.__init__(settings, **values)
+    except ValidationError as exc:
+        raise _config_error(exc, from_env=from_env) from None
 
 
 def _describe(field: str) -> str:
@@ -253,8 +258,9 @@ def _describe(field: str) -> str:
     return "text" if "str" in text else text
 
 
-def _config_error(exc: ValidationError, *, env: bool) -> ConfigError:
-    """The first problem of a failed validation as a ConfigError naming the setting."""
+def _config_error(exc: ValidationError, *, from_env: bool = False) -> ConfigError:
+    """The first problem of a failed validation as a ConfigError naming the setting, or
+    the environment variable when the value came from there."""
     first = exc.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else ""
     if first["type"] == "extra_forbidden":
@@ -263,21 +269,16 @@ def _config_error(exc: ValidationError, *, env: bool) -> ConfigError:
             input=field,
             fix=f"Use one of: {', '.join(Settings.model_fields)}.",
         )
+    variable = _ENV_PREFIX + field.upper()
     value = first.get("input")
+    if from_env:
+        return ConfigError(
+            f"Environment variable {variable}={value!r} is not a valid value: {first['msg']}.",
+            input=variable,
+            fix=f"Set it to {_describe(field)}, or unset it for the default.",
+        )
     return ConfigError(
         f"Setting {field}={value!r} is not valid: {first['msg']}.",
         input=field,
-        fix=f"Pass {_describe(field)} (the variable {_ENV_PREFIX}{field.upper()}).",
-    )
-
-
-def _env_config_error(exc: ConfigError, values: dict[str, Any]) -> ConfigError:
-    """Re-word an invalid value that came from the environment to name the variable."""
-    field = exc.input or ""
-    variable = _ENV_PREFIX + field.upper()
-    detail = exc.message.partition(" is not valid: ")[2] or exc.message
-    return ConfigError(
-        f"Environment variable {variable}={values.get(field)!r} is not a valid value: {detail}",
-        input=variable,
-        fix=f"Set it to {_describe(field)}, or unset it for the default.",
+        fix=f"Pass {_describe(field)} (the variable {variable}).",
     )
