@@ -6,12 +6,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .errors import ConfigError
 
@@ -30,15 +38,24 @@ MODEL_CHOICES: dict[str, str] = {
 _ENV_PREFIX = "MEDMO_"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Typed configuration shared by every surface.
 
     Build with ``Settings()`` for defaults, ``Settings.from_env()`` to apply ``MEDMO_*``
-    environment variables, and ``settings.replace(model=...)`` for per-call overrides.
-    The environment variable for a field is ``MEDMO_`` plus the field name in capitals
-    (``max_new_tokens`` -> ``MEDMO_MAX_NEW_TOKENS``); lists are separated by ``os.pathsep``.
+    environment variables (and a ``.env`` file in the working directory), and
+    ``settings.replace(model=...)`` for per-call overrides. The environment variable for a
+    field is ``MEDMO_`` plus the field name in capitals (``max_new_tokens`` ->
+    ``MEDMO_MAX_NEW_TOKENS``); lists are separated by ``os.pathsep``. Every value is checked
+    against its type: a bad one is a :class:`ConfigError` naming the variable.
     """
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,  # MEDMO_X= (empty) leaves the default, as if unset
+        frozen=True,
+        extra="forbid",
+    )
 
     # which model, and where it runs
     model: str = DEFAULT_MODEL
@@ -99,7 +116,8 @@ class Settings:
     max_open_volumes: int = 32
     # image paths longer than this are refused before any file system access (PATH_MAX)
     max_path_chars: int = 4096
-    allowed_dirs: tuple[Path, ...] = field(default_factory=tuple)
+    # folders the MCP server may read images from (os.pathsep-separated in the environment)
+    allowed_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
 
     # privacy
     include_phi: bool = False  # True lets identifying DICOM fields into outputs
@@ -107,58 +125,167 @@ class Settings:
     # review files); otherwise a path is shown as a label (medmo_agent/privacy.py)
     include_paths: bool = False
 
+    def __init__(self, **values: Any) -> None:
+        # Validation only: BaseSettings.__init__ would build every settings source on each
+        # call (milliseconds) just for ``settings_customise_sources`` to drop them; the
+        # environment is read by ``from_env`` alone.
+        _validate_into(self, values)
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: Any) -> Any:
+        # The environment gives one string; code gives a list or tuple of paths.
+        if isinstance(value, str):
+            value = [p for p in value.split(os.pathsep) if p]
+        if isinstance(value, (list, tuple)):
+            return tuple(Path(p).expanduser() for p in value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``Settings(...)`` is the defaults plus what is passed, whatever the process
+        # environment holds; the environment applies only through ``from_env``.
+        return (init_settings,)
+
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (``None`` values are ignored)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(changes) - {f.name for f in fields(self)}
+        unknown = set(changes) - set(type(self).model_fields)
         if unknown:
-            raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
-        if "allowed_dirs" in changes:
-            changes["allowed_dirs"] = tuple(Path(p) for p in changes["allowed_dirs"])
-        return dataclasses.replace(self, **changes)
+            raise ConfigError(
+                f"Unknown setting(s): {', '.join(sorted(unknown))}.",
+                fix=f"Use one of: {', '.join(type(self).model_fields)}.",
+            )
+        if not changes:
+            return self
+        return type(self)(**{**self._values(), **changes})
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``MEDMO_*`` variables, then explicit ``overrides``."""
+    def from_env(
+        cls,
+        environ: dict[str, str] | None = None,
+        *,
+        env_file: str | Path | None = ".env",
+        **overrides: Any,
+    ) -> Settings:
+        """Defaults, then the ``.env`` file, then ``MEDMO_*`` variables, then ``overrides``.
+
+        Args:
+            environ: The variables to read; defaults to ``os.environ``.
+            env_file: A dotenv file read for variables ``environ`` does not set (``.env``
+                in the working directory by default; ``None`` for none). A missing file is
+                no error.
+            **overrides: Field values that win over both (``None`` values are ignored).
+        """
         env = os.environ if environ is None else environ
-        hints = _type_hints(cls)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(_ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _coerce(f.name, raw, hints[f.name])
-        if "api_key" not in values and env.get("OPENAI_API_KEY"):
-            values["api_key"] = env["OPENAI_API_KEY"]
-        return cls().replace(**values).replace(**overrides)
+        # Only the variables that can matter, case-insensitive as on the real environment;
+        # empty values count as unset.
+        names = [k for k in env if k.upper().startswith((_ENV_PREFIX, "OPENAI_API_KEY"))]
+        relevant = tuple(sorted((k.lower(), env[k]) for k in names if env[k] != ""))
+        return _from_sources(cls, relevant, env_file, _file_stamp(env_file)).replace(**overrides)
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
 
-@functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    # Resolving the string annotations takes most of from_env's time (it runs on every
-    # load_image call without settings); a class's hints never change.
-    return get_type_hints(cls)
+class _MappingEnvSource(EnvSettingsSource):
+    """``MEDMO_*`` variables from given pairs instead of ``os.environ`` (tests pass a dict)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], pairs: tuple[tuple[str, str], ...]):
+        self._pairs = pairs
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return dict(self._pairs)
 
 
-def _coerce(name: str, raw: str, hint: Any) -> Any:
-    text = str(hint)
+def _file_stamp(path: str | Path | None) -> tuple[int, int] | None:
+    """What identifies one version of the dotenv file (None: no file)."""
     try:
-        if "tuple" in text:
-            return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
-        if "bool" in text:
-            if raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if raw.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        if "int" in text and "float" not in text:
-            return int(raw)
-        if "float" in text:
-            return float(raw)
-    except ValueError as exc:
-        raise ConfigError(
-            f"Environment variable {_ENV_PREFIX}{name.upper()}={raw!r} is not a valid value.",
-            input=_ENV_PREFIX + name.upper(),
-            fix=f"Set it to a value of type {text}.",
-        ) from exc
-    return raw
+        stat = os.stat(Path(path).expanduser()) if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+
+
+@functools.lru_cache(maxsize=32)
+def _from_sources(
+    cls: type[Settings],
+    pairs: tuple[tuple[str, str], ...],
+    env_file: str | Path | None,
+    stamp: tuple[int, int] | None,
+) -> Settings:
+    """Settings from the environment pairs and the dotenv file; cached, because the sources
+    inspect every field's type on each call (milliseconds) and ``from_env`` runs per image
+    load. ``stamp`` is part of the key so that an edited ``.env`` is read again."""
+    env = _MappingEnvSource(cls, pairs)
+    # only_existing: a .env line is used only when it names a field
+    dotenv = DotEnvSettingsSource(
+        cls, env_file=env_file if stamp else None, dotenv_filtering="only_existing"
+    )
+    # Each source yields only the fields it sets, already decoded; the environment wins.
+    values = {k: v for k, v in {**dotenv(), **env()}.items() if k in cls.model_fields}
+    if "api_key" not in values:
+        fallback = env.env_vars.get("openai_api_key") or dotenv.env_vars.get("openai_api_key")
+        if fallback:
+            values["api_key"] = fallback
+    settings = cls.__new__(cls)
+    _validate_into(settings, values, from_env=True)
+    return settings
+
+
+def _validate_into(settings: Settings, values: dict[str, Any], from_env: bool = False) -> None:
+    """Validate ``values`` into ``settings`` (pydantic's own ``__init__``); a bad value is a
+    ConfigError naming the setting, or the variable when it came from the environment."""
+    try:
+        BaseModel.__init__(settings, **values)
+    except ValidationError as exc:
+        raise _config_error(exc, from_env=from_env) from None
+
+
+def _describe(field: str) -> str:
+    """The expected type of a field, in words for an error message."""
+    hint = Settings.model_fields[field].annotation
+    text = str(hint)
+    if field == "allowed_dirs":
+        return f"folder paths separated by {os.pathsep!r}"
+    if hint is bool:
+        return "a boolean (1, true, yes, on or 0, false, no, off)"
+    if hint is int:
+        return "a whole number"
+    if hint is float:
+        return "a number"
+    return "text" if "str" in text else text
+
+
+def _config_error(exc: ValidationError, *, from_env: bool = False) -> ConfigError:
+    """The first problem of a failed validation as a ConfigError naming the setting, or
+    the environment variable when the value came from there."""
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if first["type"] == "extra_forbidden":
+        return ConfigError(
+            f"Unknown setting: {field}.",
+            input=field,
+            fix=f"Use one of: {', '.join(Settings.model_fields)}.",
+        )
+    variable = _ENV_PREFIX + field.upper()
+    value = first.get("input")
+    if from_env:
+        return ConfigError(
+            f"Environment variable {variable}={value!r} is not a valid value: {first['msg']}.",
+            input=variable,
+            fix=f"Set it to {_describe(field)}, or unset it for the default.",
+        )
+    return ConfigError(
+        f"Setting {field}={value!r} is not valid: {first['msg']}.",
+        input=field,
+        fix=f"Pass {_describe(field)} (the variable {variable}).",
+    )

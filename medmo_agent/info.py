@@ -9,6 +9,7 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
+from .extras import LOCAL_EXTRA_INSTALL
 
 __all__ = ["collect_info", "format_info", "weights_cached"]
 
@@ -37,7 +38,11 @@ def _devices() -> dict[str, Any]:
     try:
         import torch
     except ImportError:
-        return {"cuda_available": False, "gpus": [], "note": "torch is not installed"}
+        return {
+            "cuda_available": False,
+            "gpus": [],
+            "note": f"torch is not installed: the local model needs {LOCAL_EXTRA_INSTALL}",
+        }
     gpus = []
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -95,6 +100,8 @@ def format_info(info: dict[str, Any]) -> str:
         for gpu in dev["gpus"]:
             lines.append(f"  cuda:{gpu['index']}  {gpu['name']}  {gpu['memory_gib']} GiB")
         lines.append(f"  flash-attention 2: {'yes' if dev.get('flash_attention_2') else 'no'}")
+    elif dev.get("note"):
+        lines.append(f"  {dev['note']}")
     else:
         lines.append("  no CUDA GPU: the local model runs on the CPU (slow; fine for tests)")
     m = info["model"]

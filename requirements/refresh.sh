@@ -14,7 +14,8 @@ python -m pip install -q -e ".[dev]"
   echo "# The exact package set CI installs (CPython $(python -c 'import sys; print(*sys.version_info[:2], sep=".")'), Linux x86-64)."
   echo "# pyproject.toml keeps version ranges for users; refresh with: bash requirements/refresh.sh"
   echo "pip==$(python -m pip --version | cut -d' ' -f2)"
-  python -m pip freeze --exclude-editable | grep -v '^#'
+  # --all: setuptools too (torch requires it); pip has its own line above
+  python -m pip freeze --all --exclude-editable | grep -v -e '^#' -e '^pip=='
 } > requirements/ci.txt
 rm -rf "$(dirname "$venv")"
 echo "wrote requirements/ci.txt ($(grep -vc '^#' requirements/ci.txt) pins)"

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import DEFAULT_MODEL, MODEL_CHOICES, Settings
 from ..errors import ConfigError, InputError, LimitExceededError, MedmoError, ModelLoadError
+from ..extras import require_local
 from ..types import ImagePart, Message
 from .base import Backend, Completion, GenerationRequest, TextCallback
 
@@ -50,6 +51,7 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, settings: Settings | None = None):
+        require_local()
         settings = settings or Settings()
         model_id = model or settings.model or DEFAULT_MODEL
         device, dtype_name, attn_implementation = _resolve_runtime(settings)

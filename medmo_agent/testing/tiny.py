@@ -103,6 +103,9 @@ def build_tiny_checkpoint(
         The folder, ready for ``AutoProcessor.from_pretrained`` and
         ``Qwen3VLForConditionalGeneration.from_pretrained``.
     """
+    from ..extras import require_local
+
+    require_local("Building the tiny checkpoint")
     import torch
     from transformers import (
         GenerationConfig,
@@ -300,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", help="folder to write the checkpoint to")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     args = parser.parse_args(argv)
-    print(build_tiny_checkpoint(args.directory, seed=args.seed))
+    from ..errors import MedmoError
+
+    try:
+        print(build_tiny_checkpoint(args.directory, seed=args.seed))
+    except MedmoError as exc:  # e.g. torch missing: say which extra, not a traceback
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return 1
     return 0
 
 
