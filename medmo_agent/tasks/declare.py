@@ -210,7 +210,7 @@ class Task:
             **{
                 name: value
                 for name, value in bound.arguments.items()
-                if name in self._text_parameters
+                if name in self.text_parameters
             }
         )
         if "max_new_tokens" in bound.arguments:
@@ -218,7 +218,8 @@ class Task:
         return self.function(core, *bound.args, **bound.kwargs)
 
     @property
-    def _text_parameters(self) -> frozenset[str]:
+    def text_parameters(self) -> frozenset[str]:
+        """The free-text arguments, whose size the text limit bounds."""
         return frozenset(
             p.name
             for p in self.parameters
