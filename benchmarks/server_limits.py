@@ -15,6 +15,8 @@ small ``text_qa`` (how long another tool call waits). Scenarios:
 - ``six_uploads``: six such PNGs, each another colour (about 2.4 MB in all), one after
   another, as six ``vqa`` calls.
 - ``question_100k`` / ``question_1m``: a ``text_qa`` question of 100 KB / 1 MB.
+- ``nii_gz_400m``: a ``.nii.gz`` in the allowed folder (zeros, well under 1 MB) whose
+  volume expands to 400 MiB (float32, 512 x 512 x 400), asked for one axial slice.
 
 Figures per scenario: resident memory before, the peak while the requests ran
 (``VmHWM`` after resetting it through ``/proc/<pid>/clear_refs``) and after; the outcome
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -48,7 +51,14 @@ from typing import Any
 from _machine import machine_info
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("big_png", "png_5600", "six_uploads", "question_100k", "question_1m")
+SCENARIOS = (
+    "big_png",
+    "png_5600",
+    "six_uploads",
+    "question_100k",
+    "question_1m",
+    "nii_gz_400m",
+)
 PROBE_QUESTION = "Which organ makes insulin?"
 PROBE_PAUSE_S = 0.05
 
@@ -308,8 +318,34 @@ async def run_scenario(
     return row
 
 
-def scenario_calls(name: str) -> tuple[list[tuple[str, dict]], str]:
-    """The hostile calls of a scenario and a one-line description."""
+def zero_nifti_gz(path: Path, shape: tuple[int, int, int], dtype: str = "float32") -> int:
+    """Write a gzipped NIfTI-1 volume of zeros, streamed (no full-size buffer); its size."""
+    import nibabel
+    import numpy as np
+
+    header = nibabel.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.dtype(dtype))
+    header.set_xyzt_units("mm")
+    header["vox_offset"] = 352
+    header.set_sform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    row = bytes(shape[0] * shape[1] * np.dtype(dtype).itemsize)
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        out.write(header.binaryblock + bytes(4))
+        for _ in range(shape[2]):
+            out.write(row)
+    return path.stat().st_size
+
+
+def scenario_calls(name: str, folder: Path) -> tuple[list[tuple[str, dict]], str]:
+    """The hostile calls of a scenario (files it needs go in ``folder``) and a description."""
+    if name == "nii_gz_400m":
+        size = zero_nifti_gz(folder / "zeros.nii.gz", (512, 512, 400))
+        args = {"image": "zeros.nii.gz", "question": "What is shown?", "max_new_tokens": 2}
+        args["slice"] = 200
+        return [("vqa", args)], (
+            f"one {size:,}-byte .nii.gz expanding to 419,430,400 bytes, one axial slice"
+        )
     if name == "big_png":
         png = flat_png(10_000, 10_000, (200, 120, 40, 128))
         args = {"image": data_uri(png), "question": "What is shown?", "max_new_tokens": 2}
@@ -335,9 +371,9 @@ def scenario_calls(name: str) -> tuple[list[tuple[str, dict]], str]:
 async def run_all(args: argparse.Namespace, model: Path) -> list[dict[str, Any]]:
     rows = []
     for name in args.only:
-        calls, what = scenario_calls(name)
         timeout = args.text_timeout if name.startswith("question") else args.call_timeout
         with tempfile.TemporaryDirectory(prefix="medmo-limits-") as tmp:
+            calls, what = scenario_calls(name, Path(tmp))
             server = Server(model, Path(tmp), args.max_rss_mib)
             try:
                 row = await run_scenario(name, server, calls, timeout)

@@ -93,6 +93,10 @@ class Settings:
     # In-memory images (inline uploads, re-windowed renderings) kept for their
     # medmo://images/ handles, counted by their pixel bytes; least recently used go first.
     max_held_image_bytes: int = 256 * 1024 * 1024
+    # Kept NIfTI volumes read slices from their open file (a .nii.gz is inflated into an
+    # anonymous temporary file); past this many, the least recently used one closes its
+    # files and reopens them when sliced again, so held images cannot exhaust descriptors.
+    max_open_volumes: int = 32
     # image paths longer than this are refused before any file system access (PATH_MAX)
     max_path_chars: int = 4096
     allowed_dirs: tuple[Path, ...] = field(default_factory=tuple)

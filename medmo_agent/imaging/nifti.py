@@ -26,7 +26,10 @@ per voxel, from the header) against ``max_image_bytes``, which also bounds gzip 
 
 from __future__ import annotations
 
+import builtins
 import io
+import tempfile
+import threading
 import zlib
 from typing import Any
 
@@ -36,6 +39,7 @@ from ..config import Settings
 from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError, InputError
 from ..types import ImageMeta, MedImage
 from .fileaccess import FileHandle
+from .openfiles import OPEN_VOLUMES
 from .sources import Source
 from .windowing import parse_window, render_window
 
@@ -73,10 +77,24 @@ def read_nifti(
     """
     parse_window(window)
     normalise_plane(plane)
-    image = _load(src, settings)
-    return NiftiVolume(image, src.label, settings).render(
-        frame=frame, slice=slice, plane=plane, window=window
-    )
+    image, files = _load(src, settings)
+    reopen = None
+    if src.path is not None:
+        path, allowed = src.path, src.allowed_dirs
+        reopen = lambda: _reopen(path, allowed, settings)  # noqa: E731
+    volume = NiftiVolume(image, src.label, settings, files=files, reopen=reopen)
+    return volume.render(frame=frame, slice=slice, plane=plane, window=window)
+
+
+def _reopen(path: Any, allowed: Any, settings: Settings) -> tuple[Any, list[Any]]:
+    """Open a released volume's file again, through the same checks as the first time."""
+    from .sources import open_source
+
+    src = open_source(path, settings, allowed_dirs=allowed)
+    try:
+        return _load(src, settings)
+    finally:
+        src.close()
 
 
 def normalise_plane(plane: str | None) -> str:
@@ -103,38 +121,49 @@ def _import_nibabel() -> Any:
     return nibabel
 
 
-def _load(src: Source, settings: Settings) -> Any:
+def _load(src: Source, settings: Settings) -> tuple[Any, list[Any]]:
+    """The nibabel image, reading voxels lazily from a file, and the files it holds open
+    (for :meth:`NiftiVolume.release`)."""
     nib = _import_nibabel()
     head = src.head
     try:
         single = head[344:348] == b"n+1\x00" or head[4:8] == b"n+2\x00"
         if not single and (src.name.endswith((".hdr", ".img")) or src.path is None):
-            image = _load_pair(src, settings, nib)
+            image, files = _load_pair(src, settings, nib)
         elif src.data is None and _raw_head(src) != b"\x1f\x8b":
             # uncompressed file: read lazily from the opened descriptor, which the
             # image keeps (pixel data stays on disk until a slice is asked for)
             handle = src.detach()
             assert isinstance(handle, FileHandle)
-            image = _nifti_class(nib, head).from_stream(handle.reader())
+            image, files = _nifti_class(nib, head).from_stream(handle.reader()), [handle]
         else:
-            if src.data is None:  # a file: its header alone tells if a volume fits
-                cls = _nifti_class(nib, head)
-                header = cls.header_class.from_fileobj(io.BytesIO(head))
-                _check_volume(header.get_data_shape(), header, src.label, settings)
-            data = _gunzip(src.read_bytes(), src.label, settings)
-            image = _nifti_class(nib, data[:4]).from_bytes(data)
+            # the volume header alone tells if one frame fits, before anything is inflated
+            cls = _nifti_class(nib, head)
+            header = cls.header_class.from_fileobj(io.BytesIO(head))
+            _check_volume(header.get_data_shape(), header, src.label, settings)
+            spooled = _spool(src, settings)
+            image, files = _nifti_class(nib, head).from_stream(spooled), [spooled]
     except (ImageLoadError, AccessDeniedError):
         raise
     except Exception as exc:  # nibabel raises many types for malformed headers
         raise _corrupt(src.label, exc) from exc
-    _refuse_cifti(image, src.label)
-    if not isinstance(image, nib.analyze.AnalyzeImage):  # pragma: no cover - defensive
-        raise ImageLoadError(
-            f"{src.label} is not a NIfTI or Analyze volume (reader: nifti/nibabel).",
-            input=src.label,
-            fix="Pass a NIfTI volume (.nii, .nii.gz) or an Analyze .hdr/.img pair.",
-        )
-    return image
+    try:
+        _refuse_cifti(image, src.label)
+        if not isinstance(image, nib.analyze.AnalyzeImage):  # pragma: no cover - defensive
+            raise ImageLoadError(
+                f"{src.label} is not a NIfTI or Analyze volume (reader: nifti/nibabel).",
+                input=src.label,
+                fix="Pass a NIfTI volume (.nii, .nii.gz) or an Analyze .hdr/.img pair.",
+            )
+    except BaseException:
+        _close_all(files)
+        raise
+    return image, files
+
+
+def _close_all(files: list[Any]) -> None:
+    for f in files:
+        f.close()
 
 
 def _raw_head(src: Source) -> bytes:
@@ -187,6 +216,14 @@ def _load_pair(src: Source, settings: Settings, nib: Any) -> Any:
     here = src.detach()
     assert isinstance(here, FileHandle)
     hdr, img = (here, sibling) if is_hdr else (sibling, here)
+    try:
+        return _read_pair(src, settings, nib, hdr, img)
+    except BaseException:
+        _close_all([hdr, img])
+        raise
+
+
+def _read_pair(src: Source, settings: Settings, nib: Any, hdr: Any, img: Any) -> Any:
     header = hdr.read(4 + 348)
     if header[344:348] == b"ni1\x00":
         cls = nib.Nifti1Pair
@@ -200,7 +237,8 @@ def _load_pair(src: Source, settings: Settings, nib: Any) -> Any:
             f"{settings.max_image_bytes:,}-byte cap (max_image_bytes).",
             input=src.label,
         )
-    return cls.from_file_map(cls.make_file_map({"header": hdr.reader(), "image": img.reader()}))
+    file_map = cls.make_file_map({"header": hdr.reader(), "image": img.reader()})
+    return cls.from_file_map(file_map), [hdr, img]
 
 
 def _spm2_analyze(nib: Any) -> Any:
@@ -233,19 +271,51 @@ def _refuse_cifti(image: Any, label: str) -> None:
         )
 
 
-def _gunzip(data: bytes, label: str, settings: Settings) -> bytes:
-    if data[:2] != b"\x1f\x8b":
-        return data
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def _spool(src: Source, settings: Settings) -> Any:
+    """The volume's bytes in an anonymous temporary file, inflated when gzipped.
+
+    On disk, not in memory: a small ``.nii.gz`` may expand to ``max_image_bytes``, and
+    only the slice asked for is read back. The expansion is still capped.
+    """
+    stream = src.stream()
+    out = tempfile.TemporaryFile(prefix="medmo-nifti-")  # noqa: SIM115 - kept open by the volume
     try:
-        out = inflater.decompress(data, settings.max_image_bytes + 1)
+        first = stream.read(_CHUNK)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if first[:2] == b"\x1f\x8b" else None
+        total, chunk = 0, first
+        while chunk:
+            pending = chunk
+            while pending:
+                if inflater is None:
+                    piece, pending = pending, b""
+                else:
+                    piece = inflater.decompress(pending, _CHUNK)
+                    pending = inflater.unconsumed_tail
+                total += len(piece)
+                if total > settings.max_image_bytes:
+                    raise ImageTooLargeError(
+                        f"{src.label} expands to more than {settings.max_image_bytes:,} "
+                        "bytes, over the cap (max_image_bytes).",
+                        input=src.label,
+                    )
+                out.write(piece)
+            if inflater is not None and inflater.eof:
+                break  # trailing bytes after the gzip member are not NIfTI data
+            chunk = stream.read(_CHUNK)
+        if inflater is not None and not inflater.eof:
+            cut = EOFError("the gzip stream ends early")
+            raise _corrupt(src.label, cut) from cut
+        out.seek(0)
     except zlib.error as exc:
-        raise _corrupt(label, exc) from exc
-    if len(out) > settings.max_image_bytes:
-        raise ImageTooLargeError(
-            f"{label} expands to more than {settings.max_image_bytes:,} bytes.", input=label
-        )
+        out.close()
+        raise _corrupt(src.label, exc) from exc
+    except BaseException:
+        out.close()
+        raise
     return out
+
+
+_CHUNK = 1 << 22
 
 
 def _corrupt(label: str, exc: BaseException) -> ImageLoadError:
@@ -287,43 +357,111 @@ def _check_volume(
 
 
 class NiftiVolume:
-    """A NIfTI image and its canonical (RAS+) data, kept for re-slicing.
+    """A NIfTI image kept for re-slicing; stored in ``MedImage.volume``.
 
-    Stored in ``MedImage.volume``; the canonical array of the last frame used is cached.
+    Voxels stay in the file (for a ``.nii.gz``, an anonymous temporary file holding the
+    inflated volume): each render reads only the one slice it shows, so a kept volume
+    holds no voxel data in memory. The open files count against ``max_open_volumes``
+    (see :mod:`.openfiles`); a released volume read from a path reopens it when sliced
+    again.
     """
 
-    def __init__(self, image: Any, label: str, settings: Settings):
+    def __init__(
+        self,
+        image: Any,
+        label: str,
+        settings: Settings,
+        *,
+        files: list[Any] | None = None,
+        reopen: Any = None,
+    ):
         self.image = image
         self.label = label
         self.settings = settings
         self.spatial, self.num_frames, self.channels = _check_volume(
             image.shape, image.header, label, settings
         )
-        self._cache: tuple[int, np.ndarray, tuple[float, float, float]] | None = None
+        self._files = list(files or [])
+        self._reopen = reopen
+        self._lock = threading.Lock()
+        self._ornt: Any = None
+        self._zooms: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        self._orient()
+        if self._files:
+            OPEN_VOLUMES.touch(self, settings.max_open_volumes)
 
-    def canonical(self, frame: int) -> tuple[np.ndarray, tuple[float, float, float]]:
-        """The RAS+ data of one frame and its voxel sizes (mm) along i, j, k."""
-        if self._cache is not None and self._cache[0] == frame:
-            return self._cache[1], self._cache[2]
-        from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+    def _orient(self) -> None:
+        from nibabel.orientations import inv_ornt_aff, io_orientation
 
+        affine = self.image.affine
+        self._ornt = io_orientation(affine)
+        canon = affine @ inv_ornt_aff(self._ornt, self.spatial)
+        self._zooms = tuple(float(z) for z in np.sqrt((canon[:3, :3] ** 2).sum(axis=0)))
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the volume holds its files open now."""
+        return self.image is not None
+
+    def release(self) -> None:
+        """Close the volume's files (they are reopened when a path volume is sliced)."""
+        with self._lock:
+            files, self._files = self._files, []
+            if files:
+                self.image = None
+            _close_all(files)
+        OPEN_VOLUMES.forget(self)
+
+    def canonical_shape(self) -> tuple[int, int, int]:
+        """The spatial shape in canonical (RAS+) axis order."""
+        out = [0, 0, 0]
+        for axis, (to, _) in enumerate(self._ornt):
+            out[int(to)] = self.spatial[axis]
+        return tuple(out)  # type: ignore[return-value]
+
+    def read_slice(self, frame: int, axis: int, index: int) -> np.ndarray:
+        """One canonical slice: index ``index`` along canonical axis ``axis`` of frame
+        ``frame``, with the two other canonical axes in order (channels last)."""
+        from nibabel.orientations import apply_orientation
+
+        if self.image is None:
+            self._open_again()
+        src_axis = next(a for a, (to, _) in enumerate(self._ornt) if int(to) == axis)
+        flipped = self._ornt[src_axis][1] < 0
+        at = self.spatial[src_axis] - 1 - index if flipped else index
+        ndim = len(self.image.shape)
+        slicer: list[Any] = []
+        for d in range(ndim):
+            if d == src_axis:
+                slicer.append(at)
+            elif d == 3:
+                slicer.append(frame)
+            elif d > 3:
+                slicer.append(0)
+            else:
+                slicer.append(builtins.slice(None))
         try:
-            proxy = self.image.dataobj
-            data = np.asanyarray(proxy[:, :, :, frame] if len(self.image.shape) >= 4 else proxy)
+            data = np.asanyarray(self.image.dataobj[tuple(slicer)])
         except Exception as exc:
             raise _corrupt(self.label, exc) from exc
+        shape = list(self.spatial)
+        shape[src_axis] = 1
         if self.channels:
             data = np.stack([np.asarray(data[c], dtype=np.uint8) for c in self.channels], -1)
-            data = data.reshape((*self.spatial, len(self.channels)))
+            data = data.reshape((*shape, len(self.channels)))
         else:
-            data = data.reshape(self.spatial)
-        affine = self.image.affine
-        ornt = io_orientation(affine)
-        data = apply_orientation(data, ornt)
-        canon = affine @ inv_ornt_aff(ornt, self.spatial)
-        zooms = tuple(float(z) for z in np.sqrt((canon[:3, :3] ** 2).sum(axis=0)))
-        self._cache = (frame, data, zooms)  # type: ignore[assignment]
-        return data, zooms  # type: ignore[return-value]
+            data = data.reshape(shape)
+        return np.take(apply_orientation(data, self._ornt), 0, axis=axis)
+
+    def _open_again(self) -> None:
+        if self._reopen is None:
+            raise ImageLoadError(
+                f"{self.label} was closed to keep at most {self.settings.max_open_volumes} "
+                "volumes open (max_open_volumes), and an inline volume cannot be reopened.",
+                input=self.label,
+                fix="Send the volume again, or raise MEDMO_MAX_OPEN_VOLUMES.",
+            )
+        self.image, self._files = self._reopen()
 
     def render(
         self,
@@ -344,9 +482,9 @@ class NiftiVolume:
                 input=self.label,
                 fix=f"Choose a frame between 0 and {self.num_frames - 1}.",
             )
-        data, zooms = self.canonical(t)
+        zooms = self._zooms
         axis, (row_axis, col_axis) = _AXES[plane_name]
-        n = data.shape[axis]
+        n = self.canonical_shape()[axis]
         index = n // 2 if slice is None else int(slice)
         if not 0 <= index < n:
             raise ImageLoadError(
@@ -355,14 +493,19 @@ class NiftiVolume:
                 input=self.label,
                 fix=f"Choose a slice between 0 and {n - 1}.",
             )
-        plane2d = np.take(data, index, axis=axis)  # axes left: the two others, in order
-        npix = plane2d.shape[0] * plane2d.shape[1]
+        other = [self.canonical_shape()[i] for i in range(3) if i != axis]
+        npix = other[0] * other[1]
         if npix > self.settings.max_image_pixels:
             raise ImageTooLargeError(
                 f"A {plane_name} slice of {self.label} has {npix:,} pixels, over the "
                 f"{self.settings.max_image_pixels:,}-pixel cap.",
                 input=self.label,
             )
+        with self._lock:
+            plane2d = self.read_slice(t, axis, index)  # axes left: the two others, in order
+            header = self.image.header
+        if self._files:
+            OPEN_VOLUMES.touch(self, self.settings.max_open_volumes)
         # (first, second) remaining axes -> rows = higher canonical axis, flipped so that
         # anterior/superior is up; columns flipped so patient right / anterior is on the left.
         raw = np.ascontiguousarray(np.swapaxes(plane2d, 0, 1)[::-1, ::-1])
@@ -370,7 +513,7 @@ class NiftiVolume:
             # colour voxels are shown as stored; a window has no meaning for them
             pixels, raw_kept, used, photometric = raw, None, None, "RGB"
         else:
-            file_window = _cal_window(self.image.header)
+            file_window = _cal_window(header)
             pixels, used = render_window(raw, spec, file_window=file_window)
             raw_kept, photometric = raw, "MONOCHROME2"
         meta = ImageMeta(
@@ -384,9 +527,7 @@ class NiftiVolume:
             slice=index,
             num_slices=n,
             plane=plane_name,
-            bits_stored=8
-            if self.channels
-            else int(np.dtype(self.image.header.get_data_dtype()).itemsize * 8),
+            bits_stored=8 if self.channels else int(np.dtype(header.get_data_dtype()).itemsize * 8),
             photometric=photometric,
         )
         # grayscale is kept single-channel; MedImage expands it to RGB when read

@@ -123,10 +123,17 @@ def test_gzip_bomb_is_refused_while_inflating(tmp_path: Path) -> None:
     nib.save(zeros, path)
     small = Settings(max_image_bytes=200_000)
     assert path.stat().st_size < 200_000  # compressed it passes the file-size check
-    with pytest.raises(ImageTooLargeError, match="expands"):
-        load_image(path.read_bytes(), settings=small)
-    with pytest.raises(ImageTooLargeError, match="100x100x100"):
-        load_image(path, settings=small)  # the header shape is checked before reading
+    for source in (path, path.read_bytes()):
+        with pytest.raises(ImageTooLargeError, match="100x100x100"):
+            load_image(source, settings=small)  # the header shape is checked before reading
+    # A header claiming a small volume in front of far more data: stopped while inflating.
+    header = nib.Nifti1Image(np.zeros((10, 10, 10), dtype=np.int16), np.eye(4)).header
+    header["vox_offset"] = 352
+    bomb = tmp_path / "bomb.nii.gz"
+    bomb.write_bytes(gzip.compress(header.binaryblock + bytes(4) + bytes(2_000_000)))
+    for source in (bomb, bomb.read_bytes()):
+        with pytest.raises(ImageTooLargeError, match="expands to more than 200,000 bytes"):
+            load_image(source, settings=small)
 
 
 def test_slice_over_the_pixel_cap_is_refused() -> None:

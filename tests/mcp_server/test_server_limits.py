@@ -68,9 +68,15 @@ class Memory:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint, tmp_path_factory):
+def allowed(tmp_path_factory) -> Path:
+    """The server's allowed folder."""
+    return tmp_path_factory.mktemp("allowed")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, allowed):
     """``medmo serve --http`` on the tiny checkpoint with a 32 MiB held-image budget."""
-    folder = tmp_path_factory.mktemp("allowed")
+    folder = allowed
     port = free_port()
     cmd = [
         sys.executable,
@@ -212,6 +218,51 @@ async def test_many_uploads_are_held_within_the_byte_budget(server):
     assert f"{HELD_MIB * MIB:,} bytes" in str(dropped.value), str(dropped.value)
     assert mem.peak < PEAK_BOUND_MIB, mem.peak
     assert mem.retained < HELD_MIB + SLACK_MIB, mem.retained
+
+
+def _zero_nifti_gz(path: Path, shape: tuple[int, int, int]) -> None:
+    """A gzipped float32 NIfTI-1 volume of zeros, streamed (no full-size buffer here)."""
+    import gzip
+
+    import nibabel
+
+    header = nibabel.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.float32)
+    header["vox_offset"] = 352
+    header.set_sform(np.eye(4), code=1)
+    plane = bytes(shape[0] * shape[1] * 4)
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        out.write(header.binaryblock + bytes(4))
+        for _ in range(shape[2]):
+            out.write(plane)
+
+
+async def test_a_small_nii_gz_expanding_near_the_byte_cap_stays_within_the_memory_bound(
+    server, allowed
+):
+    url, proc = server
+    shape = (512, 512, 400)  # 400 MiB of float32 once inflated, under the 512 MiB cap
+    _zero_nifti_gz(allowed / "zeros.nii.gz", shape)
+    assert (allowed / "zeros.nii.gz").stat().st_size < 1_000_000
+    args = {"image": "zeros.nii.gz", "slice": 200, "question": "Q?"}
+    async with _client(url) as hostile, _client(url) as other:
+        base = await _baseline(other)
+        with Memory(proc.pid) as mem:
+            start = time.perf_counter()
+            result, small = await asyncio.gather(
+                hostile.call_tool("vqa", args), other.call_tool(*SMALL_CALL)
+            )
+            both_s = time.perf_counter() - start
+    assert not result.is_error, _text(result)
+    meta = result.structured_content["image"]["meta"]
+    assert meta["original_size"] == [512, 512] and meta["slice"] == 200, meta
+    assert meta["num_slices"] == 400, meta
+    assert not small.is_error, _text(small)
+    assert both_s < 20 * base + 30.0, (both_s, base)
+    assert mem.peak < PEAK_BOUND_MIB, f"peak +{mem.peak:.0f} MiB"
+    # only the one slice is kept in memory; the volume stays in a temporary file
+    assert mem.retained < HELD_MIB + SLACK_MIB, f"retained +{mem.retained:.0f} MiB"
 
 
 # -- text -----------------------------------------------------------------------------
