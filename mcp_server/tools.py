@@ -95,6 +95,6 @@ def register_tools(server: MCPServer) -> None:
             tool_function(task),
             name=task.name,
             title=task.title,
-            description=f"{task.description}\n\nReturns: {task.returns}",
+            description=task.tool_description,
             annotations=_annotations(task),
         )

@@ -154,6 +154,11 @@ class Task:
         """Whether the task reads an image."""
         return any(p.is_image for p in self.parameters)
 
+    @property
+    def tool_description(self) -> str:
+        """What a tool-calling model reads: the description, then what comes back."""
+        return f"{self.description}\n\nReturns: {self.returns}"
+
     def parameter(self, name: str) -> Parameter:
         """The argument called ``name``."""
         for p in self.parameters:

@@ -85,11 +85,12 @@ MaxNewTokensParam = Annotated[
 VIEW_PARAMS = ("window", "slice", "frame", "plane")
 
 QuestionParam = Annotated[str, Field(min_length=1, description="The question, in plain language.")]
+# JSON callers send a list; Python callers may also pass a mapping letter -> text.
 OptionsParam = Annotated[
-    list[str] | dict[str, str] | None,
+    list[str] | None,
     Field(
-        description="Answer options for a multiple-choice question: a list (lettered A, B, "
-        "C, ...) or a mapping letter -> text; at least two."
+        description="Answer choices for a multiple-choice question, without letters: they "
+        "are lettered A, B, C, ... in order; at least two."
     ),
 ]
 QuestionTypeParam = Annotated[
