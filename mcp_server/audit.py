@@ -2,8 +2,9 @@
 
 Each line records the time, the tool, its arguments without pixel data (inline images are
 replaced by a short digest, so a repeated upload can still be recognised), how long the
-call took and its outcome. Patient identifiers never reach it: tool arguments carry
-none, and error messages name inputs, not DICOM fields.
+call took and its outcome. Patient identifiers never reach it: image paths are shown as
+labels unless ``Settings.include_paths`` is on (``medmo_agent.privacy``), and error
+messages name inputs, not DICOM fields.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def scrub_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    """Tool arguments with inline image data replaced by a digest and long text cut."""
-    return {k: _scrub(v) for k, v in arguments.items()}
+def scrub_arguments(arguments: dict[str, Any], include_paths: bool = False) -> dict[str, Any]:
+    """Tool arguments with inline image data replaced by a digest, long text cut, and
+    image paths replaced by labels unless ``include_paths``."""
+    from medmo_agent.privacy import scrub_data
+
+    return scrub_data({k: _scrub(v) for k, v in arguments.items()}, include_paths)
 
 
 class AuditLog:
@@ -62,6 +66,7 @@ class AuditLog:
         outcome: str,
         error: str | None = None,
         result_uri: str | None = None,
+        include_paths: bool = False,
     ) -> None:
         """Append one entry.
 
@@ -72,11 +77,12 @@ class AuditLog:
             outcome: ``"ok"``, ``"error"`` or ``"cancelled"``.
             error: The error class name, when the call failed.
             result_uri: Where the result is kept, when it succeeded.
+            include_paths: Keep image paths (``Settings.include_paths``).
         """
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "tool": tool,
-            "arguments": scrub_arguments(arguments),
+            "arguments": scrub_arguments(arguments, include_paths),
             "duration_s": round(seconds, 4),
             "outcome": outcome,
         }

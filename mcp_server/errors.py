@@ -67,17 +67,22 @@ def error_text(exc: MedmoError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def tool_error_result(exc: MedmoError) -> CallToolResult:
+def tool_error_result(exc: MedmoError, hide_paths: tuple[str, ...] = ()) -> CallToolResult:
     """A tool result flagged as an error, carrying the explanation as text.
 
     An unreadable answer also carries the parsed result as structured content, so a
-    client can still show what the model said.
+    client can still show what the model said. ``hide_paths`` are replaced by labels
+    (``medmo_agent.privacy``) in the text and the structured content.
     """
+    from medmo_agent.privacy import scrub_data, scrub_text
+
     structured = None
     if isinstance(exc, UnreadableAnswerError):
         structured = exc.result.model_dump(mode="json")
+        if hide_paths:
+            structured = scrub_data(structured, paths=hide_paths)
     return CallToolResult(
-        content=[TextContent(type="text", text=error_text(exc))],
+        content=[TextContent(type="text", text=scrub_text(error_text(exc), hide_paths))],
         structured_content=structured,
         is_error=True,
     )

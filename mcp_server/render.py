@@ -14,24 +14,37 @@ from typing import TYPE_CHECKING
 
 from mcp_types import CallToolResult, ImageContent, TextContent
 
+from medmo_agent.privacy import is_path
+
 if TYPE_CHECKING:
     from medmo_agent.tasks.results import TaskResult
     from medmo_agent.types import MedImage
 
     from .config import ServerConfig
 
-__all__ = ["overlay_png", "render_result", "result_text"]
+__all__ = ["overlay_png", "render_result", "result_data", "result_text"]
 
 _MIN_SIDE = 128
 
 
-def result_text(result: TaskResult) -> str:
+def result_data(result: TaskResult, include_paths: bool) -> dict:
+    """The result as JSON, image paths shown as labels unless ``include_paths``."""
+    from medmo_agent.privacy import scrub_data
+
+    return scrub_data(result.model_dump(mode="json"), include_paths)
+
+
+def result_text(result: TaskResult, include_paths: bool = False) -> str:
     """The result's summary plus where it is kept and which image it is about."""
+    from medmo_agent.privacy import path_label
+
     lines = [result.summary() or "(the model returned no text)"]
     if result.notes:
         lines.append("Notes: " + " ".join(result.notes))
     if result.image is not None and result.image.handle:
-        lines.append(f"Image: {result.image.handle}")
+        handle = result.image.handle
+        shown = handle if include_paths or not is_path(handle) else path_label(handle)
+        lines.append(f"Image: {shown}")
     if result.result_uri:
         lines.append(
             f"Result: {result.result_uri} (pass it as `image` to ask more about the same image)"
@@ -55,13 +68,22 @@ def overlay_png(image: MedImage, result: TaskResult, max_side: int, max_bytes: i
 
 
 def render_result(
-    result: TaskResult, overlay_image: MedImage | None, config: ServerConfig
+    result: TaskResult,
+    overlay_image: MedImage | None,
+    config: ServerConfig,
+    include_paths: bool = False,
 ) -> CallToolResult:
-    """The tool result for ``result``; with an overlay when ``overlay_image`` is given."""
-    content: list[TextContent | ImageContent] = [TextContent(type="text", text=result_text(result))]
+    """The tool result for ``result``; with an overlay when ``overlay_image`` is given.
+
+    Image paths appear only when ``include_paths`` (``Settings.include_paths``); the
+    result kept for reuse keeps the real path, so a later call can reopen the image.
+    """
+    text = result_text(result, include_paths)
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=text)]
     if overlay_image is not None:
         png = overlay_png(overlay_image, result, config.overlay_max_side, config.overlay_max_bytes)
         content.append(
             ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
         )
-    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+    structured = result_data(result, include_paths)
+    return CallToolResult(content=content, structured_content=structured)

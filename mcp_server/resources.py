@@ -73,7 +73,12 @@ def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
             result = _state(ctx).store.get(result_id)
         except MedmoError as exc:
             raise resource_error(exc) from exc
-        return result.model_dump_json(indent=2)
+        import json
+
+        from .render import result_data
+
+        include = _state(ctx).settings.include_paths
+        return json.dumps(result_data(result, include), indent=2, ensure_ascii=False)
 
     @server.resource(
         "medmo://images/{image_id}",

@@ -89,7 +89,7 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
         return rendered
     except MedmoError as exc:
         error_name = type(exc).__name__
-        return tool_error_result(exc)
+        return tool_error_result(exc, _shown_paths(state, call))
     except anyio.get_cancelled_exc_class():
         outcome = "cancelled"
         raise
@@ -101,6 +101,7 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
             state.audit.record(
                 call.name,
                 call.arguments,
+                include_paths=state.settings.include_paths,
                 seconds=time.perf_counter() - start,
                 outcome=outcome,
                 error=error_name,
@@ -108,9 +109,16 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
             )
 
 
+def _shown_paths(state: ServerState, call: ToolCall) -> tuple[str, ...]:
+    """Paths an error text must not name (the call's image), unless paths are shown."""
+    if state.settings.include_paths or not call.image:
+        return ()
+    return (call.image,)
+
+
 def _render(result: TaskResult, overlay: MedImage | None, state: ServerState) -> CallToolResult:
     check_answer(result)
-    return render_result(result, overlay, state.config)
+    return render_result(result, overlay, state.config, state.settings.include_paths)
 
 
 def _image_source(state: ServerState, image: str, opts: dict[str, Any]) -> tuple[str, dict]:

@@ -86,6 +86,12 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stream", action="store_true", help="show the model's text on stderr as it is generated"
     )
+    p.add_argument(
+        "--include-paths",
+        action="store_true",
+        default=None,
+        help="name the image path in --json output (default: a label; MEDMO_INCLUDE_PATHS)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +174,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         backend=getattr(args, "backend", None),
         base_url=getattr(args, "base_url", None),
         device=getattr(args, "device", None),
+        include_paths=getattr(args, "include_paths", None),
     )
 
 
@@ -215,7 +222,12 @@ def _run_task(args: argparse.Namespace) -> int:
     if getattr(args, "overlay", None):
         _write_overlay(toolkit, args, result)
     if args.json:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        from .privacy import scrub_data
+
+        data = result.model_dump(mode="json")
+        image = getattr(args, "image", None)
+        data = scrub_data(data, settings.include_paths, [str(image)] if image else ())
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(result.summary() + "\n")
     return EXIT_OK

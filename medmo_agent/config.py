@@ -103,6 +103,9 @@ class Settings:
 
     # privacy
     include_phi: bool = False  # True lets identifying DICOM fields into outputs
+    # True names image paths in machine outputs (--json, MCP results, audit log, traces,
+    # review files); otherwise a path is shown as a label (medmo_agent/privacy.py)
+    include_paths: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (``None`` values are ignored)."""

@@ -359,3 +359,36 @@ def test_no_command_prints_the_usage_and_exits_2(capsys):
     out = capsys.readouterr().out
     for command in (*IMAGE_COMMANDS, *TEXT_COMMANDS, "info", "serve"):
         assert command in out
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_json_output_names_the_image_path_only_with_include_paths(
+    tiny_checkpoint, tmp_path, capsys, monkeypatch, include
+):
+    folder = tmp_path / "Jane_Doe_1961"
+    folder.mkdir()
+    image = folder / "chest.png"
+    Image.fromarray(np.full((64, 64), 90, dtype=np.uint8)).save(image)
+    monkeypatch.delenv("MEDMO_INCLUDE_PATHS", raising=False)
+    flag = ["--include-paths"] if include else []
+    code = main(["ask", str(image), "Normal?", "--json", *flag, *_tiny(tiny_checkpoint)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = VQAResult.model_validate_json(captured.out)
+    assert ("Jane_Doe_1961" in captured.out) is include
+    assert (str(image) in captured.out) is include
+    if include:
+        assert result.image.meta.source == str(image)
+    else:
+        assert result.image.meta.source.startswith("path#")
+        assert result.image.meta.source.endswith(".png")
+        assert result.image.handle == result.image.meta.source
+
+
+def test_the_include_paths_setting_also_comes_from_the_environment(
+    grey_png, scripted, capsys, monkeypatch
+):
+    scripted("Yes.")
+    monkeypatch.setenv("MEDMO_INCLUDE_PATHS", "1")
+    assert main(["ask", str(grey_png), "Normal?", "--backend", "scripted", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["image"]["meta"]["source"] == str(grey_png)

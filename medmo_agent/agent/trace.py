@@ -12,7 +12,9 @@ step the moment it is recorded::
     agent.run("chest.png", "Is there a pneumothorax?", trace=trace)
 
 Privacy: images appear by handle (path, ``medmo://`` URI) only. Pixels are never stored;
-an inline ``data:`` URI argument is replaced by a digest and its length.
+an inline ``data:`` URI argument is replaced by a digest and its length. The trace keeps
+paths in memory (to draw overlays), but its JSON, Markdown and HTML show each path as a
+label (:mod:`medmo_agent.privacy`) unless ``include_paths`` (``MEDMO_INCLUDE_PATHS``) is on.
 """
 
 from __future__ import annotations
@@ -152,15 +154,30 @@ class Trace(BaseModel):
 
     # ---- persistence -------------------------------------------------------------------
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """The trace as JSON text."""
-        return self.model_dump_json(indent=indent)
+    def shown(self, include_paths: bool | None = None) -> Trace:
+        """A copy fit to show: image paths replaced by labels unless ``include_paths``.
 
-    def save(self, path: str | Path) -> Path:
-        """Write the trace as JSON; returns the path."""
+        Args:
+            include_paths: Keep paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
+        """
+        from ..privacy import scrub_data
+
+        if include_paths is None:
+            from ..config import Settings
+
+            include_paths = Settings.from_env().include_paths
+        data = scrub_data(self.model_dump(mode="json"), include_paths)
+        return Trace.model_validate(data)
+
+    def to_json(self, indent: int | None = 2, *, include_paths: bool | None = None) -> str:
+        """The trace as JSON text (image paths as :meth:`shown` decides)."""
+        return self.shown(include_paths).model_dump_json(indent=indent)
+
+    def save(self, path: str | Path, *, include_paths: bool | None = None) -> Path:
+        """Write the trace as JSON (image paths as :meth:`shown` decides); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json(), encoding="utf-8")
+        path.write_text(self.to_json(include_paths=include_paths), encoding="utf-8")
         return path
 
     @classmethod
@@ -173,23 +190,43 @@ class Trace(BaseModel):
         """Read a trace written by :meth:`save`."""
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
-    def to_markdown(self) -> str:
-        """The trace as Markdown (steps, results, boxes, conclusion)."""
+    def to_markdown(self, *, include_paths: bool | None = None) -> str:
+        """The trace as Markdown (steps, results, boxes, conclusion; image paths as
+        :meth:`shown` decides)."""
         from .render import trace_to_markdown
 
-        return trace_to_markdown(self)
+        return trace_to_markdown(self.shown(include_paths))
 
-    def to_html(self, *, load_image: Callable[[str], Any] | None = None) -> str:
+    def to_html(
+        self,
+        *,
+        load_image: Callable[[str], Any] | None = None,
+        include_paths: bool | None = None,
+    ) -> str:
         """The trace as a self-contained HTML page, with boxes drawn on small thumbnails.
 
         Args:
             load_image: Loads an image handle (e.g. ``Toolkit.load``) for overlays; by
                 default local paths are read, and steps whose image cannot be read are
                 shown without an overlay.
+            include_paths: Name image paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
         """
-        from .render import trace_to_html
+        from ..privacy import is_path, path_label
+        from .render import _default_loader, trace_to_html
 
-        return trace_to_html(self, load_image=load_image)
+        shown = self.shown(include_paths)
+        # the page names labels; overlays are still drawn from the real images
+        real = {path_label(h): h for h in self._handles() if is_path(h)}
+        load = load_image or _default_loader
+
+        def load_real(handle: str) -> Any:
+            return load(real.get(handle, handle))
+
+        return trace_to_html(shown, load_image=load_real)
+
+    def _handles(self) -> set[str]:
+        handles = {self.image} if self.image else set()
+        return handles | {s.image for s in self.steps if s.image}
 
     def _repr_html_(self) -> str:
         """Rich display in notebooks: collapsible steps, the conclusion highlighted."""

@@ -88,7 +88,9 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include-paths",
         action="store_true",
-        help="name image paths in the reports (they may identify patients)",
+        default=None,
+        help="name image paths in the files written (they may identify patients; "
+        "default: a label, or MEDMO_INCLUDE_PATHS)",
     )
     g = parser.add_argument_group("model")
     g.add_argument("--model", help="hub id or local checkpoint path (default: MEDMO_MODEL)")

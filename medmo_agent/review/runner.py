@@ -230,7 +230,7 @@ class _Reviewer:
                 case.id, "report.md", render_case_markdown(record, self.include_paths)
             )
             record.report_file = report_file
-            self.store.write_record(record)
+            self.store.write_record(_shown(record, self.include_paths))
         return record
 
     def _overlay(self, case_id: str, index: int, image: MedImage, boxes: list[dict]) -> str:
@@ -243,6 +243,22 @@ class _Reviewer:
         buf = io.BytesIO()
         drawn.save(buf, format="PNG")
         return self.store.write_file(case_id, f"overlay-{index}.png", buf.getvalue())
+
+
+def _shown(record: CaseRecord, include_paths: bool) -> CaseRecord:
+    """The record as written: image paths (also in error texts) replaced by labels."""
+    if include_paths:
+        return record
+    from ..privacy import path_label, scrub_data
+
+    # a path as the case gave it (maybe relative) gets the label of the file it names
+    labels = {}
+    for im in record.images:
+        labels[im.path] = path_label(im.location or im.path)
+        if im.location:
+            labels[im.location] = path_label(im.location)
+    data = scrub_data(record.model_dump(mode="json"), False, labels)
+    return CaseRecord.model_validate(data)
 
 
 def _image_summary(image: MedImage) -> dict[str, Any]:
@@ -262,7 +278,7 @@ def run_review(
     only: str | Iterable[str] | None = None,
     retry_failed: bool = True,
     progress: bool = False,
-    include_paths: bool = False,
+    include_paths: bool | None = None,
     cancel: threading.Event | None = None,
 ) -> ReviewResult:
     """Review many cases with the same steps and return one record per case.
@@ -285,8 +301,10 @@ def run_review(
         only: Review only the case(s) with these ids.
         retry_failed: Review failed cases again when re-running (finished ones are kept).
         progress: Show a progress bar (done, failed, time left) on stderr.
-        include_paths: Name image paths in the Markdown and HTML reports (they may
-            identify a patient, so they are left out by default).
+        include_paths: Name image paths in the files written (records, results.jsonl,
+            summary.csv, reports); they may identify a patient, so by default each is
+            shown as a label. ``None`` follows ``settings.include_paths``. The records
+            returned keep the paths.
         cancel: Set it to stop: cases in flight are abandoned, finished ones are kept.
 
     Returns:
@@ -311,6 +329,8 @@ def run_review(
             backend = create_backend(settings)  # load once, before any case starts
         toolkit = Toolkit(backend=backend, settings=settings)
     settings = toolkit.settings
+    if include_paths is None:
+        include_paths = settings.include_paths
     store = ReviewStore(out) if out is not None else None
     if store is not None:
         store.prepare()

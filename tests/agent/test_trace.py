@@ -36,7 +36,7 @@ def sample(image: str) -> Trace:
 
 def test_a_trace_round_trips_through_json_files(tmp_path: Path):
     trace = sample("chest.png")
-    loaded = Trace.load(trace.save(tmp_path / "t.json"))
+    loaded = Trace.load(trace.save(tmp_path / "t.json", include_paths=True))
     assert loaded.model_dump() == trace.model_dump()
     assert isinstance(result_model(loaded.steps[1]), GroundingResult)
     assert loaded.tokens == (100, 12)
@@ -62,7 +62,7 @@ def test_listeners_see_each_step_and_a_failing_listener_does_not_stop_the_run():
 
 
 def test_markdown_shows_arguments_boxes_and_the_conclusion():
-    md = sample("chest.png").to_markdown()
+    md = sample("chest.png").to_markdown(include_paths=True)
     assert "## 1. Tool call — `ground`" in md
     assert '"image": "chest.png"' in md
     assert "- nodule: [50, 20, 70, 40]" in md
@@ -115,3 +115,45 @@ def test_agent_modules_declare_exactly_what_they_export():
         assert len(mod.__all__) == len(set(mod.__all__))
         for attr in mod.__all__:
             assert getattr(mod, attr) is not None, f"{mod.__name__} lacks {attr}"
+
+
+def test_a_missing_image_in_a_trace_is_named_by_its_label_by_default(tmp_path: Path, monkeypatch):
+    from medmo_agent.privacy import path_label
+
+    monkeypatch.delenv("MEDMO_INCLUDE_PATHS", raising=False)
+    gone = str(tmp_path / "Jane_Doe_1961" / "gone.png")
+    trace = sample(gone)
+    trace.add("tool_result", tool="vqa", status="error", text=f"No such file: {gone}")
+    for text in (trace.to_json(), trace.to_markdown(), trace.to_html()):
+        assert "Jane_Doe_1961" not in text and path_label(gone) in text
+    monkeypatch.setenv("MEDMO_INCLUDE_PATHS", "1")
+    assert f"No such file: {gone}" in trace.to_json()
+    assert trace.image == gone, "the trace in memory keeps the path"
+
+
+def test_a_workflow_trace_on_the_tiny_checkpoint_shows_paths_only_when_asked(
+    tiny_toolkit, tmp_path: Path
+):
+    from PIL import Image
+
+    from medmo_agent.agent.workflow import DiagnosticWorkflow
+    from medmo_agent.privacy import path_label
+
+    folder = tmp_path / "Jane_Doe_1961"
+    folder.mkdir()
+    png = folder / "chest.png"
+    Image.new("L", (96, 64), 40).save(png)
+    trace = DiagnosticWorkflow(toolkit=tiny_toolkit).run(str(png), "Any nodule?")
+    assert any(s.result for s in trace.steps if s.kind == "tool_result")
+    hidden = [
+        trace.to_json(include_paths=False),
+        trace.to_markdown(include_paths=False),
+        trace.to_html(include_paths=False),
+    ]
+    for text in hidden:
+        assert "Jane_Doe_1961" not in text and str(png) not in text
+        assert path_label(str(png)) in text
+    assert str(png) in trace.to_json(include_paths=True)
+    assert str(png) in trace.to_html(include_paths=True)
+    saved = Trace.load(trace.save(tmp_path / "t.json", include_paths=False))
+    assert saved.steps[-1].kind == "final" and str(folder) not in saved.model_dump_json()

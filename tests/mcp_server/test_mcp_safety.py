@@ -14,6 +14,7 @@ from mcp_helpers import PHI_VALUES, FailingBackend, make_server, png_bytes
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.config import Settings
 from medmo_agent.errors import ConfigError, GPUOutOfMemoryError
+from medmo_agent.privacy import path_label
 
 
 async def _refused_then_served(server, bad_call: tuple[str, dict], good_call: tuple[str, dict]):
@@ -157,7 +158,8 @@ async def test_a_corrupt_image_is_a_clear_tool_error(scripted_server, image_dir)
         scripted_server(), ("classify", {"image": str(image_dir / "broken.png")}), _ok(image_dir)
     )
     assert text.startswith("ImageLoadError:")
-    assert "broken.png" in text
+    # the file is named by its label (MEDMO_INCLUDE_PATHS shows the path)
+    assert path_label(str(image_dir / "broken.png")) in text and str(image_dir) not in text
 
 
 async def test_bad_task_input_is_a_clear_tool_error(scripted_server, image_dir):

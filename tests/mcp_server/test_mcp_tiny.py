@@ -59,3 +59,49 @@ async def test_every_tool_answers_from_the_tiny_checkpoint_within_its_output_sch
             assert structured["result_uri"] in result.content[0].text
     assert results["vqa"].structured_content["image"]["meta"]["original_size"] == [200, 100]
     assert reread.contents[0].text.startswith("{")
+
+
+@pytest.mark.parametrize("include", [False, True])
+async def test_image_paths_reach_results_and_the_audit_log_only_with_include_paths(
+    tiny_backend, tiny_settings, image_dir, tmp_path, include
+):
+    import json
+    import shutil
+
+    from medmo_agent.privacy import path_label
+
+    patient = image_dir / "Jane_Doe_1961"
+    patient.mkdir()
+    png = patient / "chest.png"
+    shutil.copy(image_dir / "dark.png", png)
+    missing = patient / "missing.png"
+    log = tmp_path / "audit.jsonl"
+    settings = tiny_settings.replace(include_paths=include)
+    server = make_server(tiny_backend, image_dir, settings=settings, audit_log=log)
+    async with Client(server) as client:
+        ok = await client.call_tool("vqa", {"image": str(png), "question": "Normal?"})
+        uri = ok.structured_content["result_uri"]
+        again = await client.call_tool("vqa", {"image": uri, "question": "Sure?"})
+        failed = await client.call_tool("vqa", {"image": str(missing), "question": "Normal?"})
+        reread = await client.read_resource(uri)
+    assert not ok.is_error and not again.is_error, again.content[0].text
+    assert failed.is_error
+    shown = [
+        json.dumps(ok.structured_content),
+        ok.content[0].text,
+        json.dumps(again.structured_content),
+        failed.content[0].text,
+        reread.contents[0].text,
+        log.read_text(),
+    ]
+    for text in shown:
+        assert ("Jane_Doe_1961" in text) is include, text
+        # the allowed folder itself is the server's setting, named in error fixes
+        assert (str(patient) in text) is include, text
+    source = ok.structured_content["image"]["meta"]["source"]
+    assert source == (str(png) if include else path_label(str(png)))
+    # a reused result reopens the image from its real path, and labels it the same way
+    assert again.structured_content["image"]["meta"]["source"] == source
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries[0]["arguments"]["image"] == source
+    assert entries[2]["outcome"] == "error"

@@ -16,6 +16,7 @@ from mcp_helpers import BlockingBackend, make_server, png_bytes
 from PIL import Image
 
 from mcp_server.tools import TOOL_NAMES
+from medmo_agent.privacy import path_label
 
 BOX_REPLY = "Fracture <box>[[40, 30, 120, 80]]</box>"
 
@@ -118,7 +119,8 @@ async def test_a_result_uri_passed_as_image_reuses_that_image_with_its_window(
         assert uri in first.content[0].text
         second = await client.call_tool("vqa", {"image": uri, "question": "Is there a nodule?"})
     assert not second.is_error, second.content[0].text
-    assert second.structured_content["image"]["handle"] == str(image_dir / "ct.dcm")
+    # the result kept the real path to reopen the image; the client sees its label
+    assert second.structured_content["image"]["handle"] == path_label(str(image_dir / "ct.dcm"))
     assert second.structured_content["image"]["meta"]["window"]["name"] == "lung"
     first_pixels = server.backend.requests[0].images[0].pixels
     second_pixels = server.backend.requests[1].images[0].pixels

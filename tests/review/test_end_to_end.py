@@ -138,3 +138,46 @@ def test_a_review_killed_mid_run_resumes_without_losing_or_changing_finished_cas
     assert ids == [f"case-{i:02d}" for i in range(n)]  # each case exactly once, in order
     assert len(list(out.glob("cases/*/record.json"))) == n
     assert not list(out.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_review_files_name_image_paths_only_with_include_paths(
+    tmp_path, tiny_backend, tiny_settings, include
+):
+    import csv
+
+    folder = tmp_path / "Jane_Doe_1961"
+    folder.mkdir()
+    write_png(folder / "chest.png")
+    cases = write_cases(
+        tmp_path / "cases.yaml",
+        [
+            {"id": "seen", "image": "Jane_Doe_1961/chest.png"},
+            {"id": "missing", "image": "Jane_Doe_1961/gone.png"},
+        ],
+    )
+    out = tmp_path / "out"
+    settings = tiny_settings.replace(include_paths=include)
+    result = run_review(cases, "vqa", backend=tiny_backend, settings=settings, out=out)
+    assert {r.id: r.status for r in result.records} == {"seen": "ok", "missing": "failed"}
+    assert "Jane_Doe_1961" in json.dumps(result["missing"].error), "returned records keep it"
+    with open(out / "summary.csv", newline="") as fh:
+        rows = {row["id"]: row for row in csv.DictReader(fh)}
+    assert rows["missing"]["error"]
+    assert ("Jane_Doe_1961" in rows["missing"]["error"]) is include
+    if not include:  # the relative path as given and the file read share one label
+        from medmo_agent.privacy import path_label
+
+        record = json.loads((out / "cases" / "missing" / "record.json").read_text())
+        label = path_label(str(folder / "gone.png"))
+        assert record["images"][0]["path"] == label and label in rows["missing"]["error"]
+    written = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".png"]
+    assert {p.name for p in written} >= {"summary.csv", "results.jsonl", "report.html"}
+    assert {"record.json", "report.md"} <= {p.name for p in written}
+    naming = {"summary.csv", "results.jsonl", "report.html", "record.json", "report.md"}
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        if include and path.name in naming and path.parent.name != "seen":
+            assert "Jane_Doe_1961" in text, path
+        elif not include:
+            assert "Jane_Doe_1961" not in text, path

@@ -11,6 +11,7 @@ import pytest
 
 from medmo_agent import __version__
 from medmo_agent.errors import BackendError, InputError
+from medmo_agent.privacy import path_label
 from medmo_agent.review import prompts_hash, run_review
 
 from .conftest import ScriptedModel, write_cases, write_png
@@ -61,7 +62,8 @@ def test_each_case_gets_a_record_overlays_and_a_report_and_the_run_its_summaries
         ("b", "ok"),
         ("broken", "failed"),
     ]
-    assert "missing.png" in rows[2]["error"]
+    # the file is named by its label (include_paths shows the path)
+    assert path_label(str(tmp_path / "missing.png")) in rows[2]["error"]
     assert (out / "report.html").read_text().count("class='case'") == 3
 
 
