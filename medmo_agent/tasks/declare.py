@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from .params import VIEW_PARAMS, ImageMarker
+from .params import VIEW_PARAMS, Cli, ImageMarker
 
 if TYPE_CHECKING:
     from ..backends.base import Completion, TextCallback
@@ -92,6 +92,11 @@ class Parameter:
     def is_image(self) -> bool:
         """Whether this is the task's image argument."""
         return any(isinstance(m, ImageMarker) for m in _metadata(self.annotation))
+
+    @property
+    def cli(self) -> Cli:
+        """How the command line offers it."""
+        return next((m for m in _metadata(self.annotation) if isinstance(m, Cli)), Cli())
 
     @property
     def value_type(self) -> Any:

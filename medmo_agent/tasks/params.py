@@ -18,6 +18,7 @@ from ..types import MedImage
 __all__ = [
     "IMAGE",
     "VIEW_PARAMS",
+    "Cli",
     "ContextParam",
     "FrameParam",
     "FreeParam",
@@ -45,6 +46,23 @@ class ImageMarker:
     description: str
 
 
+@dataclass(frozen=True)
+class Cli:
+    """How the command line offers a parameter, where its type alone does not say.
+
+    Attributes:
+        option: An ``--option`` even where Python takes the argument by position.
+        metavar: The placeholder ``--help`` shows.
+        read_file: The command line takes a file to read the text from (``-``: stdin).
+        help: A shorter help line than the description, for a person at a shell.
+    """
+
+    option: bool = False
+    metavar: str | None = None
+    read_file: bool = False
+    help: str | None = None
+
+
 IMAGE = ImageMarker(
     "The image: a file path (PNG, JPEG, TIFF, a DICOM file or a DICOM series folder, a "
     "NIfTI volume; on a server, inside its allowed folders), a base64 data URI "
@@ -54,7 +72,11 @@ IMAGE = ImageMarker(
 )
 
 #: What the image parameter accepts in Python (a path, a URI or handle, a loaded image).
-ImageParam = Annotated[str | os.PathLike[str] | MedImage, IMAGE]
+ImageParam = Annotated[
+    str | os.PathLike[str] | MedImage,
+    IMAGE,
+    Cli(help="PNG/JPEG/TIFF, DICOM file or series folder, or NIfTI volume"),
+]
 
 WindowParam = Annotated[
     str | None,
@@ -92,6 +114,7 @@ OptionsParam = Annotated[
         description="Answer choices for a multiple-choice question, without letters: they "
         "are lettered A, B, C, ... in order; at least two."
     ),
+    Cli(metavar="OPTION"),
 ]
 QuestionTypeParam = Annotated[
     Literal["open", "closed", "multiple_choice"] | None,
@@ -113,6 +136,7 @@ TargetsParam = Annotated[
         description="Findings or anatomy to localise, e.g. ['nodule', 'left lung']; leave "
         "out to find all abnormalities."
     ),
+    Cli(metavar="FINDING"),
 ]
 LabelParam = Annotated[
     str,
@@ -127,8 +151,13 @@ LabelsParam = Annotated[
         description="Candidate labels; leave out for the 15 NIH ChestX-ray14 labels "
         "(Atelectasis, Cardiomegaly, ..., No Finding), or [] to name abnormalities freely."
     ),
+    Cli(option=True, metavar="LABEL"),
 ]
-ReportTextParam = Annotated[str, Field(min_length=1, description="The report text.")]
+ReportTextParam = Annotated[
+    str,
+    Field(min_length=1, description="The report text."),
+    Cli(read_file=True, metavar="FILE", help="report text file, or - for stdin"),
+]
 FreeParam = Annotated[
     bool,
     Field(description="Let the model name the abnormalities freely (the same as labels=[])."),
