@@ -18,7 +18,7 @@ from .summarize import summarize_report
 from .text_qa import text_qa
 from .vqa import vqa
 
-__all__ = ["TASKS", "find_task"]
+__all__ = ["TASKS", "canonical_name", "find_task"]
 
 #: Every task by name, in the order tools are listed.
 TASKS: dict[str, Task] = {
@@ -38,3 +38,9 @@ def find_task(name: str) -> Task:
     if found is None:
         raise KeyError(f"no task {name!r}; tasks: {', '.join(TASKS)}")
     return found
+
+
+def canonical_name(name: str) -> str:
+    """The task name for ``name`` if it is a task or an alias, else ``name`` unchanged."""
+    found = TASKS.get(name) or _BY_ALIAS.get(name)
+    return found.name if found is not None else name
