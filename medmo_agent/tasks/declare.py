@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ class Parameter:
     def is_image(self) -> bool:
         """Whether this is the task's image argument."""
         return any(isinstance(m, ImageMarker) for m in _metadata(self.annotation))
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the argument is a list (of strings)."""
+        return any(typing.get_origin(t) is list for t in _members(self.value_type))
 
     @property
     def cli(self) -> Cli:
@@ -282,6 +288,13 @@ def task(
         )
 
     return declare
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    """The non-None members of a union, or the type itself."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(a for a in typing.get_args(tp) if a is not type(None))
+    return (tp,)
 
 
 def _plain(annotation: Any) -> Any:
