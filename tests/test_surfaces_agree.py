@@ -8,7 +8,6 @@ import inspect
 
 import pytest
 from mcp import Client
-from mcp_helpers import make_server
 
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.tasks.registry import TASKS
@@ -34,7 +33,12 @@ def test_the_toolkit_method_has_the_declared_signature_and_documents_every_argum
 
 
 async def test_the_mcp_tools_are_the_registry_with_its_descriptions_and_defaults(tmp_path):
-    server = make_server(ScriptedBackend(replies=["x"]), tmp_path)
+    from mcp_server import ServerConfig, create_server
+    from medmo_agent.config import Settings
+
+    server = create_server(
+        Settings(), ServerConfig(allowed_dirs=(tmp_path,)), backend=ScriptedBackend(replies=["x"])
+    )
     async with Client(server) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
     assert list(tools) == list(TASKS)
