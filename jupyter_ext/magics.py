@@ -23,24 +23,41 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from medmo_agent.backends import backend_choices
+from medmo_agent.cli_options import add_parameter, add_view_options
+from medmo_agent.tasks.registry import TASKS as REGISTRY
 
 from .panels import TASKS
 
 __all__ = ["MedmoMagics"]
 
-_TASK_HELP = """\
-%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P]
-       [--max-new-tokens N] [--wait]
 
-TASK is one of:
-  ask IMAGE QUESTION          answer a question about the image
-  ground IMAGE [TARGET ...]   boxes for named findings (default: all abnormalities)
-  detect IMAGE [LABEL]        boxes and counts of small objects (default: cell)
-  report IMAGE [CONTEXT]      a radiology report
-  classify IMAGE [LABEL ...]  labels from a set (default: the NIH ChestX-ray14 labels)
-  reason IMAGE QUESTION       step-by-step reasoning and an answer
-  agent IMAGE [QUESTION]      the agent, with a live trace (--workflow: the fixed workflow)
-Quote multi-word targets: %medmo ground img.png "pleural effusion" nodule"""
+def _task_help() -> str:
+    lines = [
+        "%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P]",
+        "       [--max-new-tokens N] [--wait]",
+        "",
+        "TASK is one of:",
+    ]
+    for task in REGISTRY.values():
+        if not task.takes_image:
+            continue
+        main = task.parameter(task.main) if task.main else None
+        shape = ""
+        if main is not None:
+            word = main.name.upper().rstrip("S")
+            shape = f"{word} ..." if main.is_list else word
+            shape = shape if main.required else f"[{shape}]"
+        names = "/".join((task.name, *task.aliases))
+        lines.append(f"  {f'{names} IMAGE {shape}'.rstrip():<30}{task.summary}")
+    lines += [
+        f"  {'agent IMAGE [QUESTION]':<30}the agent, with a live trace (--workflow: the fixed "
+        "workflow)",
+        'Quote multi-word targets: %medmo ground img.png "pleural effusion" nodule',
+    ]
+    return "\n".join(lines)
+
+
+_TASK_HELP = _task_help()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,12 +92,9 @@ def _task_parser() -> _Parser:
     p.add_argument("task")
     p.add_argument("image")
     p.add_argument("args", nargs="*")
-    p.add_argument("--window")
-    p.add_argument("--slice", type=int)
-    p.add_argument("--frame", type=int)
-    p.add_argument("--plane", choices=["axial", "coronal", "sagittal"])
+    add_view_options(p)
     p.add_argument("--workflow", action="store_true")
-    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    add_parameter(p, REGISTRY["vqa"].parameter("max_new_tokens"))
     p.add_argument("--wait", action="store_true")
     p.add_argument("--timeout", type=float, default=None)
     return p
@@ -177,7 +191,9 @@ class MedmoMagics(Magics):
         elif task in TASKS:
             from .panels import TaskPanel
 
-            argument: Any = question if task in ("ask", "reason", "report", "detect") else args.args
+            spec = TASKS[task]
+            listed = spec.main is not None and spec.parameter(spec.main).is_list
+            argument: Any = args.args if listed else question
             panel = TaskPanel(
                 task,
                 args.image,

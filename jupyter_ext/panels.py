@@ -15,6 +15,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from medmo_agent.errors import InputError
+from medmo_agent.tasks.declare import Task
+from medmo_agent.tasks.registry import TASKS as REGISTRY
 from medmo_agent.types import MedImage
 
 from .jobs import Job, describe_error
@@ -22,20 +24,16 @@ from .render import error_html, escape, progress_html, result_html
 
 __all__ = ["BOX_TASKS", "TASKS", "ModelLoadPanel", "TaskPanel", "call_task"]
 
-#: Task names as users type them, with the toolkit method each runs.
-TASKS: dict[str, str] = {
-    "ask": "vqa",
-    "ground": "ground",
-    "detect": "detect",
-    "report": "report",
-    "classify": "classify",
-    "reason": "reason",
+#: The image tasks by every name users may type (the registry's names and aliases).
+TASKS: dict[str, Task] = {
+    name: task
+    for task in REGISTRY.values()
+    if task.takes_image
+    for name in (task.name, *task.aliases)
 }
 
 #: Tasks whose results carry boxes.
-BOX_TASKS = frozenset({"ground", "detect"})
-
-_NEEDS_QUESTION = frozenset({"ask", "reason"})
+BOX_TASKS = frozenset(name for name, task in TASKS.items() if task.boxes)
 
 
 def call_task(
@@ -48,14 +46,15 @@ def call_task(
     cancel: threading.Event | None = None,
     max_new_tokens: int | None = None,
 ) -> Any:
-    """Run a task by its short name through a toolkit.
+    """Run an image task by name through a toolkit.
 
     Args:
         toolkit: A :class:`~medmo_agent.toolkit.Toolkit` (or a remote one).
-        task: ``ask``, ``ground``, ``detect``, ``report``, ``classify`` or ``reason``.
+        task: An image task's name or alias: ``vqa`` (``ask``), ``ground``, ``detect``,
+            ``report``, ``classify`` or ``reason``.
         image: The image (loaded, or any image argument the toolkit accepts).
-        argument: The question (ask, reason), targets (ground), label (detect), candidate
-            labels (classify) or clinical context (report).
+        argument: The task's main argument: the question (vqa, reason), targets (ground),
+            label (detect), candidate labels (classify) or clinical context (report).
         on_text: Called with each piece of generated text.
         cancel: Set to stop generation early.
         max_new_tokens: Cap on generated tokens (default: the toolkit's setting).
@@ -63,7 +62,8 @@ def call_task(
     Raises:
         InputError: An unknown task, or a question missing where one is needed.
     """
-    if task not in TASKS:
+    spec = TASKS.get(task)
+    if spec is None:
         raise InputError(
             f"Unknown task {task!r}.",
             input=task,
@@ -75,23 +75,19 @@ def call_task(
     common: dict[str, Any] = {"on_text": on_text, "cancel": cancel}
     if max_new_tokens is not None:
         common["max_new_tokens"] = max_new_tokens
-    if task in _NEEDS_QUESTION and not text:
-        raise InputError(
-            f"The {task} task needs a question.",
-            input="question",
-            fix=f"Type a question, e.g. %medmo {task} IMAGE Is there a pneumothorax?",
-        )
-    if task == "ask":
-        return toolkit.vqa(image, text, **common)
-    if task == "reason":
-        return toolkit.reason(image, text, **common)
-    if task == "ground":
-        return toolkit.ground(image, items or None, **common)
-    if task == "detect":
-        return toolkit.detect(image, text or "cell", **common)
-    if task == "classify":
-        return toolkit.classify(image, items or None, **common)
-    return toolkit.report(image, context=text or None, **common)
+    arguments: dict[str, Any] = {}
+    if spec.main is not None:
+        main = spec.parameter(spec.main)
+        if main.required and not text:
+            raise InputError(
+                f"The {task} task needs a {main.name}.",
+                input=main.name,
+                fix=f"Type a {main.name}, e.g. %medmo {task} IMAGE Is there a pneumothorax?",
+            )
+        value = (items or None) if main.is_list else (text or None)
+        if value is not None:
+            arguments[main.name] = value
+    return getattr(toolkit, spec.name)(image, **arguments, **common)
 
 
 class TaskPanel(widgets.VBox):

@@ -11,27 +11,18 @@ images loaded in the notebook (not from a file) travel as PNG data URIs.
 from __future__ import annotations
 
 import base64
+import inspect
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from medmo_agent.errors import BackendError, BackendUnavailableError
-from medmo_agent.tasks import results
+from medmo_agent.tasks.declare import Task
+from medmo_agent.tasks.registry import TASKS
 from medmo_agent.types import MedImage
 
 __all__ = ["LocalServer", "RemoteToolkit", "start_local_server"]
-
-_RESULT_TYPES = {
-    "vqa": results.VQAResult,
-    "ground": results.GroundingResult,
-    "detect": results.DetectionResult,
-    "report": results.ReportResult,
-    "classify": results.ClassificationResult,
-    "reason": results.ReasoningResult,
-    "summarize_report": results.SummaryResult,
-    "text_qa": results.TextQAResult,
-}
 
 
 class RemoteToolkit:
@@ -112,7 +103,7 @@ class RemoteToolkit:
         data = outcome.structured_content
         if isinstance(data, dict) and set(data) == {"result"}:
             data = data["result"]
-        return _RESULT_TYPES[name].model_validate(data)
+        return TASKS[name].result.model_validate(data)
 
     def load(self, image: Any, **opts: Any) -> MedImage:
         """Load an image locally, for display."""
@@ -126,75 +117,38 @@ class RemoteToolkit:
         """Where the tools run."""
         return {"backend": "mcp", "url": self.url}
 
-    # -- the task methods, as in Toolkit --------------------------------------------------
+    # the task methods, generated below from the task registry, as in Toolkit
 
-    def vqa(
-        self, image: Any, question: str, *, on_text: Any = None, cancel: Any = None, **kw: Any
-    ) -> Any:
-        """Answer a question about an image (server tool ``vqa``)."""
-        return self.call("vqa", cancel, image=self._image_arg(image), question=question, **kw)
 
-    def ground(
-        self, image: Any, targets: Any = None, *, on_text: Any = None, cancel: Any = None, **kw: Any
-    ) -> Any:
-        """Boxes for findings (server tool ``ground``)."""
-        if isinstance(targets, str):
-            targets = [targets]
-        return self.call("ground", cancel, image=self._image_arg(image), targets=targets, **kw)
+def _remote_method(task: Task) -> Callable[..., Any]:
+    """``RemoteToolkit.<task>``: the toolkit method's signature, answered by the server's
+    tool of the same name."""
 
-    def detect(
-        self, image: Any, label: str = "cell", *, on_text: Any = None, cancel: Any = None, **kw: Any
-    ) -> Any:
-        """Boxes and counts of small objects (server tool ``detect``)."""
-        return self.call("detect", cancel, image=self._image_arg(image), label=label, **kw)
+    def method(self: RemoteToolkit, /, *args: Any, **kwargs: Any) -> Any:
+        arguments = dict(task.signature().bind(*args, **kwargs).arguments)
+        arguments.pop("on_text", None)  # the server reports progress, not text
+        cancel = arguments.pop("cancel", None)
+        for p in task.parameters:
+            if p.is_image and p.name in arguments:
+                arguments[p.name] = self._image_arg(arguments[p.name])
+            elif p.is_list and isinstance(arguments.get(p.name), str):
+                arguments[p.name] = [arguments[p.name]]  # one item, as the toolkit allows
+        return self.call(task.name, cancel, **arguments)
 
-    def report(
-        self,
-        image: Any,
-        *,
-        context: str | None = None,
-        on_text: Any = None,
-        cancel: Any = None,
-        **kw: Any,
-    ) -> Any:
-        """A radiology report (server tool ``report``)."""
-        return self.call("report", cancel, image=self._image_arg(image), context=context, **kw)
+    signature = task.signature()
+    own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[own, *signature.parameters.values()]
+    )
+    method.__name__ = task.name
+    method.__qualname__ = f"RemoteToolkit.{task.name}"
+    method.__doc__ = f"{task.description}\n\n(Answered by the server's ``{task.name}`` tool.)"
+    return method
 
-    def classify(
-        self, image: Any, labels: Any = None, *, on_text: Any = None, cancel: Any = None, **kw: Any
-    ) -> Any:
-        """Labels from a set (server tool ``classify``)."""
-        return self.call("classify", cancel, image=self._image_arg(image), labels=labels, **kw)
 
-    def reason(
-        self,
-        image: Any,
-        question: str,
-        *,
-        context: str | None = None,
-        on_text: Any = None,
-        cancel: Any = None,
-        **kw: Any,
-    ) -> Any:
-        """Step-by-step reasoning (server tool ``reason``)."""
-        return self.call(
-            "reason",
-            cancel,
-            image=self._image_arg(image),
-            question=question,
-            context=context,
-            **kw,
-        )
-
-    def summarize(
-        self, report_text: str, *, on_text: Any = None, cancel: Any = None, **kw: Any
-    ) -> Any:
-        """Key findings of a report text (server tool ``summarize_report``)."""
-        return self.call("summarize_report", cancel, report_text=report_text, **kw)
-
-    def text_qa(self, question: str, *, on_text: Any = None, cancel: Any = None, **kw: Any) -> Any:
-        """A clinical knowledge question (server tool ``text_qa``)."""
-        return self.call("text_qa", cancel, question=question, **kw)
+for _task in TASKS.values():
+    setattr(RemoteToolkit, _task.name, _remote_method(_task))
+RemoteToolkit.summarize = RemoteToolkit.summarize_report  # type: ignore[attr-defined]
 
 
 class LocalServer:

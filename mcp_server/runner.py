@@ -58,6 +58,8 @@ class ToolCall:
         image_opts: ``window``/``slice``/``frame``/``plane`` given by the caller.
         max_new_tokens: The caller's token budget, if any.
         overlay: Whether to return the image with the result's boxes drawn on it.
+        text_arguments: The free-text arguments, checked against the text limit before
+            the image is loaded.
     """
 
     name: str
@@ -67,6 +69,7 @@ class ToolCall:
     image_opts: dict[str, Any] = field(default_factory=dict)
     max_new_tokens: int | None = None
     overlay: bool = False
+    text_arguments: dict[str, Any] = field(default_factory=dict)
 
 
 async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
@@ -178,6 +181,7 @@ async def _execute(
     def work() -> tuple[TaskResult, MedImage | None]:
         try:
             image = None
+            state.toolkit.check_text(**call.text_arguments)  # before any image is loaded
             if call.image is not None:
                 # Loaded once here and handed to the toolkit as is: the overlay needs the
                 # same rendering, and inline images get a medmo://images/ handle.

@@ -15,9 +15,10 @@ from typing import Any
 
 from . import __version__
 from .backends import backend_choices
-from .cli_options import add_view_options
+from .cli_options import add_parameter, add_task_arguments, cli_values
 from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
+from .tasks.registry import TASKS, find_task
 
 __all__ = ["build_parser", "main"]
 
@@ -64,19 +65,16 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="OpenAI-compatible server URL for --backend openai, e.g. http://localhost:8000/v1",
     )
     g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
-    g.add_argument("--max-new-tokens", type=int, help="cap on generated tokens (default 512)")
+    add_parameter(g, TASKS["vqa"].parameter("max_new_tokens"))
 
 
-def _add_image_options(p: argparse.ArgumentParser, boxes: bool = False) -> None:
-    p.add_argument("image", help="PNG/JPEG/TIFF, DICOM file or series folder, or NIfTI volume")
-    add_view_options(p.add_argument_group("clinical images"))
-    if boxes:
-        p.add_argument(
-            "--overlay",
-            metavar="OUT.png",
-            type=Path,
-            help="write the image with labelled boxes drawn on it",
-        )
+def _add_overlay_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overlay",
+        metavar="OUT.png",
+        type=Path,
+        help="write the image with labelled boxes drawn on it",
+    )
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -104,40 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medmo-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def task(name: str, help_: str, *, image=True, boxes=False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        if image:
-            _add_image_options(p, boxes=boxes)
+    for task in TASKS.values():  # every task of the registry, with its older names
+        p = sub.add_parser(
+            task.name, aliases=list(task.aliases), help=task.summary, description=task.summary
+        )
+        add_task_arguments(p, task)
+        if task.boxes:
+            _add_overlay_option(p)
         _add_model_options(p)
         _add_output_options(p)
-        return p
-
-    p = task("ask", "answer a question about an image (visual question answering)")
-    p.add_argument("question")
-    p.add_argument(
-        "--options",
-        nargs="+",
-        metavar="OPTION",
-        help="answer choices for a multiple-choice question",
-    )
-    p = task("ground", "localise findings or anatomy with boxes", boxes=True)
-    p.add_argument(
-        "targets", nargs="*", metavar="FINDING", help="what to find (default: all abnormalities)"
-    )
-    p = task("detect", "detect and count many small objects (cells, bacteria, lesions)", boxes=True)
-    p.add_argument("label", nargs="?", default="cell", help="what to detect (default: cell)")
-    p = task("report", "write a radiology report (findings and impression)")
-    p.add_argument("--context", help="clinical context, e.g. '67M, cough for 3 weeks'")
-    p = task("classify", "assign labels (default: the 15 NIH ChestX-ray14 labels)")
-    p.add_argument("--labels", nargs="+", metavar="LABEL", help="candidate labels")
-    p = task("reason", "step-by-step clinical reasoning towards an answer")
-    p.add_argument("question")
-    p.add_argument("--context", help="clinical context, e.g. '67M, smoker'")
-    p = task("summarize", "key findings of a report text (no image)", image=False)
-    p.add_argument("file", help="report text file, or - for stdin")
-    p = task("qa", "answer a clinical knowledge question (no image)", image=False)
-    p.add_argument("question")
-    p.add_argument("--options", nargs="+", metavar="OPTION", help="answer choices")
 
     info_help = "versions, devices, configured model and cache state"
     p = sub.add_parser(
@@ -187,35 +160,18 @@ def _run_task(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     toolkit = Toolkit(settings=settings)
-    common: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
+    common: dict[str, Any] = {}  # max_new_tokens comes with the task's arguments
     if args.stream:
         common["on_text"] = lambda piece: (sys.stderr.write(piece), sys.stderr.flush())
 
     if getattr(args, "overlay", None):
         _check_overlay_path(args.overlay)  # before the model runs, not after
-    cmd = args.command
-    if cmd == "ask":
-        result = toolkit.vqa(
-            args.image, args.question, options=args.options, **_image_opts(args), **common
-        )
-    elif cmd == "ground":
-        result = toolkit.ground(args.image, args.targets or None, **_image_opts(args), **common)
-    elif cmd == "detect":
-        result = toolkit.detect(args.image, args.label, **_image_opts(args), **common)
-    elif cmd == "report":
-        result = toolkit.report(args.image, context=args.context, **_image_opts(args), **common)
-    elif cmd == "classify":
-        result = toolkit.classify(args.image, args.labels, **_image_opts(args), **common)
-    elif cmd == "reason":
-        result = toolkit.reason(
-            args.image, args.question, context=args.context, **_image_opts(args), **common
-        )
-    elif cmd == "summarize":
-        result = toolkit.summarize(_read_text(args.file), **common)
-    elif cmd == "qa":
-        result = toolkit.text_qa(args.question, options=args.options, **common)
-    else:  # pragma: no cover - argparse guards this
-        raise InputError(f"Unknown command {cmd!r}.")
+    task = find_task(args.command)
+    arguments = cli_values(task, args)
+    for param in task.parameters:
+        if param.cli.read_file and param.name in arguments:
+            arguments[param.name] = _read_text(arguments[param.name])
+    result = task.run(toolkit, **arguments, **common)
     if args.stream:
         sys.stderr.write("\n")
 

@@ -11,12 +11,13 @@ from .backends.base import Completion, GenerationRequest, TextCallback
 from .config import Settings
 from .errors import InputError, LimitExceededError
 from .imaging.geometry import model_input_size
+from .tasks.registry import TASKS
 from .tasks.results import GroundingResult, ImageRef, TaskResult, Usage
 from .text_limits import check_text_arguments
 from .types import MedImage, Message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from .backends.base import Backend
     from .imaging.resolve import ImageResolver
@@ -27,17 +28,8 @@ __all__ = ["TOOL_NAMES", "ImageInput", "ToolkitCore"]
 #: a ``medmo://images/<id>`` handle of an image already held, or a loaded image.
 ImageInput = str | os.PathLike[str] | MedImage
 
-#: Tool name (as surfaces expose it) -> Toolkit method name, in the order tools are listed.
-TOOL_NAMES: dict[str, str] = {
-    "vqa": "vqa",
-    "ground": "ground",
-    "report": "report",
-    "reason": "reason",
-    "classify": "classify",
-    "detect": "detect",
-    "summarize_report": "summarize_report",
-    "text_qa": "text_qa",
-}
+#: Tool name -> toolkit method name, in the order tools are listed (the task registry's).
+TOOL_NAMES: dict[str, str] = {name: name for name in TASKS}
 
 
 class ToolkitCore:
@@ -118,12 +110,14 @@ class ToolkitCore:
             )
         return self.resolver.resolve(image, window=window, slice=slice, frame=frame, plane=plane)
 
-    def _check_text(self, **arguments: Any) -> None:
+    def check_text(self, **arguments: Any) -> None:
+        """Refuse over-long text arguments (see :mod:`medmo_agent.text_limits`)."""
         # First thing in every task: a megabyte of text must be refused before the image
-        # is loaded or anything is tokenised (see medmo_agent.text_limits).
+        # is loaded or anything is tokenised.
         check_text_arguments(self.settings, **arguments)
 
-    def _check_tokens(self, max_new_tokens: int | None) -> int | None:
+    def check_tokens(self, max_new_tokens: int | None) -> int | None:
+        """``max_new_tokens`` checked: a whole number from 1 to the configured limit."""
         if max_new_tokens is None:
             return None
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
@@ -147,18 +141,20 @@ class ToolkitCore:
             )
         return max_new_tokens
 
-    def _generate(
+    def generate(
         self,
         messages: list[Message],
         max_new_tokens: int | None,
         on_text: TextCallback | None,
         cancel: threading.Event | None,
     ) -> Completion:
+        """Ask the backend to answer ``messages``."""
         request = GenerationRequest(messages=messages, max_new_tokens=max_new_tokens)
         return self.backend.generate(request, on_text=on_text, cancel=cancel)
 
     @staticmethod
-    def _finish(result: TaskResult, completion: Completion, image: MedImage | None) -> TaskResult:
+    def finish(result: TaskResult, completion: Completion, image: MedImage | None) -> TaskResult:
+        """Fill in what every result carries: model, backend, usage, image, notes."""
         result.model = completion.model
         result.backend = completion.backend
         result.usage = Usage(
@@ -184,18 +180,18 @@ class ToolkitCore:
         # a backend that cannot report it: the processor's resize rule gives the same size
         return model_input_size(image.size, self.settings.min_pixels, self.settings.max_pixels)
 
-    def _boxes(
+    def boxes(
         self,
         build: Callable[[MedImage], list[Message]],
         parse: Callable[..., GroundingResult],
         image: ImageInput,
-        image_opts: dict[str, Any],
-        gen: tuple[int | None, TextCallback | None, threading.Event | None],
+        view: Mapping[str, Any],
+        generation: tuple[int | None, TextCallback | None, threading.Event | None],
         **parse_kwargs: Any,
     ) -> GroundingResult:
-        max_new_tokens = self._check_tokens(gen[0])
-        img = self.load(image, **image_opts)
-        completion = self._generate(build(img), max_new_tokens, gen[1], gen[2])
+        """Run a box task: load, generate, parse boxes into original-image pixels."""
+        img = self.load(image, **view)
+        completion = self.generate(build(img), *generation)
         result = parse(
             completion.text,
             input_size=self._input_size(completion, img),
@@ -205,4 +201,4 @@ class ToolkitCore:
         )
         if not completion.image_input_sizes:
             result.notes.append("The backend did not report the model-input size; computed it.")
-        return self._finish(result, completion, img)  # type: ignore[return-value]
+        return self.finish(result, completion, img)  # type: ignore[return-value]

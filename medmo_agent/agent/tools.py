@@ -1,10 +1,11 @@
-"""The toolkit's methods as LangChain tools, for agents that run in this process.
+"""MedMO's tasks as LangChain tools, for agents that run in this process.
 
-Each tool is made from the :class:`~medmo_agent.toolkit.Toolkit` method of the same name:
-its argument schema comes from the method's signature (image arguments become strings:
-a path, a ``data:`` URI or a ``medmo://`` handle), its description from the method's
-docstring. A tool returns the result's short summary to the planner and keeps the full
-result model as the message's artifact, which traces and widgets read.
+Each tool is generated from the task's declaration in the registry
+(:mod:`medmo_agent.tasks.registry`): its argument schema is the task's arguments model
+(the image as a string: a path, a ``data:`` URI or a ``medmo://`` handle), its
+description the task's LLM-facing description. A tool calls the toolkit method of the
+same name, returns the result's short summary to the planner and keeps the full result
+model as the message's artifact, which traces and widgets read.
 
 A :class:`~medmo_agent.errors.MedmoError` becomes an error observation carrying the fix,
 so the planner can correct its call instead of the run failing.
@@ -13,34 +14,21 @@ so the planner can correct its call instead of the run failing.
 from __future__ import annotations
 
 import inspect
-import re
-import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.tools import StructuredTool, ToolException
-from pydantic import Field, create_model
 
 from ..errors import MedmoError
+from ..tasks.registry import TASKS, find_task
 
 __all__ = ["DEFAULT_TOOLS", "describe_result", "format_tool_error", "toolkit_tools"]
 
-#: Tools offered by default, in the order a planner sees them (the toolkit's tool names).
-DEFAULT_TOOLS = (
-    "vqa",
-    "ground",
-    "report",
-    "reason",
-    "classify",
-    "detect",
-    "summarize_report",
-    "text_qa",
-)
+#: Tools offered by default, in the order a planner sees them: every task.
+DEFAULT_TOOLS = tuple(TASKS)
 
-# Call-control arguments a planner should not set.
-_HIDDEN = {"self", "on_text", "cancel", "max_new_tokens"}
-_IMAGE_PARAMS = {"image", "images", "image_a", "image_b"}
-_SECTION = re.compile(r"^\s*(Args|Arguments|Returns|Raises|Yields|Example|Examples):\s*$", re.M)
+# A planner does not choose the length budget: the run's settings do.
+_PLANNER_HIDDEN = ("max_new_tokens",)
 
 
 def format_tool_error(exc: BaseException) -> str:
@@ -64,55 +52,6 @@ def describe_result(result: Any) -> str:
     return text + (f"\n({'; '.join(extra)})" if extra else "")
 
 
-def _split_doc(doc: str) -> tuple[str, dict[str, str]]:
-    doc = inspect.cleandoc(doc or "")
-    match = _SECTION.search(doc)
-    description = (doc[: match.start()] if match else doc).strip()
-    args: dict[str, str] = {}
-    m = re.search(r"^\s*(Args|Arguments):\s*$(.*?)(?=^\s*\w+:\s*$|\Z)", doc, re.M | re.S)
-    if m:
-        current = None
-        for line in m.group(2).splitlines():
-            head = re.match(r"^\s{0,8}(\*{0,2}\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
-            if head and not line.startswith(" " * 9):
-                current = head.group(1).lstrip("*")
-                args[current] = head.group(2).strip()
-            elif current and line.strip():
-                args[current] += " " + line.strip()
-    return description, args
-
-
-def _annotation(method: Callable[..., Any], name: str, raw: Any) -> Any:
-    if name in _IMAGE_PARAMS:
-        return str
-    if raw is inspect.Parameter.empty:
-        return Any
-    if not isinstance(raw, str):
-        return raw
-    module = inspect.getmodule(method)
-    namespace = {**vars(typing), **(vars(module) if module else {})}
-    try:
-        return eval(raw, namespace)  # the toolkit's own annotations, not user input
-    except Exception:
-        return Any
-
-
-def _args_schema(name: str, method: Callable[..., Any], docs: dict[str, str]) -> type:
-    fields: dict[str, Any] = {}
-    for param in inspect.signature(method).parameters.values():
-        if param.name in _HIDDEN or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-            continue
-        ann = _annotation(method, param.name, param.annotation)
-        description = docs.get(param.name) or (
-            "Image: a file path, a data: URI, or a medmo:// handle from an earlier result."
-            if param.name in _IMAGE_PARAMS
-            else None
-        )
-        default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (ann, Field(default, description=description))
-    return create_model(f"{name}_args", **fields)
-
-
 def toolkit_tools(
     toolkit: Any,
     names: Sequence[str] = DEFAULT_TOOLS,
@@ -123,8 +62,7 @@ def toolkit_tools(
 
     Args:
         toolkit: A :class:`~medmo_agent.toolkit.Toolkit` (or anything with the same methods).
-        names: Which tools to offer, by tool name (``Toolkit`` ``TOOL_NAMES``); defaults
-            to every task.
+        names: Which tools to offer, by task name; defaults to every task.
         on_text: Called with each piece of text the model generates inside a tool, for
             live display.
 
@@ -133,16 +71,13 @@ def toolkit_tools(
     """
     tools = []
     for name in names:
-        from ..toolkit import TOOL_NAMES
-
-        method = getattr(toolkit, TOOL_NAMES.get(name, name))
-        description, arg_docs = _split_doc(method.__doc__ or name)
+        task = find_task(name)
         tools.append(
             StructuredTool.from_function(
-                func=_make_call(method, on_text),
-                name=name,
-                description=description or name,
-                args_schema=_args_schema(name, method, arg_docs),
+                func=_make_call(getattr(toolkit, task.name), on_text),
+                name=task.name,
+                description=task.tool_description,
+                args_schema=task.arguments_model(exclude=_PLANNER_HIDDEN),
                 response_format="content_and_artifact",
                 handle_tool_error=format_tool_error,
             )

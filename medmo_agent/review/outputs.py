@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..tasks.registry import canonical_name
 from .records import StepRecord
 
 __all__ = ["collect_outputs"]
@@ -48,7 +49,8 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
         res = rec.result or {}
         if rec.status != "ok" or not isinstance(res, dict):
             continue
-        if rec.task == "report":
+        kind = canonical_name(rec.task)  # steps record the task as the case file names it
+        if kind == "report":
             reports.append(
                 {
                     "image": rec.image,
@@ -57,14 +59,14 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
                     "report": res.get("report", ""),
                 }
             )
-        elif rec.task in ("ground", "detect") and rec.image is not None and rec.image < n_images:
+        elif kind in ("ground", "detect") and rec.image is not None and rec.image < n_images:
             grounded = True
             boxes[rec.image].extend(res.get("boxes", []))
-        elif rec.task == "classify":
+        elif kind == "classify":
             classified = True
             labels.extend(res.get("labels", []))
             no_finding = no_finding or bool(res.get("no_finding"))
-        elif rec.task in ("vqa", "reason", "text_qa", "agent", "workflow"):
+        elif kind in ("vqa", "reason", "text_qa", "agent", "workflow"):
             answer = {
                 "step": rec.step,
                 "task": rec.task,
@@ -90,7 +92,7 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
             elif rec.box_index is not None:
                 box_answers.append({**answer, "box_index": rec.box_index})
             final_answer = answer["answer"] or final_answer
-        elif rec.task == "summarize":
+        elif kind == "summarize_report":
             summaries.append(
                 {
                     "summary": res.get("summary_text", ""),

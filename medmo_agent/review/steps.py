@@ -26,9 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from ..errors import InputError
+from ..tasks.declare import Task
+from ..tasks.params import VIEW_PARAMS
+from ..tasks.registry import TASKS as REGISTRY
+from ..tasks.registry import find_task
 from .records import StepRecord, error_dict
 
 if TYPE_CHECKING:
@@ -38,37 +50,30 @@ if TYPE_CHECKING:
 
 __all__ = ["TASKS", "CaseRun", "TaskStep", "parse_task_steps", "run_task_steps"]
 
-TASKS = ("vqa", "ground", "detect", "classify", "report", "reason", "summarize", "text_qa")
+#: The step kinds: every task of the registry, and the older names reviews accept.
+TASKS = tuple(dict.fromkeys(name for t in REGISTRY.values() for name in (t.name, *t.aliases)))
 
-#: The argument a bare ``task: value`` item or ``task:value`` string sets.
-_MAIN_ARG = {
-    "vqa": "question",
-    "reason": "question",
-    "text_qa": "question",
-    "ground": "targets",
-    "detect": "label",
-    "classify": "labels",
-    "report": "context",
-    "summarize": "text",
-}
+# A step sets a task's own arguments; the image, its view and the review's fields are
+# the review's to choose.
+_NOT_STEP_ARGUMENTS = frozenset({"image", "max_new_tokens", *VIEW_PARAMS})
+#: Older spellings of step arguments, still read.
+_ARGUMENT_ALIASES = {"report_text": ("text",)}
 
 _DEFAULT_REASON_QUESTION = "What is the most likely diagnosis?"
 
 
-class TaskStep(BaseModel):
-    """One step of a task list."""
+def _main_argument(task_name: str) -> str:
+    """The argument a bare ``task: value`` item or ``task:value`` string sets."""
+    return find_task(task_name).main or "question"
 
-    model_config = ConfigDict(extra="forbid")
 
-    task: Literal["vqa", "ground", "detect", "classify", "report", "reason", "summarize", "text_qa"]
+class _StepBase(BaseModel):
+    """What every step has besides its task's arguments."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    task: str
     name: str | None = Field(None, description="Name shown in the trace (default: the task).")
-    question: str | None = None
-    options: list[str] | None = None
-    targets: list[str] | None = None
-    label: str | None = None
-    labels: list[str] | None = None
-    context: str | None = None
-    text: str | None = None
     for_each: Literal["box"] | None = Field(None, description="Repeat for every box so far.")
     image: int | Literal["each"] = "each"
     max_new_tokens: int | None = Field(None, ge=1)
@@ -79,8 +84,8 @@ class TaskStep(BaseModel):
         if isinstance(data, str):
             task, _, value = data.partition(":")
             data = {"task": task.strip()}
-            if value.strip():
-                data[_MAIN_ARG.get(data["task"], "question")] = value.strip()
+            if value.strip() and data["task"] in TASKS:
+                data[_main_argument(data["task"])] = value.strip()
         elif isinstance(data, dict) and "task" not in data:
             keys = [k for k in data if k in TASKS]
             if len(keys) != 1:
@@ -89,25 +94,63 @@ class TaskStep(BaseModel):
             value = data.pop(keys[0])
             data["task"] = keys[0]
             if value is not None and value != {}:
-                data[_MAIN_ARG[keys[0]]] = value
+                data[_main_argument(keys[0])] = value
         if isinstance(data, dict):
+            if data.get("task") not in TASKS:
+                raise ValueError(f"unknown task {data.get('task')!r}; tasks: {', '.join(TASKS)}")
             for key in ("targets", "labels", "options"):
                 if isinstance(data.get(key), str):
                     data[key] = [s.strip() for s in data[key].split("|") if s.strip()]
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> TaskStep:
-        if self.for_each == "box" and self.task not in ("vqa", "reason"):
+    def _check(self) -> _StepBase:
+        if self.for_each == "box" and self.kind.name not in ("vqa", "reason"):
             raise ValueError("for_each: box applies to vqa and reason steps")
-        if self.for_each == "box" and not self.question:
+        if self.for_each == "box" and not getattr(self, "question", None):
             raise ValueError("a for_each: box step needs a question, e.g. 'What is at {box}?'")
         return self
+
+    @property
+    def kind(self) -> Task:
+        """The registry's task this step runs."""
+        return find_task(self.task)
 
     @property
     def display_name(self) -> str:
         """The name the trace shows."""
         return self.name or self.task
+
+    def arguments(self) -> dict[str, Any]:
+        """The task arguments the step sets itself (not from the case)."""
+        return {
+            p.name: getattr(self, p.name)
+            for p in self.kind.parameters
+            if p.name not in _NOT_STEP_ARGUMENTS and getattr(self, p.name, None) is not None
+        }
+
+
+def _step_fields() -> dict[str, Any]:
+    """Every task argument a step may set, optional, described as the registry does."""
+    fields: dict[str, Any] = {}
+    for task in REGISTRY.values():
+        for p in task.parameters:
+            if p.name in _NOT_STEP_ARGUMENTS or p.name in fields:
+                continue
+            aliases = _ARGUMENT_ALIASES.get(p.name, ())
+            fields[p.name] = (
+                p.value_type | None,
+                Field(
+                    None,
+                    description=p.description,
+                    validation_alias=AliasChoices(p.name, *aliases) if aliases else None,
+                ),
+            )
+    return fields
+
+
+#: One step of a task list: a task and the arguments it sets (generated from the registry).
+TaskStep = create_model("TaskStep", __base__=_StepBase, __module__=__name__, **_step_fields())
 
 
 def parse_task_steps(spec: Any) -> list[TaskStep]:
@@ -244,13 +287,28 @@ def _images_of(step: TaskStep, run: CaseRun) -> list[int]:
     return [step.image]
 
 
-def _run_step(step: TaskStep, run: CaseRun) -> None:
-    tk, case, name = run.toolkit, run.case, step.display_name
+def _with_case_defaults(step: Any, run: CaseRun, **given: Any) -> dict[str, Any]:
+    """The step's arguments; the case fills what the step leaves out (targets, labels,
+    context), then the task's own defaults."""
+    arguments = {**step.arguments(), **given}
+    for p in step.kind.parameters:
+        if p.name in _NOT_STEP_ARGUMENTS or arguments.get(p.name) is not None:
+            continue
+        from_case = getattr(run.case, p.name, None)
+        if from_case:
+            arguments[p.name] = from_case
+        elif not p.required and p.default is not None:
+            arguments[p.name] = p.default
+    return arguments
+
+
+def _run_step(step: Any, run: CaseRun) -> None:
+    tk, case, name, task = run.toolkit, run.case, step.display_name, step.kind
     common: dict[str, Any] = {"cancel": run.cancel}
     if step.max_new_tokens:
         common["max_new_tokens"] = step.max_new_tokens
-    if step.task == "summarize":
-        text = step.text or "\n\n".join(
+    if task.name == "summarize_report":
+        text = step.report_text or "\n\n".join(
             (r.result or {}).get("report", "")
             for r in run.records
             if r.task == "report" and r.status == "ok"
@@ -258,9 +316,14 @@ def _run_step(step: TaskStep, run: CaseRun) -> None:
         if not text.strip():
             run.skip(name, step.task, "no report to summarise yet")
             return
-        run.call(name, "summarize", lambda: tk.summarize(text, **common), inputs={"text": text})
+        run.call(
+            name,
+            step.task,
+            lambda: task.run(tk, text, **common),
+            inputs={"report_text": text},
+        )
         return
-    if step.task == "text_qa":
+    if not task.takes_image:  # a question without an image: the step's, else the case's
         questions = (
             [(None, step.question, step.options)]
             if step.question
@@ -269,16 +332,21 @@ def _run_step(step: TaskStep, run: CaseRun) -> None:
         if not questions:
             run.skip(name, step.task, "no question given and the case has none")
         for qi, question, options in questions:
-            q = _fill(question or "", context=case.context or "")
+            arguments = _with_case_defaults(
+                step,
+                run,
+                question=_fill(question or "", context=case.context or ""),
+                options=options,
+            )
             run.call(
                 name,
-                "text_qa",
-                lambda q=q, o=options: tk.text_qa(q, options=o, **common),
-                inputs={"question": q, "options": options},
+                step.task,
+                lambda a=arguments: task.run(tk, **a, **common),
+                inputs=arguments,
                 question_index=qi,
             )
         return
-    if step.task in ("vqa", "reason") and not step.question:
+    if task.main == "question" and not step.question:
         _ask_case_questions(step, run, common)
         return
     for i in _images_of(step, run):
@@ -294,52 +362,25 @@ def _run_step(step: TaskStep, run: CaseRun) -> None:
                 )
                 _ask(step, run, i, q, step.options, common, box_index=bi)
             continue
-        if step.task in ("vqa", "reason"):
+        if task.main == "question":
             _ask(step, run, i, _fill(step.question or "", **values), step.options, common)
-        elif step.task == "ground":
-            targets = step.targets or case.targets
-            run.call(
-                name,
-                "ground",
-                lambda im=image, t=targets: tk.ground(im, t, **common),
-                inputs={"targets": targets},
-                image=i,
-            )
-        elif step.task == "detect":
-            label = step.label or "cell"
-            run.call(
-                name,
-                "detect",
-                lambda im=image, lb=label: tk.detect(im, lb, **common),
-                inputs={"label": label},
-                image=i,
-            )
-        elif step.task == "classify":
-            labels = step.labels or case.labels
-            run.call(
-                name,
-                "classify",
-                lambda im=image, ls=labels: tk.classify(im, ls, **common),
-                inputs={"labels": labels},
-                image=i,
-            )
-        elif step.task == "report":
-            context = step.context or case.context
-            run.call(
-                name,
-                "report",
-                lambda im=image, cx=context: tk.report(im, context=cx, **common),
-                inputs={"context": context},
-                image=i,
-            )
+            continue
+        arguments = _with_case_defaults(step, run)
+        run.call(
+            name,
+            step.task,
+            lambda im=image, a=arguments: task.run(tk, im, **a, **common),
+            inputs=arguments,
+            image=i,
+        )
 
 
-def _ask_case_questions(step: TaskStep, run: CaseRun, common: dict[str, Any]) -> None:
+def _ask_case_questions(step: Any, run: CaseRun, common: dict[str, Any]) -> None:
     questions = list(enumerate(run.case.questions))
     if step.image != "each":
         questions = [(qi, q) for qi, q in questions if q.image == step.image]
     if not questions:
-        if step.task == "reason":
+        if step.kind.name == "reason":
             for i in _images_of(step, run):
                 _ask(step, run, i, _DEFAULT_REASON_QUESTION, None, common)
         else:
@@ -350,7 +391,7 @@ def _ask_case_questions(step: TaskStep, run: CaseRun, common: dict[str, Any]) ->
 
 
 def _ask(
-    step: TaskStep,
+    step: Any,
     run: CaseRun,
     image_index: int,
     question: str,
@@ -360,19 +401,16 @@ def _ask(
     question_index: int | None = None,
     box_index: int | None = None,
 ) -> None:
-    tk, image = run.toolkit, run.images[image_index]
-    if step.task == "reason":
-        context = step.context or run.case.context
-        fn = lambda: tk.reason(image, question, context=context, **common)  # noqa: E731
-        inputs: dict[str, Any] = {"question": question, "context": context}
-    else:
-        fn = lambda: tk.vqa(image, question, options=options, **common)  # noqa: E731
-        inputs = {"question": question, "options": options}
+    task, image = step.kind, run.images[image_index]
+    given: dict[str, Any] = {"question": question}
+    if any(p.name == "options" for p in task.parameters):
+        given["options"] = options
+    arguments = _with_case_defaults(step, run, **given)
     run.call(
         step.display_name,
         step.task,
-        fn,
-        inputs=inputs,
+        lambda: task.run(run.toolkit, image, **arguments, **common),
+        inputs=arguments,
         image=image_index,
         question_index=question_index,
         box_index=box_index,

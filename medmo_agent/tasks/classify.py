@@ -9,13 +9,33 @@ abnormalities itself.
 from __future__ import annotations
 
 import re
+import threading
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import clean_answer, load_prompt, render, system_message, user_message
+from .declare import TaskCore, task
+from .params import (
+    FrameParam,
+    FreeParam,
+    ImageParam,
+    LabelsParam,
+    MaxNewTokensParam,
+    PlaneParam,
+    SliceParam,
+    WindowParam,
+)
 from .results import ClassificationResult
 
-__all__ = ["CHEST_XRAY14_LABELS", "NO_FINDING", "build_messages", "match_label", "parse"]
+__all__ = [
+    "CHEST_XRAY14_LABELS",
+    "NO_FINDING",
+    "build_messages",
+    "classify",
+    "match_label",
+    "parse",
+]
 
 NO_FINDING = "No Finding"
 
@@ -187,3 +207,43 @@ def parse(
     result.labels = found
     result.unmatched = unmatched
     return result
+
+
+@task(
+    name="classify",
+    title="Label a medical image",
+    summary="assign labels (default: the 15 NIH ChestX-ray14 labels)",
+    result=ClassificationResult,
+    main="labels",
+)
+def classify(
+    core: TaskCore,
+    image: ImageParam,
+    labels: LabelsParam = None,
+    *,
+    free: FreeParam = False,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> ClassificationResult:
+    """Say which disease labels apply to a medical image, from a candidate list or the
+    chest X-ray default.
+
+    Without `labels` it uses the 15 NIH ChestX-ray14 labels (Atelectasis, Cardiomegaly,
+    Consolidation, Edema, Effusion, Emphysema, Fibrosis, Hernia, Infiltration, Mass,
+    Nodule, Pleural_Thickening, Pneumonia, Pneumothorax, No Finding), as MedMO was
+    trained for chest X-rays. Use for screening questions ("which of these conditions
+    are present?"); several labels may apply.
+
+    Returns:
+        `labels` present (canonical names), `no_finding` (true when the model says the
+        image is normal), and `unmatched` answer terms that fit no candidate.
+    """
+    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    messages = build_messages(img, labels, free=free)
+    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    return core.finish(parse(completion.text, labels=labels, free=free), completion, img)

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import render, system_message, user_message
 from .boxes import parse_boxes
+from .declare import TaskCore, task
+from .params import (
+    FrameParam,
+    ImageParam,
+    LabelParam,
+    MaxNewTokensParam,
+    PlaneParam,
+    SliceParam,
+    WindowParam,
+)
 from .results import DetectionResult
 
-__all__ = ["build_messages", "check_label", "parse", "plural"]
+__all__ = ["build_messages", "check_label", "detect", "parse", "plural"]
 
 _IRREGULAR = {
     "bacterium": "bacteria",
@@ -90,3 +102,47 @@ def parse(
         counts=dict(Counter(b.label for b in found.boxes)),
         notes=found.notes,
     )
+
+
+@task(
+    name="detect",
+    title="Detect and count objects",
+    summary="detect and count many small objects (cells, bacteria, lesions)",
+    result=DetectionResult,
+    main="label",
+    boxes=True,
+)
+def detect(
+    core: TaskCore,
+    image: ImageParam,
+    label: LabelParam = "cell",
+    *,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> DetectionResult:
+    """Detect and count many small objects of one kind: cells, bacteria, nuclei, lesions,
+    polyps.
+
+    Use on microscopy, pathology or any image with many instances to box and count; use
+    `ground` for a few named findings instead. Dense images may need a larger
+    `max_new_tokens` (each box costs about 20 tokens).
+
+    Returns:
+        `boxes` in original-image pixels (and normalised 0-1) and `counts` per label.
+    """
+    label = check_label(label)  # before loading the image
+    result = core.boxes(
+        lambda img: build_messages(img, label),
+        parse,
+        image,
+        {"window": window, "slice": slice, "frame": frame, "plane": plane},
+        (max_new_tokens, on_text, cancel),
+        label=label,
+    )
+    assert isinstance(result, DetectionResult)
+    return result

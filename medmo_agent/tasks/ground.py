@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import threading
+
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import image_kind, render, system_message, user_message
 from .boxes import parse_boxes
+from .declare import TaskCore, task
+from .params import (
+    FrameParam,
+    ImageParam,
+    MaxNewTokensParam,
+    PlaneParam,
+    SliceParam,
+    TargetsParam,
+    WindowParam,
+)
 from .results import GroundingResult
 
-__all__ = ["build_messages", "normalize_targets", "parse"]
+__all__ = ["build_messages", "ground", "normalize_targets", "parse"]
 
 
 def normalize_targets(targets: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -86,4 +99,49 @@ def parse(
         coordinate_space=found.coordinate_space,
         image_size=(int(original_size[0]), int(original_size[1])),
         notes=found.notes,
+    )
+
+
+@task(
+    name="ground",
+    title="Localise findings with boxes",
+    summary="localise findings or anatomy with boxes",
+    result=GroundingResult,
+    main="targets",
+    boxes=True,
+)
+def ground(
+    core: TaskCore,
+    image: ImageParam,
+    targets: TargetsParam = None,
+    *,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> GroundingResult:
+    """Localise findings or anatomy in a medical image with labelled bounding boxes.
+
+    Use to answer "where": where a lesion, fracture, nodule or organ is: named targets
+    ("nodule", "left lung", "fracture") or, with no targets, every visible abnormality.
+    Boxes come back in the original image's pixel coordinates (x1, y1, x2, y2, origin
+    top-left) and normalised 0-1, with sizes in mm when the pixel spacing is known.
+    `found` is false when the model saw nothing. For many small objects of one kind
+    (cells, bacteria) use `detect` instead.
+
+    Returns:
+        `boxes` (label and coordinates), `found` (False when the model reported no
+        finding), the image size, and notes on anything repaired or dropped.
+    """
+    names = normalize_targets(targets)
+    return core.boxes(
+        lambda img: build_messages(img, names),
+        parse,
+        image,
+        {"window": window, "slice": slice, "frame": frame, "plane": plane},
+        (max_new_tokens, on_text, cancel),
+        targets=names,
     )

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import re
+import threading
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import render, system_message, user_message
+from .declare import TaskCore, task
+from .params import (
+    ContextParam,
+    FrameParam,
+    ImageParam,
+    MaxNewTokensParam,
+    PlaneParam,
+    QuestionParam,
+    SliceParam,
+    WindowParam,
+)
 from .results import ReasoningResult
 
-__all__ = ["build_messages", "parse", "split_steps"]
+__all__ = ["build_messages", "parse", "reason", "split_steps"]
 
 
 def build_messages(
@@ -99,3 +112,42 @@ def parse(text: str, *, question: str) -> ReasoningResult:
     if not result.answer:
         result.notes.append("The model gave no answer.")
     return result
+
+
+@task(
+    name="reason",
+    title="Step-by-step clinical reasoning",
+    summary="step-by-step clinical reasoning towards an answer",
+    result=ReasoningResult,
+    main="question",
+)
+def reason(
+    core: TaskCore,
+    image: ImageParam,
+    question: QuestionParam,
+    *,
+    context: ContextParam = None,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> ReasoningResult:
+    """Reason step by step about a medical image towards an answer to a clinical question.
+
+    Use when the question needs more than a glance: a differential diagnosis, the most
+    likely cause of a finding, whether findings fit a history. It is slower than `vqa`.
+    Give a generous `max_new_tokens` (e.g. 1024): reasoning is long.
+
+    Returns:
+        `thinking`, the reasoning `steps`, and the final `answer`.
+    """
+    if not isinstance(question, str) or not question.strip():
+        build_messages(None, question)  # raises InputError before the image is loaded
+    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    completion = core.generate(
+        build_messages(img, question, context=context), max_new_tokens, on_text, cancel
+    )
+    return core.finish(parse(completion.text, question=question.strip()), completion, img)

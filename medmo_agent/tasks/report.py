@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import re
+import threading
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..types import MedImage, Message
 from ._common import clean_answer, load_prompt, render, system_message, user_message
+from .declare import TaskCore, task
+from .params import (
+    ContextParam,
+    FrameParam,
+    ImageParam,
+    MaxNewTokensParam,
+    PlaneParam,
+    SliceParam,
+    WindowParam,
+)
 from .results import ReportResult
 
-__all__ = ["build_messages", "parse", "split_sections"]
+__all__ = ["build_messages", "parse", "report", "split_sections"]
 
 
 def build_messages(image: MedImage, *, context: str | None = None) -> list[Message]:
@@ -79,3 +91,40 @@ def parse(text: str) -> ReportResult:
     result.findings = findings
     result.impression = impression
     return result
+
+
+@task(
+    name="report",
+    title="Write a radiology report",
+    summary="write a radiology report (findings and impression)",
+    result=ReportResult,
+    main="context",
+)
+def report(
+    core: TaskCore,
+    image: ImageParam,
+    *,
+    context: ContextParam = None,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> ReportResult:
+    """Write a radiology report for a medical image: Findings and Impression sections.
+
+    Use for a complete read of a study when no specific question is asked, or as the
+    first step of a review. The report is a draft by a research model, not a diagnosis:
+    present it as such. Follow up on specific findings with `ground` or `vqa`. Reports
+    are long: give `max_new_tokens` of 512 or more.
+
+    Returns:
+        `findings`, `impression` and the full `report` text.
+    """
+    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    completion = core.generate(
+        build_messages(img, context=context), max_new_tokens, on_text, cancel
+    )
+    return core.finish(parse(completion.text), completion, img)

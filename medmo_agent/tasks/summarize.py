@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+import threading
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import Message
 from ._common import clean_answer, render, system_message, user_message
+from .declare import TaskCore, task
+from .params import (
+    MaxNewTokensParam,
+    ReportTextParam,
+)
 from .results import SummaryResult
 
-__all__ = ["build_messages", "parse"]
+__all__ = ["build_messages", "parse", "summarize_report"]
 
 
 def build_messages(report_text: str) -> list[Message]:
@@ -89,3 +96,32 @@ def parse(text: str) -> SummaryResult:
     result.key_findings = [b for b in bullets if b]
     result.summary_text = summary
     return result
+
+
+@task(
+    name="summarize_report",
+    title="Summarise a report",
+    summary="key findings of a report text, in one sentence (no image)",
+    result=SummaryResult,
+    aliases=("summarize",),
+    main="report_text",
+)
+def summarize_report(
+    core: TaskCore,
+    report_text: ReportTextParam,
+    *,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SummaryResult:
+    """Extract the key findings of a radiology report text and summarise it in one
+    sentence. No image needed.
+
+    Use to condense a long report (one you have, or one `report` wrote) before reasoning
+    over it or presenting it.
+
+    Returns:
+        `key_findings` (a list) and `summary_text` (one sentence).
+    """
+    completion = core.generate(build_messages(report_text), max_new_tokens, on_text, cancel)
+    return core.finish(parse(completion.text), completion, None)

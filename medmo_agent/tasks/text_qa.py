@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import Message
 from ._common import (
@@ -14,9 +17,15 @@ from ._common import (
     system_message,
     user_message,
 )
+from .declare import TaskCore, task
+from .params import (
+    MaxNewTokensParam,
+    OptionsParam,
+    QuestionParam,
+)
 from .results import TextQAResult
 
-__all__ = ["build_messages", "parse"]
+__all__ = ["build_messages", "parse", "text_qa"]
 
 
 def build_messages(question: str, *, options: Options | None = None) -> list[Message]:
@@ -46,3 +55,35 @@ def parse(text: str, *, question: str, options: Options | None = None) -> TextQA
     if options:
         apply_choice(result, answer, options)
     return result
+
+
+@task(
+    name="text_qa",
+    title="Answer a clinical question",
+    summary="answer a clinical knowledge question (no image)",
+    result=TextQAResult,
+    aliases=("qa",),
+    main="question",
+)
+def text_qa(
+    core: TaskCore,
+    question: QuestionParam,
+    *,
+    options: OptionsParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> TextQAResult:
+    """Answer a medical knowledge question without an image (board-exam style, PubMedQA).
+
+    Use for questions about anatomy, disease, drugs, guidelines or a differential
+    diagnosis from a text vignette, that do not depend on a particular image. Give
+    `options` for multiple choice; the chosen letter comes back in `choice`.
+
+    Returns:
+        The answer, and for multiple choice the chosen `choice` letter and its text.
+    """
+    messages = build_messages(question, options=options)
+    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    result = parse(completion.text, question=question.strip(), options=options)
+    return core.finish(result, completion, None)

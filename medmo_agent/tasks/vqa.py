@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Literal
 
+from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import (
@@ -17,6 +19,18 @@ from ._common import (
     system_message,
     user_message,
 )
+from .declare import TaskCore, task
+from .params import (
+    FrameParam,
+    ImageParam,
+    MaxNewTokensParam,
+    OptionsParam,
+    PlaneParam,
+    QuestionParam,
+    QuestionTypeParam,
+    SliceParam,
+    WindowParam,
+)
 from .results import VQAResult
 
 __all__ = [
@@ -26,6 +40,7 @@ __all__ = [
     "detect_question_type",
     "parse",
     "parse_yes_no",
+    "vqa",
 ]
 
 QuestionType = Literal["open", "closed", "multiple_choice"]
@@ -176,3 +191,49 @@ def parse(
     elif qtype == "multiple_choice" and options:
         apply_choice(result, answer, options)
     return result
+
+
+@task(
+    name="vqa",
+    title="Ask MedMO about a medical image",
+    summary="answer a question about an image (visual question answering)",
+    result=VQAResult,
+    aliases=("ask",),
+    main="question",
+)
+def vqa(
+    core: TaskCore,
+    image: ImageParam,
+    question: QuestionParam,
+    *,
+    options: OptionsParam = None,
+    question_type: QuestionTypeParam = None,
+    window: WindowParam = None,
+    slice: SliceParam = None,
+    frame: FrameParam = None,
+    plane: PlaneParam = None,
+    max_new_tokens: MaxNewTokensParam = None,
+    on_text: TextCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> VQAResult:
+    """Answer a question about a medical image (X-ray, CT, MRI, ultrasound, pathology,
+    dermatology, fundus, microscopy) with MedMO, a medical vision-language model.
+
+    Use for direct visual questions: "Is there a pleural effusion?", "Which organ is
+    shown?", "What is the abnormality in the left lung?". For yes/no questions the answer
+    comes back in `yes_no`; give `options` for multiple choice and the chosen letter comes
+    back in `choice`. For a full read of a study use `report`; for where a finding is,
+    use `ground`; for a question that needs several reasoning steps, use `reason`.
+
+    Returns:
+        The answer (`answer`), `yes_no` for closed questions, `choice` and `choice_text`
+        for multiple choice, the raw text, and the image handle.
+    """
+    question = check_question(question)  # before loading the image
+    if options is not None:
+        normalize_options(options)
+    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    messages = build_messages(img, question, options=options, question_type=question_type)
+    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    result = parse(completion.text, question=question, options=options, question_type=question_type)
+    return core.finish(result, completion, img)

@@ -1,0 +1,323 @@
+"""How a task is declared: one function, its ``Annotated`` parameters, one decorator.
+
+A task is a function ``fn(core, <arguments>, max_new_tokens=None, on_text=None,
+cancel=None) -> Result`` whose parameters use the shared types of :mod:`.params` (they
+carry descriptions, limits and defaults) and whose docstring is the LLM-facing
+description with a ``Returns:`` section. :func:`task` turns it into a :class:`Task`; the
+registry lists the tasks; every surface is generated from them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+from .params import VIEW_PARAMS, Cli, ImageMarker
+
+if TYPE_CHECKING:
+    from ..backends.base import Completion, TextCallback
+    from ..types import MedImage, Message
+    from .results import GroundingResult, TaskResult
+
+__all__ = ["Parameter", "Task", "TaskCore", "task"]
+
+#: Parameters every task function has that are call control, not arguments a caller
+#: describes: the toolkit passes them, surfaces wire them to progress and cancellation.
+CONTROL = ("on_text", "cancel")
+
+
+class TaskCore(Protocol):
+    """What a task function asks of the toolkit it runs in."""
+
+    def check_text(self, **arguments: Any) -> None: ...
+
+    def check_tokens(self, max_new_tokens: int | None) -> int | None: ...
+
+    def load(self, image: Any, **view: Any) -> MedImage: ...
+
+    def generate(
+        self,
+        messages: list[Message],
+        max_new_tokens: int | None,
+        on_text: TextCallback | None,
+        cancel: threading.Event | None,
+    ) -> Completion: ...
+
+    def finish(
+        self, result: TaskResult, completion: Completion, image: MedImage | None
+    ) -> TaskResult: ...
+
+    def boxes(
+        self,
+        build: Callable[[MedImage], list[Message]],
+        parse: Callable[..., GroundingResult],
+        image: Any,
+        view: Mapping[str, Any],
+        generation: tuple[int | None, TextCallback | None, threading.Event | None],
+        **parse_kwargs: Any,
+    ) -> GroundingResult: ...
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One argument of a task, as every surface offers it.
+
+    Attributes:
+        name: The argument's name, the same on every surface.
+        annotation: The full ``Annotated`` type (value type plus description and limits).
+        default: The default, or ``inspect.Parameter.empty`` when the argument is required.
+        description: What the argument is, for a caller (from the annotation).
+        positional: Whether Python callers may pass it by position.
+    """
+
+    name: str
+    annotation: Any
+    default: Any
+    description: str
+    positional: bool
+
+    @property
+    def required(self) -> bool:
+        """Whether a caller must give it."""
+        return self.default is inspect.Parameter.empty
+
+    @property
+    def is_image(self) -> bool:
+        """Whether this is the task's image argument."""
+        return any(isinstance(m, ImageMarker) for m in _metadata(self.annotation))
+
+    @property
+    def is_list(self) -> bool:
+        """Whether the argument is a list (of strings)."""
+        return any(typing.get_origin(t) is list for t in _members(self.value_type))
+
+    @property
+    def cli(self) -> Cli:
+        """How the command line offers it."""
+        return next((m for m in _metadata(self.annotation) if isinstance(m, Cli)), Cli())
+
+    @property
+    def value_type(self) -> Any:
+        """The type without its description; ``str`` for the image (as JSON carries it)."""
+        if self.is_image:
+            return str
+        return (
+            typing.get_args(self.annotation)[0] if _metadata(self.annotation) else (self.annotation)
+        )
+
+    @property
+    def field(self) -> FieldInfo:
+        """A pydantic field with the description, limits and default (image as a string)."""
+        info = next((m for m in _metadata(self.annotation) if isinstance(m, FieldInfo)), None)
+        default = ... if self.required else self.default
+        if info is None:
+            return Field(default, description=self.description)
+        merged = FieldInfo.merge_field_infos(info, default=default)
+        return merged
+
+
+@dataclass(frozen=True)
+class Task:
+    """A MedMO task, declared once; every surface is generated from it.
+
+    Attributes:
+        name: The task's name: the tool name on MCP and LangChain, the CLI subcommand,
+            the review step kind and the toolkit method.
+        title: A short human title (MCP tool title, notebook buttons).
+        summary: One line for ``--help`` listings.
+        description: The LLM-facing description (the function's docstring, without its
+            ``Returns:`` section).
+        returns: What the result holds (the docstring's ``Returns:`` section).
+        result: The result model.
+        function: ``function(core, **arguments, on_text=..., cancel=...)``.
+        parameters: The arguments, in signature order, call control left out.
+        aliases: Other names accepted for the task (older CLI and review spellings).
+        main: The argument a shorthand sets: the CLI's positional argument after the image,
+            a review step's ``task: value``.
+        boxes: Whether the result holds boxes (surfaces then draw an overlay).
+    """
+
+    name: str
+    title: str
+    summary: str
+    description: str
+    returns: str
+    result: type[TaskResult]
+    function: Callable[..., TaskResult]
+    parameters: tuple[Parameter, ...]
+    aliases: tuple[str, ...] = ()
+    main: str | None = None
+    boxes: bool = False
+    _models: dict[str, type[BaseModel]] = field(default_factory=dict, compare=False, repr=False)
+
+    # -- derived views -----------------------------------------------------------------
+
+    @property
+    def takes_image(self) -> bool:
+        """Whether the task reads an image."""
+        return any(p.is_image for p in self.parameters)
+
+    @property
+    def tool_description(self) -> str:
+        """What a tool-calling model reads: the description, then what comes back."""
+        return f"{self.description}\n\nReturns: {self.returns}"
+
+    def parameter(self, name: str) -> Parameter:
+        """The argument called ``name``."""
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def signature(self) -> inspect.Signature:
+        """The Python signature (toolkit methods): the arguments, then call control."""
+        sig = inspect.signature(self.function, eval_str=True)
+        params = [
+            p.replace(annotation=_plain(p.annotation)) for p in list(sig.parameters.values())[1:]
+        ]
+        return sig.replace(parameters=params)
+
+    def docstring(self) -> str:
+        """A Google-style docstring: description, ``Args:`` from the parameters, ``Returns:``."""
+        lines = [self.description, "", "Args:"]
+        for p in self.parameters:
+            lines.append(f"    {p.name}: {p.description}")
+        lines += [
+            "    on_text: Called with each piece of text as the model generates it.",
+            "    cancel: Set it to stop generating; the answer so far is returned.",
+            "",
+            "Returns:",
+            f"    {self.returns}",
+        ]
+        return "\n".join(lines)
+
+    def arguments_model(self, *, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
+        """A pydantic model of the arguments as JSON carries them (the image as a string):
+        the input schema of the MCP and LangChain tools."""
+        key = ",".join(exclude)
+        if key not in self._models:
+            fields = {
+                p.name: (p.value_type, p.field) for p in self.parameters if p.name not in exclude
+            }
+            self._models[key] = create_model(
+                f"{self.name}_arguments",
+                __config__=ConfigDict(extra="forbid"),
+                **fields,  # type: ignore[call-overload]
+            )
+        return self._models[key]
+
+    def run(self, core: TaskCore, /, *args: Any, **kwargs: Any) -> TaskResult:
+        """Call the task on ``core`` with Python arguments (positional ones as declared).
+
+        The limits every task shares are checked first, in this order: the size of the
+        free-text arguments (before anything is loaded or tokenised), then
+        ``max_new_tokens``.
+        """
+        bound = self.signature().bind(*args, **kwargs)
+        core.check_text(
+            **{
+                name: value
+                for name, value in bound.arguments.items()
+                if name in self.text_parameters
+            }
+        )
+        if "max_new_tokens" in bound.arguments:
+            bound.arguments["max_new_tokens"] = core.check_tokens(bound.arguments["max_new_tokens"])
+        return self.function(core, *bound.args, **bound.kwargs)
+
+    @property
+    def text_parameters(self) -> frozenset[str]:
+        """The free-text arguments, whose size the text limit bounds."""
+        return frozenset(
+            p.name
+            for p in self.parameters
+            if not p.is_image and p.name not in VIEW_PARAMS and p.name != "max_new_tokens"
+        )
+
+
+def task(
+    *,
+    name: str,
+    title: str,
+    summary: str,
+    result: type[TaskResult],
+    aliases: tuple[str, ...] = (),
+    main: str | None = None,
+    boxes: bool = False,
+) -> Callable[[Callable[..., TaskResult]], Task]:
+    """Declare a task from its function (see the module docstring)."""
+
+    def declare(function: Callable[..., TaskResult]) -> Task:
+        hints = typing.get_type_hints(function, include_extras=True)
+        sig = inspect.signature(function)
+        parameters = []
+        for p in list(sig.parameters.values())[1:]:  # the first is the core
+            if p.name in CONTROL:
+                continue
+            annotation = hints[p.name]
+            parameters.append(
+                Parameter(
+                    name=p.name,
+                    annotation=annotation,
+                    default=p.default,
+                    description=_description(annotation, p.name),
+                    positional=p.kind is p.POSITIONAL_OR_KEYWORD,
+                )
+            )
+        description, returns = _split_returns(function.__doc__ or "")
+        return Task(
+            name=name,
+            title=title,
+            summary=summary,
+            description=description,
+            returns=returns,
+            result=result,
+            function=function,
+            parameters=tuple(parameters),
+            aliases=aliases,
+            main=main,
+            boxes=boxes,
+        )
+
+    return declare
+
+
+def _members(tp: Any) -> tuple[Any, ...]:
+    """The non-None members of a union, or the type itself."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(a for a in typing.get_args(tp) if a is not type(None))
+    return (tp,)
+
+
+def _plain(annotation: Any) -> Any:
+    """The type an ``Annotated`` one wraps (what a Python caller reads in a signature)."""
+    return typing.get_args(annotation)[0] if _metadata(annotation) else annotation
+
+
+def _metadata(annotation: Any) -> tuple[Any, ...]:
+    return getattr(annotation, "__metadata__", ())
+
+
+def _description(annotation: Any, name: str) -> str:
+    for meta in _metadata(annotation):
+        if isinstance(meta, ImageMarker):
+            return meta.description
+        if isinstance(meta, FieldInfo) and meta.description:
+            return meta.description
+    raise TypeError(f"task parameter {name!r} has no description: annotate it from .params")
+
+
+def _split_returns(doc: str) -> tuple[str, str]:
+    text = inspect.cleandoc(doc)
+    head, sep, tail = text.partition("\nReturns:\n")
+    if not sep:
+        raise TypeError("a task's docstring ends with a 'Returns:' section")
+    return head.strip(), " ".join(line.strip() for line in tail.splitlines() if line.strip())
