@@ -7,17 +7,18 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Completion, GenerationRequest, TextCallback
+from .backends.base import Completion, GenerationRequest
 from .config import Settings
 from .errors import InputError, LimitExceededError
 from .imaging.geometry import model_input_size
+from .tasks.params import Generation, View
 from .tasks.registry import TASKS
 from .tasks.results import GroundingResult, ImageRef, TaskResult, Usage
 from .text_limits import check_text_arguments
 from .types import MedImage, Message
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from .backends.base import Backend
     from .imaging.resolve import ImageResolver
@@ -141,16 +142,10 @@ class ToolkitCore:
             )
         return max_new_tokens
 
-    def generate(
-        self,
-        messages: list[Message],
-        max_new_tokens: int | None,
-        on_text: TextCallback | None,
-        cancel: threading.Event | None,
-    ) -> Completion:
+    def generate(self, messages: list[Message], gen: Generation) -> Completion:
         """Ask the backend to answer ``messages``."""
-        request = GenerationRequest(messages=messages, max_new_tokens=max_new_tokens)
-        return self.backend.generate(request, on_text=on_text, cancel=cancel)
+        request = GenerationRequest(messages=messages, max_new_tokens=gen.max_new_tokens)
+        return self.backend.generate(request, on_text=gen.on_text, cancel=gen.cancel)
 
     @staticmethod
     def finish(result: TaskResult, completion: Completion, image: MedImage | None) -> TaskResult:
@@ -185,13 +180,13 @@ class ToolkitCore:
         build: Callable[[MedImage], list[Message]],
         parse: Callable[..., GroundingResult],
         image: ImageInput,
-        view: Mapping[str, Any],
-        generation: tuple[int | None, TextCallback | None, threading.Event | None],
+        view: View,
+        gen: Generation,
         **parse_kwargs: Any,
     ) -> GroundingResult:
         """Run a box task: load, generate, parse boxes into original-image pixels."""
-        img = self.load(image, **view)
-        completion = self.generate(build(img), *generation)
+        img = self.load(image, **view.as_dict())
+        completion = self.generate(build(img), gen)
         result = parse(
             completion.text,
             input_size=self._input_size(completion, img),

@@ -9,22 +9,17 @@ abnormalities itself.
 from __future__ import annotations
 
 import re
-import threading
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import clean_answer, load_prompt, render, system_message, user_message
 from .declare import TaskCore, task
 from .params import (
-    FrameParam,
     FreeParam,
+    Generation,
     ImageParam,
     LabelsParam,
-    MaxNewTokensParam,
-    PlaneParam,
-    SliceParam,
-    WindowParam,
+    View,
 )
 from .results import ClassificationResult
 
@@ -222,13 +217,8 @@ def classify(
     labels: LabelsParam = None,
     *,
     free: FreeParam = False,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> ClassificationResult:
     """Say which disease labels apply to a medical image, from a candidate list or the
     chest X-ray default.
@@ -243,7 +233,7 @@ def classify(
         `labels` present (canonical names), `no_finding` (true when the model says the
         image is normal), and `unmatched` answer terms that fit no candidate.
     """
-    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    img = core.load(image, **view.as_dict())
     messages = build_messages(img, labels, free=free)
-    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    completion = core.generate(messages, gen)
     return core.finish(parse(completion.text, labels=labels, free=free), completion, img)

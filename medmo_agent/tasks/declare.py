@@ -1,9 +1,13 @@
 """How a task is declared: one function, its ``Annotated`` parameters, one decorator.
 
-A task is a function ``fn(core, <arguments>, max_new_tokens=None, on_text=None,
-cancel=None) -> Result`` whose parameters use the shared types of :mod:`.params` (they
-carry descriptions, limits and defaults) and whose docstring is the LLM-facing
-description with a ``Returns:`` section. :func:`task` turns it into a :class:`Task`; the
+A task is a function ``fn(core, <its own arguments>, *, view, gen) -> Result`` whose own
+arguments use the shared types of :mod:`.params` (they carry descriptions, limits and
+defaults) and whose docstring is the LLM-facing description with a ``Returns:``
+section. What every task shares is added by the declaration, not written again: an image
+task (one with ``view``) takes the view parameters (window, slice, frame, plane), every
+task takes ``max_new_tokens``, and Python callers may pass ``on_text`` and ``cancel``;
+the function receives them as a :class:`~.params.View` and a
+:class:`~.params.Generation`. :func:`task` turns the function into a :class:`Task`; the
 registry lists the tasks; every surface is generated from them.
 """
 
@@ -13,25 +17,36 @@ import inspect
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
-from .params import VIEW_PARAMS, Cli, ImageMarker
+from .params import (
+    VIEW_PARAMETERS,
+    VIEW_PARAMS,
+    Cli,
+    Generation,
+    ImageMarker,
+    MaxNewTokensParam,
+    View,
+)
 
 if TYPE_CHECKING:
-    from ..backends.base import Completion, TextCallback
+    from ..backends.base import Completion
     from ..types import MedImage, Message
     from .results import GroundingResult, TaskResult
 
 __all__ = ["Parameter", "Task", "TaskCore", "task"]
 
-#: Parameters every task function has that are call control, not arguments a caller
-#: describes: the toolkit passes them, surfaces wire them to progress and cancellation.
-CONTROL = ("on_text", "cancel")
+#: The call control a Python caller may pass besides the arguments; surfaces wire them to
+#: progress and cancellation. A task function receives them in its ``gen`` argument.
+CONTROL: tuple[tuple[str, Any], ...] = (
+    ("on_text", Callable[[str], None] | None),
+    ("cancel", threading.Event | None),
+)
 
 
 class TaskCore(Protocol):
@@ -43,13 +58,7 @@ class TaskCore(Protocol):
 
     def load(self, image: Any, **view: Any) -> MedImage: ...
 
-    def generate(
-        self,
-        messages: list[Message],
-        max_new_tokens: int | None,
-        on_text: TextCallback | None,
-        cancel: threading.Event | None,
-    ) -> Completion: ...
+    def generate(self, messages: list[Message], gen: Generation) -> Completion: ...
 
     def finish(
         self, result: TaskResult, completion: Completion, image: MedImage | None
@@ -60,8 +69,8 @@ class TaskCore(Protocol):
         build: Callable[[MedImage], list[Message]],
         parse: Callable[..., GroundingResult],
         image: Any,
-        view: Mapping[str, Any],
-        generation: tuple[int | None, TextCallback | None, threading.Event | None],
+        view: View,
+        gen: Generation,
         **parse_kwargs: Any,
     ) -> GroundingResult: ...
 
@@ -137,12 +146,15 @@ class Task:
             ``Returns:`` section).
         returns: What the result holds (the docstring's ``Returns:`` section).
         result: The result model.
-        function: ``function(core, **arguments, on_text=..., cancel=...)``.
-        parameters: The arguments, in signature order, call control left out.
+        function: ``function(core, **own_arguments, [view=View], gen=Generation)``.
+        parameters: The arguments as callers see them: the function's own, then the view
+            parameters (image tasks), then ``max_new_tokens``.
         aliases: Other names accepted for the task (older CLI and review spellings).
         main: The argument a shorthand sets: the CLI's positional argument after the image,
             a review step's ``task: value``.
         boxes: Whether the result holds boxes (surfaces then draw an overlay).
+        takes_view: Whether the function takes a ``view`` (the image view parameters are
+            then added to its arguments).
     """
 
     name: str
@@ -156,6 +168,7 @@ class Task:
     aliases: tuple[str, ...] = ()
     main: str | None = None
     boxes: bool = False
+    takes_view: bool = False
     _models: dict[str, type[BaseModel]] = field(default_factory=dict, compare=False, repr=False)
 
     # -- derived views -----------------------------------------------------------------
@@ -179,11 +192,21 @@ class Task:
 
     def signature(self) -> inspect.Signature:
         """The Python signature (toolkit methods): the arguments, then call control."""
-        sig = inspect.signature(self.function, eval_str=True)
+        keyword, positional = (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
         params = [
-            p.replace(annotation=_plain(p.annotation)) for p in list(sig.parameters.values())[1:]
+            inspect.Parameter(
+                p.name,
+                positional if p.positional else keyword,
+                default=p.default,
+                annotation=_plain(p.annotation),
+            )
+            for p in self.parameters
         ]
-        return sig.replace(parameters=params)
+        params += [inspect.Parameter(n, keyword, default=None, annotation=t) for n, t in CONTROL]
+        return inspect.Signature(params, return_annotation=self.result)
 
     def docstring(self) -> str:
         """A Google-style docstring: description, ``Args:`` from the parameters, ``Returns:``."""
@@ -221,17 +244,17 @@ class Task:
         free-text arguments (before anything is loaded or tokenised), then
         ``max_new_tokens``.
         """
-        bound = self.signature().bind(*args, **kwargs)
-        core.check_text(
-            **{
-                name: value
-                for name, value in bound.arguments.items()
-                if name in self.text_parameters
-            }
+        arguments = dict(self.signature().bind(*args, **kwargs).arguments)
+        core.check_text(**{k: v for k, v in arguments.items() if k in self.text_parameters})
+        gen = Generation(
+            max_new_tokens=core.check_tokens(arguments.pop("max_new_tokens", None)),
+            on_text=arguments.pop("on_text", None),
+            cancel=arguments.pop("cancel", None),
         )
-        if "max_new_tokens" in bound.arguments:
-            bound.arguments["max_new_tokens"] = core.check_tokens(bound.arguments["max_new_tokens"])
-        return self.function(core, *bound.args, **bound.kwargs)
+        if self.takes_view:
+            view = View(**{k: arguments.pop(k) for k in VIEW_PARAMS if k in arguments})
+            return self.function(core, **arguments, view=view, gen=gen)
+        return self.function(core, **arguments, gen=gen)
 
     @property
     def text_parameters(self) -> frozenset[str]:
@@ -258,20 +281,24 @@ def task(
     def declare(function: Callable[..., TaskResult]) -> Task:
         hints = typing.get_type_hints(function, include_extras=True)
         sig = inspect.signature(function)
-        parameters = []
-        for p in list(sig.parameters.values())[1:]:  # the first is the core
-            if p.name in CONTROL:
-                continue
-            annotation = hints[p.name]
-            parameters.append(
-                Parameter(
-                    name=p.name,
-                    annotation=annotation,
-                    default=p.default,
-                    description=_description(annotation, p.name),
-                    positional=p.kind is p.POSITIONAL_OR_KEYWORD,
-                )
+        own = [p for p in list(sig.parameters.values())[1:] if p.name not in ("view", "gen")]
+        declared = [
+            (p.name, hints[p.name], p.default, p.kind is p.POSITIONAL_OR_KEYWORD) for p in own
+        ]
+        takes_view = "view" in sig.parameters
+        if takes_view:
+            declared += [(n, t, None, False) for n, t in VIEW_PARAMETERS]
+        declared.append(("max_new_tokens", MaxNewTokensParam, None, False))
+        parameters = tuple(
+            Parameter(
+                name=n,
+                annotation=t,
+                default=d,
+                description=_description(t, n),
+                positional=positional,
             )
+            for n, t, d, positional in declared
+        )
         description, returns = _split_returns(function.__doc__ or "")
         return Task(
             name=name,
@@ -281,10 +308,11 @@ def task(
             returns=returns,
             result=result,
             function=function,
-            parameters=tuple(parameters),
+            parameters=parameters,
             aliases=aliases,
             main=main,
             boxes=boxes,
+            takes_view=takes_view,
         )
 
     return declare

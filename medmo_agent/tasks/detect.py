@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import render, system_message, user_message
 from .boxes import parse_boxes
 from .declare import TaskCore, task
 from .params import (
-    FrameParam,
+    Generation,
     ImageParam,
     LabelParam,
-    MaxNewTokensParam,
-    PlaneParam,
-    SliceParam,
-    WindowParam,
+    View,
 )
 from .results import DetectionResult
 
@@ -117,13 +112,8 @@ def detect(
     image: ImageParam,
     label: LabelParam = "cell",
     *,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> DetectionResult:
     """Detect and count many small objects of one kind: cells, bacteria, nuclei, lesions,
     polyps.
@@ -140,8 +130,8 @@ def detect(
         lambda img: build_messages(img, label),
         parse,
         image,
-        {"window": window, "slice": slice, "frame": frame, "plane": plane},
-        (max_new_tokens, on_text, cancel),
+        view,
+        gen,
         label=label,
     )
     assert isinstance(result, DetectionResult)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import image_kind, render, system_message, user_message
 from .boxes import parse_boxes
 from .declare import TaskCore, task
 from .params import (
-    FrameParam,
+    Generation,
     ImageParam,
-    MaxNewTokensParam,
-    PlaneParam,
-    SliceParam,
     TargetsParam,
-    WindowParam,
+    View,
 )
 from .results import GroundingResult
 
@@ -115,13 +109,8 @@ def ground(
     image: ImageParam,
     targets: TargetsParam = None,
     *,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> GroundingResult:
     """Localise findings or anatomy in a medical image with labelled bounding boxes.
 
@@ -141,7 +130,7 @@ def ground(
         lambda img: build_messages(img, names),
         parse,
         image,
-        {"window": window, "slice": slice, "frame": frame, "plane": plane},
-        (max_new_tokens, on_text, cancel),
+        view,
+        gen,
         targets=names,
     )

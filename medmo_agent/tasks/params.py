@@ -8,8 +8,10 @@ LangChain tools, CLI subcommands, review steps, the notebook), reads them from h
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -162,3 +164,35 @@ FreeParam = Annotated[
     bool,
     Field(description="Let the model name the abnormalities freely (the same as labels=[])."),
 ]
+
+
+#: The view parameters every image task takes, in order, with their declared types.
+VIEW_PARAMETERS: tuple[tuple[str, Any], ...] = (
+    ("window", WindowParam),
+    ("slice", SliceParam),
+    ("frame", FrameParam),
+    ("plane", PlaneParam),
+)
+
+
+@dataclass(frozen=True)
+class View:
+    """How an image is shown to the model (a task function's ``view`` argument)."""
+
+    window: str | None = None
+    slice: int | None = None
+    frame: int | None = None
+    plane: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The view as keyword arguments of ``Toolkit.load``."""
+        return {name: getattr(self, name) for name in VIEW_PARAMS}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How the model generates for one call (a task function's ``gen`` argument)."""
+
+    max_new_tokens: int | None = None
+    on_text: Callable[[str], None] | None = None
+    cancel: threading.Event | None = None

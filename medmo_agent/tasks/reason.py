@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import re
-import threading
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import render, system_message, user_message
 from .declare import TaskCore, task
 from .params import (
     ContextParam,
-    FrameParam,
+    Generation,
     ImageParam,
-    MaxNewTokensParam,
-    PlaneParam,
     QuestionParam,
-    SliceParam,
-    WindowParam,
+    View,
 )
 from .results import ReasoningResult
 
@@ -127,13 +122,8 @@ def reason(
     question: QuestionParam,
     *,
     context: ContextParam = None,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> ReasoningResult:
     """Reason step by step about a medical image towards an answer to a clinical question.
 
@@ -146,8 +136,6 @@ def reason(
     """
     if not isinstance(question, str) or not question.strip():
         build_messages(None, question)  # raises InputError before the image is loaded
-    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
-    completion = core.generate(
-        build_messages(img, question, context=context), max_new_tokens, on_text, cancel
-    )
+    img = core.load(image, **view.as_dict())
+    completion = core.generate(build_messages(img, question, context=context), gen)
     return core.finish(parse(completion.text, question=question.strip()), completion, img)

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..types import MedImage, Message
 from ._common import clean_answer, load_prompt, render, system_message, user_message
 from .declare import TaskCore, task
 from .params import (
     ContextParam,
-    FrameParam,
+    Generation,
     ImageParam,
-    MaxNewTokensParam,
-    PlaneParam,
-    SliceParam,
-    WindowParam,
+    View,
 )
 from .results import ReportResult
 
@@ -105,13 +100,8 @@ def report(
     image: ImageParam,
     *,
     context: ContextParam = None,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> ReportResult:
     """Write a radiology report for a medical image: Findings and Impression sections.
 
@@ -123,8 +113,6 @@ def report(
     Returns:
         `findings`, `impression` and the full `report` text.
     """
-    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
-    completion = core.generate(
-        build_messages(img, context=context), max_new_tokens, on_text, cancel
-    )
+    img = core.load(image, **view.as_dict())
+    completion = core.generate(build_messages(img, context=context), gen)
     return core.finish(parse(completion.text), completion, img)

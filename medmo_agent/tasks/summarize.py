@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import threading
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import Message
 from ._common import clean_answer, render, system_message, user_message
 from .declare import TaskCore, task
 from .params import (
-    MaxNewTokensParam,
+    Generation,
     ReportTextParam,
 )
 from .results import SummaryResult
@@ -110,9 +108,7 @@ def summarize_report(
     core: TaskCore,
     report_text: ReportTextParam,
     *,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    gen: Generation,
 ) -> SummaryResult:
     """Extract the key findings of a radiology report text and summarise it in one
     sentence. No image needed.
@@ -123,5 +119,5 @@ def summarize_report(
     Returns:
         `key_findings` (a list) and `summary_text` (one sentence).
     """
-    completion = core.generate(build_messages(report_text), max_new_tokens, on_text, cancel)
+    completion = core.generate(build_messages(report_text), gen)
     return core.finish(parse(completion.text), completion, None)

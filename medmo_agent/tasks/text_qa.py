@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import Message
 from ._common import (
@@ -19,7 +16,7 @@ from ._common import (
 )
 from .declare import TaskCore, task
 from .params import (
-    MaxNewTokensParam,
+    Generation,
     OptionsParam,
     QuestionParam,
 )
@@ -70,9 +67,7 @@ def text_qa(
     question: QuestionParam,
     *,
     options: OptionsParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    gen: Generation,
 ) -> TextQAResult:
     """Answer a medical knowledge question without an image (board-exam style, PubMedQA).
 
@@ -84,6 +79,6 @@ def text_qa(
         The answer, and for multiple choice the chosen `choice` letter and its text.
     """
     messages = build_messages(question, options=options)
-    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    completion = core.generate(messages, gen)
     result = parse(completion.text, question=question.strip(), options=options)
     return core.finish(result, completion, None)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import threading
 from typing import Literal
 
-from ..backends.base import TextCallback  # runtime import: the registry resolves the hints
 from ..errors import InputError
 from ..types import MedImage, Message
 from ._common import (
@@ -21,15 +19,12 @@ from ._common import (
 )
 from .declare import TaskCore, task
 from .params import (
-    FrameParam,
+    Generation,
     ImageParam,
-    MaxNewTokensParam,
     OptionsParam,
-    PlaneParam,
     QuestionParam,
     QuestionTypeParam,
-    SliceParam,
-    WindowParam,
+    View,
 )
 from .results import VQAResult
 
@@ -208,13 +203,8 @@ def vqa(
     *,
     options: OptionsParam = None,
     question_type: QuestionTypeParam = None,
-    window: WindowParam = None,
-    slice: SliceParam = None,
-    frame: FrameParam = None,
-    plane: PlaneParam = None,
-    max_new_tokens: MaxNewTokensParam = None,
-    on_text: TextCallback | None = None,
-    cancel: threading.Event | None = None,
+    view: View,
+    gen: Generation,
 ) -> VQAResult:
     """Answer a question about a medical image (X-ray, CT, MRI, ultrasound, pathology,
     dermatology, fundus, microscopy) with MedMO, a medical vision-language model.
@@ -232,8 +222,8 @@ def vqa(
     question = check_question(question)  # before loading the image
     if options is not None:
         normalize_options(options)
-    img = core.load(image, window=window, slice=slice, frame=frame, plane=plane)
+    img = core.load(image, **view.as_dict())
     messages = build_messages(img, question, options=options, question_type=question_type)
-    completion = core.generate(messages, max_new_tokens, on_text, cancel)
+    completion = core.generate(messages, gen)
     result = parse(completion.text, question=question, options=options, question_type=question_type)
     return core.finish(result, completion, img)
