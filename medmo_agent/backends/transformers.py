@@ -34,7 +34,6 @@ from .base import Backend, Completion, GenerationRequest, TextCallback
 __all__ = ["TransformersBackend", "to_hf_messages"]
 
 
-
 class TransformersBackend(Backend):
     """MedMO on a local GPU (or CPU), batched behind one worker thread.
 
