@@ -11,7 +11,8 @@ together are batched into one ``generate`` call (:mod:`._batched`, :mod:`._hf_en
 (:mod:`._runner`) and hands it each prepared request.
 
 Token limits: a request asking for more than ``settings.max_new_tokens_limit`` new
-tokens is refused with :class:`LimitExceededError` rather than silently shortened.
+tokens, or (continuous engine) for more than its KV cache holds after its prompt, is
+refused with :class:`LimitExceededError` rather than silently shortened.
 
 Cancellation: setting a request's ``cancel`` event stops that request at its next token
 (``finish_reason="cancelled"``, text so far kept); other requests in the same batch go on.
