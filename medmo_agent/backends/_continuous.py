@@ -1,26 +1,25 @@
-"""The transformers backend's fast path: greedy requests decoded by the continuous-batching
-engine (:mod:`.engine`), their tokens turned into streamed text as they arrive.
+"""The continuous runner: greedy requests decoded by the continuous-batching engine
+(:mod:`.engine`), their tokens turned into streamed text as they arrive.
 
 Imports torch; only :mod:`medmo_agent.backends.transformers` imports this module, lazily.
 """
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import Future
 
-import torch
 from transformers import GenerationConfig
 
-from ..errors import BackendError, GPUOutOfMemoryError, LimitExceededError, MedmoError
 from ._hf_engine import HFEngine, Prepared
 from ._rows import TextAssembler
-from .base import Completion, TextCallback
-from .engine import ContinuousBatcher, EngineRequest
+from ._runner import Job, Runner, closed_error, settle
+from .base import Completion
+from .engine import ContinuousBatcher, EngineRequest, EngineResult
 
 __all__ = ["ContinuousRunner"]
 
 
-class ContinuousRunner:
+class ContinuousRunner(Runner):
     """Greedy requests through a :class:`ContinuousBatcher`; anything else (sampling) runs
     through ``HFEngine`` on the engine's own thread, so one thread alone drives the GPU.
 
@@ -55,34 +54,47 @@ class ContinuousRunner:
             pad_token_id=hf.pad_id,
             kernels=None if kernels else False,
         )
+        self._closed = False
 
     @property
     def stats(self) -> dict[str, int]:
         """Engine counters: decode steps, prefills, most requests decoded together."""
         return dict(self.batcher.stats)
 
-    def run(
-        self,
-        prepared: Prepared,
-        on_text: TextCallback | None,
-        cancel: threading.Event | None,
-        submitted_at: float,
-    ) -> Completion:
-        """Decode one prepared request; blocks until it is finished."""
+    def submit(self, job: Job) -> Future:
+        """Queue a prepared request; ``job.future`` resolves to its Completion."""
+        if self._closed:
+            raise closed_error()
+        prepared: Prepared = job.payload
         if prepared.temperature > 0:
-            return self._run_sampled(prepared, on_text, cancel, submitted_at)
-        assembler = TextAssembler(self.hf.decode, prepared.stop, on_text)
+            inner = self.batcher.run_exclusive(lambda: self.hf.run_batch([job])[0])
+            inner.add_done_callback(lambda done: settle(job, _outcome(done)))
+            return job.future
+        assembler = TextAssembler(self.hf.decode, prepared.stop, job.on_text)
         request = EngineRequest(
             inputs=prepared.inputs,
             max_new_tokens=prepared.max_new_tokens,
             on_token=assembler.add,
-            cancel=cancel,
-            submitted=submitted_at,
+            cancel=job.cancel,
+            submitted=job.submitted_at,
         )
-        try:
-            result = self.batcher.submit(request).result()
-        except BaseException as exc:
-            raise _translate(exc, prepared) from exc
+        inner = self.batcher.submit(request)
+        inner.add_done_callback(lambda done: self._finish(job, assembler, done))
+        return job.future
+
+    def _finish(self, job: Job, assembler: TextAssembler, done: Future) -> None:
+        """The engine's result -> the caller's Completion (on the engine thread)."""
+        outcome = _outcome(done)
+        if isinstance(outcome, EngineResult):
+            try:
+                outcome = self._completion(job.payload, assembler, outcome)
+            except Exception as exc:  # the caller's on_text failed on the last piece
+                outcome = exc
+        settle(job, outcome)
+
+    def _completion(
+        self, prepared: Prepared, assembler: TextAssembler, result: EngineResult
+    ) -> Completion:
         return Completion(
             text=assembler.finish(),
             model=self.hf.model_id,
@@ -96,43 +108,13 @@ class ContinuousRunner:
             total_seconds=result.total_seconds,
         )
 
-    def _run_sampled(
-        self,
-        prepared: Prepared,
-        on_text: TextCallback | None,
-        cancel: threading.Event | None,
-        submitted_at: float,
-    ) -> Completion:
-        from ._scheduler import Job
-
-        job = Job(payload=prepared, on_text=on_text, cancel=cancel, submitted_at=submitted_at)
-        try:
-            (result,) = self.batcher.run_exclusive(lambda: self.hf.run_batch([job])).result()
-        except BaseException as exc:
-            raise _translate(exc, prepared) from exc
-        if isinstance(result, BaseException):
-            raise _translate(result, prepared) from result
-        return result
-
     def close(self) -> None:
-        """Stop the engine thread."""
+        """Stop the engine thread; requests still running fail."""
+        self._closed = True
         self.batcher.close()
 
 
-def _translate(exc: BaseException, prepared: Prepared) -> MedmoError:
-    if isinstance(exc, MedmoError):
-        return exc
-    if isinstance(exc, torch.OutOfMemoryError):
-        torch.cuda.empty_cache()
-        return GPUOutOfMemoryError("The GPU ran out of memory while generating this answer.")
-    if isinstance(exc, ValueError) and "does not fit the KV cache" in str(exc):
-        return LimitExceededError(
-            f"The prompt ({prepared.prompt_tokens} tokens) is longer than the KV cache holds.",
-            input="messages",
-            fix="Use a smaller image (MEDMO_MAX_PIXELS) or a shorter prompt, or lower "
-            "MEDMO_MAX_BATCH_SIZE so each request gets a longer cache.",
-        )
-    return BackendError(
-        f"Generation failed: {type(exc).__name__}: {exc}",
-        fix="Retry the request; if it keeps failing, report the error.",
-    )
+def _outcome(done: Future) -> object:
+    """A finished future's result, or its exception."""
+    exc = done.exception()
+    return exc if exc is not None else done.result()

@@ -19,9 +19,10 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ._rows import TextAssembler
-from ._scheduler import Job
+from ._runner import Job, free_accelerator_memory
 from .base import Completion
 from .engine.collate import collate_left_padded
+from .engine.requests import finish_reason
 from .engine.step import DEFAULT_SDPA_BACKENDS, attention_policy
 
 __all__ = ["HFEngine", "Prepared"]
@@ -75,13 +76,12 @@ class _RowTracker(StoppingCriteria):
             if row.first_token_at is None:
                 row.first_token_at = now
             try:
-                if token in self.eos_ids or row.assembler.add(token):
-                    row.finish = "stop"
-                elif row.generated >= row.prepared.max_new_tokens:
-                    row.finish = "length"
-                cancel = row.job.cancel
-                if row.finish is None and cancel is not None and cancel.is_set():
-                    row.finish = "cancelled"
+                row.finish = finish_reason(
+                    ended=token in self.eos_ids or row.assembler.add(token),
+                    count=row.generated,
+                    limit=row.prepared.max_new_tokens,
+                    cancel=row.job.cancel,
+                )
             except Exception as exc:  # a failing on_text callback ends its own row only
                 row.error = exc
                 row.finish = "cancelled"
@@ -126,16 +126,11 @@ class HFEngine:
             tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
 
-    # -- Engine protocol ------------------------------------------------------------
-
-    def is_out_of_memory(self, exc: BaseException) -> bool:
-        """True for CUDA (and other accelerator) out-of-memory errors."""
-        return isinstance(exc, torch.OutOfMemoryError)
+    # -- the batched runner's Engine protocol --------------------------------------
 
     def recover_from_out_of_memory(self) -> None:
         """Release cached blocks so a smaller retry can fit."""
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_accelerator_memory()
 
     def run_batch(self, jobs: Sequence[Job]) -> list[Any]:
         """Generate for all ``jobs`` in one ``generate`` call; one Completion per job."""

@@ -6,11 +6,13 @@ does, and serves it from a single worker thread: callers on any thread tokenise 
 request, queue it and wait. On a CUDA GPU the worker is the continuous-batching engine
 (:mod:`.engine`: static KV cache, CUDA-graph decode steps, requests joining the running
 batch between steps; greedy tokens equal ``generate``'s); elsewhere, requests that arrive
-together are batched into one ``generate`` call (:mod:`._scheduler`, :mod:`._hf_engine`).
-``Settings.engine`` chooses explicitly.
+together are batched into one ``generate`` call (:mod:`._batched`, :mod:`._hf_engine`).
+``Settings.engine`` chooses explicitly; either way the backend holds one runner
+(:mod:`._runner`) and hands it each prepared request.
 
 Token limits: a request asking for more than ``settings.max_new_tokens_limit`` new
-tokens is refused with :class:`LimitExceededError` rather than silently shortened.
+tokens, or (continuous engine) for more than its KV cache holds after its prompt, is
+refused with :class:`LimitExceededError` rather than silently shortened.
 
 Cancellation: setting a request's ``cancel`` event stops that request at its next token
 (``finish_reason="cancelled"``, text so far kept); other requests in the same batch go on.
@@ -20,24 +22,18 @@ torch and transformers are imported only when a backend is created.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_MODEL, MODEL_CHOICES, Settings
-from ..errors import ConfigError, InputError, LimitExceededError, MedmoError, ModelLoadError
+from ..config import DEFAULT_MODEL, Settings
+from ..errors import ConfigError, InputError, LimitExceededError
 from ..extras import require_local
 from ..types import ImagePart, Message
+from ._loading import load_checkpoint
 from .base import Backend, Completion, GenerationRequest, TextCallback
 
 __all__ = ["TransformersBackend", "to_hf_messages"]
-
-_SMALLER_MODEL = "MBZUAI/MedMO-4B-Next"
 
 
 class TransformersBackend(Backend):
@@ -59,7 +55,7 @@ class TransformersBackend(Backend):
             import torch
 
             _check_cuda(device, torch)
-        loaded, processor = _load(
+        loaded, processor = load_checkpoint(
             model_id,
             revision=settings.revision,
             device=device,
@@ -96,31 +92,14 @@ class TransformersBackend(Backend):
         dtype_name: str,
         attn_implementation: str,
     ) -> None:
-        from ._hf_engine import HFEngine
-        from ._scheduler import BatchScheduler
-
         self.settings = settings
         self.model_id = model_id
         self.model, self.processor = model, processor
         self.device, self.dtype_name = device, dtype_name
         self.attn_implementation = attn_implementation
         self._prep_lock = threading.Lock()  # the tokenizer is not safe for concurrent use
-        self.engine = HFEngine(self.model, self.processor, self.model_id)
         self.engine_mode = _resolve_engine(settings, device, model)
-        self.continuous = None
-        self.scheduler = None
-        if self.engine_mode == "continuous":
-            from ._continuous import ContinuousRunner
-
-            self.continuous = ContinuousRunner(
-                self.engine, max_batch=settings.max_batch_size, kernels=settings.kernels
-            )
-        else:
-            self.scheduler = BatchScheduler(
-                self.engine,
-                max_batch_size=settings.max_batch_size,
-                batch_wait_s=settings.batch_wait_ms / 1000.0,
-            )
+        self.runner = _create_runner(self.engine_mode, model, processor, model_id, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TransformersBackend:
@@ -219,12 +198,10 @@ class TransformersBackend(Backend):
         """
         import time
 
-        from ._scheduler import Job
+        from ._runner import Job
 
         submitted_at = time.perf_counter()
         prepared = self._prepare(request)
-        if self.continuous is not None:
-            return self.continuous.run(prepared, on_text, cancel, submitted_at)
         job = Job(
             payload=prepared,
             key=prepared.batch_key,
@@ -232,23 +209,14 @@ class TransformersBackend(Backend):
             cancel=cancel,
             submitted_at=submitted_at,
         )
-        return self.scheduler.submit(job).result()
+        return self.runner.submit(job).result()
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters. Batched engine: ``generate_calls`` (model.generate), ``batches``,
-        ``requests``, ``largest_batch``, ``oom_retries``. Continuous engine: ``steps``
-        (decode steps), ``prefills``, ``max_running``, ``tokens``."""
-        if self.continuous is not None:
-            return self.continuous.stats
-        s = self.scheduler.stats
-        return {
-            "generate_calls": self.engine.generate_calls,
-            "batches": s.batches,
-            "requests": s.jobs,
-            "largest_batch": s.largest_batch,
-            "oom_retries": s.oom_retries,
-        }
+        """The runner's counters. Batched engine: ``generate_calls`` (model.generate),
+        ``batches``, ``requests``, ``largest_batch``, ``oom_retries``. Continuous engine:
+        ``steps`` (decode steps), ``prefills``, ``max_running``, ``tokens``."""
+        return self.runner.stats
 
     def info(self) -> dict[str, object]:
         """Backend, model, device, dtype, attention implementation and batching limits."""
@@ -267,10 +235,7 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         """Stop the worker thread (requests still queued fail with BackendError)."""
-        if self.continuous is not None:
-            self.continuous.close()
-        if self.scheduler is not None:
-            self.scheduler.close()
+        self.runner.close()
 
 
 def to_hf_messages(
@@ -355,6 +320,22 @@ def _check_cuda(device: str, torch: Any) -> None:
         )
 
 
+def _create_runner(mode: str, model: Any, processor: Any, model_id: str, settings: Settings):
+    """The runner that serves this backend: the continuous engine or batched ``generate``."""
+    from ._hf_engine import HFEngine
+
+    hf = HFEngine(model, processor, model_id)
+    if mode == "continuous":
+        from ._continuous import ContinuousRunner
+
+        return ContinuousRunner(hf, max_batch=settings.max_batch_size, kernels=settings.kernels)
+    from ._batched import BatchedRunner
+
+    return BatchedRunner(
+        hf, max_batch_size=settings.max_batch_size, batch_wait_s=settings.batch_wait_ms / 1000.0
+    )
+
+
 def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
     """Which decode engine serves: continuous batching on CUDA (when the model's attention
     allows it), batched ``generate`` elsewhere, unless settings name one."""
@@ -372,145 +353,3 @@ def _resolve_engine(settings: Settings, device: str, model: Any) -> str:
     if mode == "continuous" and not DecodeStep.supports(model):
         return "batched"
     return mode
-
-
-def _load(
-    model_id: str,
-    *,
-    revision,
-    device: str,
-    dtype_name: str,
-    attn_implementation: str,
-    hub_timeout_s: float = 5.0,
-):
-    import torch
-
-    if importlib.util.find_spec("torchvision") is None:
-        raise ModelLoadError(
-            f"Cannot load {model_id}: torchvision is not installed, and transformers builds "
-            "the Qwen3-VL processor only with it.",
-            input=model_id,
-            fix="pip install torchvision (the build matching your torch).",
-        )
-    _check_local_path(model_id)
-    if not _looks_like_path(model_id):
-        from .hub import check_weights_reachable
-
-        check_weights_reachable(model_id, revision, hub_timeout_s)
-    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
-
-    kwargs: dict[str, Any] = {
-        "revision": revision,
-        "dtype": getattr(torch, dtype_name),
-        "attn_implementation": attn_implementation,
-    }
-    if device == "cuda":
-        kwargs["device_map"] = "auto"
-    elif device.startswith("cuda:"):
-        kwargs["device_map"] = {"": device}
-    try:
-        with _progress_bars_only_on_a_terminal():
-            processor = AutoProcessor.from_pretrained(model_id, revision=revision)
-            model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
-        if "device_map" not in kwargs:
-            model = model.to(device)
-    except MedmoError:
-        raise
-    except Exception as exc:
-        raise _load_error(model_id, exc) from exc
-    model.eval()
-    return model, processor
-
-
-@contextlib.contextmanager
-def _progress_bars_only_on_a_terminal() -> Iterator[None]:
-    """transformers' "Loading weights" bar (and the hub's download bars) only when stderr is
-    a terminal: in logs, pipes and captured output a bar is just noise."""
-    from transformers.utils import logging as hf_logging
-
-    hide = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    if not hide or not hf_logging.is_progress_bar_enabled():
-        yield
-        return
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.enable_progress_bar()
-
-
-def _looks_like_path(model_id: str) -> bool:
-    return (
-        model_id.startswith(("/", "./", "../", "~", "\\"))
-        or (len(model_id) > 1 and model_id[1] == ":")
-        or model_id.count("/") > 1
-        or os.path.exists(model_id)
-    )
-
-
-def _check_local_path(model_id: str) -> None:
-    if not _looks_like_path(model_id):
-        return
-    path = Path(model_id).expanduser()
-    if not path.exists():
-        raise ModelLoadError(
-            f"Cannot load {model_id}: no such folder.",
-            input=model_id,
-            fix=f"Pass an existing local checkpoint folder, or a hub id such as {DEFAULT_MODEL}.",
-        )
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(
-            f"Cannot load {model_id}: the folder has no config.json, so it is not a checkpoint.",
-            input=model_id,
-            fix="Pass the folder that holds config.json and the *.safetensors weights.",
-        )
-
-
-def _load_error(model_id: str, exc: BaseException) -> ModelLoadError:
-    import torch
-
-    name = type(exc).__name__
-    text = str(exc)
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower():
-        return ModelLoadError(
-            f"Cannot load {model_id}: out of GPU memory.",
-            input=model_id,
-            fix=(
-                f"Use {_SMALLER_MODEL} (about 9 GB in bf16), free the GPU, or pick another "
-                "GPU with MEDMO_DEVICE=cuda:N."
-            ),
-        )
-    if name in {"RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"} or (
-        "is not a valid model identifier" in text or "not a local folder" in text
-    ):
-        if offline or name == "LocalEntryNotFoundError" or "offline" in text.lower():
-            return _offline_error(model_id)
-        return ModelLoadError(
-            f"Cannot load {model_id}: not found on the Hugging Face hub ({name}).",
-            input=model_id,
-            fix=f"Check the id and revision; published models: {', '.join(MODEL_CHOICES)}. "
-            "Or pass a local path.",
-        )
-    if (
-        offline
-        or name in {"LocalEntryNotFoundError", "OfflineModeIsEnabled"}
-        or ("offline" in text.lower() or "connect" in text.lower())
-    ):
-        return _offline_error(model_id)
-    return ModelLoadError(
-        f"Cannot load {model_id}: {name}: {text.splitlines()[0] if text else ''}".rstrip(": "),
-        input=model_id,
-        fix=f"Check that it is a Qwen3-VL checkpoint such as {DEFAULT_MODEL}, or pass a local "
-        "path to one.",
-    )
-
-
-def _offline_error(model_id: str) -> ModelLoadError:
-    return ModelLoadError(
-        f"Cannot load {model_id}: offline and not in the local Hugging Face cache.",
-        input=model_id,
-        fix=f"Download the weights once where the hub is reachable: `huggingface-cli download "
-        f"{model_id}`; or pass --model PATH to a local checkpoint folder; or use a server that "
-        "already serves MedMO: --backend openai --base-url URL.",
-    )

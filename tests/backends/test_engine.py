@@ -205,6 +205,27 @@ def test_a_prompt_longer_than_the_cache_fails_alone_and_the_engine_keeps_serving
     assert len(ok.tokens) == 4
 
 
+def test_more_new_tokens_than_the_cache_holds_are_refused_and_the_most_that_fits_decodes(
+    cpu_model,
+):
+    from medmo_agent.backends.engine import CacheLimitError
+
+    model, processor = cpu_model
+    inputs = _prompt(processor, 5, (64, 64))
+    room = 256 - inputs["input_ids"].shape[1]
+    engine = _engine(model, max_batch=2, max_len=256)
+    try:
+        refused = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=room + 1))
+        with pytest.raises(CacheLimitError, match=f"at most {room} new tokens") as info:
+            refused.result(timeout=60)
+        assert info.value.field == "max_new_tokens"
+        full = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=room)).result()
+    finally:
+        engine.close()
+    assert full.finish_reason == "length"
+    assert full.tokens == _reference(model, inputs, room)  # the cache's last positions too
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("kernels", [True, False], ids=["kernels", "stock"])
 def test_cuda_graph_decoding_matches_generate_on_the_gpu(tiny_checkpoint, kernels):
@@ -622,16 +643,16 @@ def test_a_prefill_thread_failure_fails_its_requests_and_the_engine_keeps_servin
     engine = _engine(model, max_batch=2, max_len=512, overlap_prefill=True)
     inputs = _prompt(processor, 2, (64, 64))
     try:
-        real = engine._prefill_entries
+        real = engine.prefiller.run
 
         def broken(live):
             raise RuntimeError("device lost")
 
-        monkeypatch.setattr(engine, "_prefill_entries", broken)
+        monkeypatch.setattr(engine.prefiller, "run", broken)
         failed = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=3))
         with pytest.raises(RuntimeError, match="device lost"):
             failed.result(timeout=60)
-        monkeypatch.setattr(engine, "_prefill_entries", real)
+        monkeypatch.setattr(engine.prefiller, "run", real)
         ok = engine.submit(EngineRequest(inputs=inputs, max_new_tokens=3)).result(timeout=60)
     finally:
         engine.close()

@@ -136,10 +136,10 @@ def test_concurrent_requests_are_batched_and_match_single_requests(tiny_settings
 @pytest.mark.parametrize("order", [(2, 0, 1), (4, 3, 2, 1, 0), (1, 2)])
 def test_batch_results_do_not_depend_on_row_order(tiny_backend, singles, order):
     # text-only rows first: the batch must still carry the later rows' images
-    from medmo_agent.backends._scheduler import Job
+    from medmo_agent.backends._runner import Job
 
     jobs = [Job(tiny_backend._prepare(MIXED[i])) for i in order]
-    results = tiny_backend.engine.run_batch(jobs)
+    results = tiny_backend.runner.engine.run_batch(jobs)
     assert [r.text for r in results] == [singles[i].text for i in order]
 
 

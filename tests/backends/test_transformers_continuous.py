@@ -133,6 +133,34 @@ def test_a_prompt_too_long_for_the_cache_is_a_limit_error_and_the_engine_goes_on
         backend.close()
 
 
+def test_max_new_tokens_beyond_the_kv_cache_is_refused_not_cut_short(tiny_settings, tmp_path):
+    from medmo_agent.testing.tiny import build_tiny_checkpoint
+
+    short = build_tiny_checkpoint(tmp_path / "short-context", max_position_embeddings=512)
+    backend = TransformersBackend.from_settings(
+        tiny_settings.replace(model=str(short), engine="continuous")
+    )
+    try:
+        positions = backend.runner.batcher.max_len
+        assert positions == 512  # the whole context: far below max_new_tokens_limit
+        question = _ask("Findings?", max_new_tokens=positions)
+        with pytest.raises(LimitExceededError) as info:
+            backend.generate(question)
+        prompt = backend.generate(_ask("Findings?", max_new_tokens=1)).prompt_tokens
+        room = positions - prompt
+        assert info.value.input == "max_new_tokens"
+        assert f"max_new_tokens={positions}" in info.value.message
+        assert f"room for {room} new tokens" in info.value.message
+        assert f"at most {room} new tokens" in info.value.fix
+        assert "MEDMO_MAX_BATCH_SIZE" in info.value.fix
+        # the most that fits is served in full (up to an end-of-sequence token)
+        fits = backend.generate(_ask("Findings?", max_new_tokens=room))
+        assert fits.finish_reason in {"stop", "length"}
+        assert fits.completion_tokens <= room
+    finally:
+        backend.close()
+
+
 def test_the_kernels_setting_reaches_the_engine_and_leaves_a_cpu_model_stock(tiny_settings):
     from medmo_agent.backends.engine.fused import fused_kernels_installed
     from medmo_agent.config import Settings
@@ -146,9 +174,9 @@ def test_the_kernels_setting_reaches_the_engine_and_leaves_a_cpu_model_stock(tin
         try:
             # Triton's kernels run on CUDA GPUs only: on the CPU the engine keeps the model's
             # stock modules whatever the setting, and prefills on its decode thread
-            assert backend.continuous.batcher.step.kernels is False
+            assert backend.runner.batcher.step.kernels is False
             assert not fused_kernels_installed(backend.model)
-            assert not backend.continuous.batcher.overlap_prefill
+            assert not backend.runner.batcher.overlap_prefill
             assert backend.generate(REQUESTS[2]).completion_tokens >= 1
         finally:
             backend.close()

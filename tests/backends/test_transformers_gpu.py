@@ -64,15 +64,15 @@ def test_the_default_engine_on_a_gpu_is_continuous_and_answers_like_batched(
     from medmo_agent.backends.engine.fused import install_fused_kernels, uninstall_fused_kernels
 
     assert default_gpu_backend.info()["engine"] == "continuous"
-    assert default_gpu_backend.continuous.batcher.step.use_cuda_graphs
+    assert default_gpu_backend.runner.batcher.step.use_cuda_graphs
     requests = [_ask(f"Findings {i}?", (256 + 64 * i, 320), max_new_tokens=24) for i in range(4)]
     # the continuous engine runs its fused kernels; compare with generate on the same kernels
     install_fused_kernels(gpu_backend.model)
-    wait, gpu_backend.scheduler.batch_wait_s = gpu_backend.scheduler.batch_wait_s, 0.0
+    wait, gpu_backend.runner.batch_wait_s = gpu_backend.runner.batch_wait_s, 0.0
     try:
         expected = [gpu_backend.generate(r).text for r in requests]  # one at a time
     finally:
-        gpu_backend.scheduler.batch_wait_s = wait
+        gpu_backend.runner.batch_wait_s = wait
         uninstall_fused_kernels(gpu_backend.model)
     assert [default_gpu_backend.generate(r).text for r in requests] == expected
     with ThreadPoolExecutor(4) as pool:
@@ -99,8 +99,8 @@ def test_concurrent_requests_share_one_generate_call_on_the_gpu(gpu_backend):
 
 
 def test_a_real_out_of_memory_error_fails_only_that_request(gpu_backend):
-    single = gpu_backend.scheduler.max_batch_size
-    gpu_backend.scheduler.max_batch_size = 1  # run this one alone
+    single = gpu_backend.runner.max_batch_size
+    gpu_backend.runner.max_batch_size = 1  # run this one alone
     hog = None
     try:
         torch.cuda.empty_cache()
@@ -118,6 +118,6 @@ def test_a_real_out_of_memory_error_fails_only_that_request(gpu_backend):
     finally:
         del hog
         torch.cuda.empty_cache()
-        gpu_backend.scheduler.max_batch_size = single
+        gpu_backend.runner.max_batch_size = single
     # the worker keeps serving
     assert gpu_backend.generate(_ask("Findings?", (256, 256))).completion_tokens >= 1

@@ -1,4 +1,4 @@
-"""The batching worker: grouping, out-of-memory split-and-retry, errors, shutdown.
+"""The batched runner: grouping, out-of-memory split-and-retry, errors, shutdown.
 
 A test-double engine stands in for the model here (deterministic logic only); the same
 paths run on the real model in test_transformers_backend.py.
@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from medmo_agent.backends._scheduler import BatchScheduler, Job
+from medmo_agent.backends._batched import BatchedRunner
+from medmo_agent.backends._runner import Job
 from medmo_agent.errors import BackendError, GPUOutOfMemoryError, InputError
 
 torch = pytest.importorskip("torch")
@@ -24,6 +25,7 @@ class FakeEngine:
         self.oom_when = oom_when
         self.fail_with = fail_with
         self.recoveries = 0
+        self.generate_calls = 0
         self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
@@ -38,11 +40,6 @@ class FakeEngine:
         if self.fail_with is not None:
             raise self.fail_with
         return [f"answer to {p}" for p in payloads]
-
-    def is_out_of_memory(self, exc):
-        from medmo_agent.backends._hf_engine import HFEngine
-
-        return HFEngine.is_out_of_memory(None, exc)  # the real predicate
 
     def recover_from_out_of_memory(self):
         self.recoveries += 1
@@ -64,7 +61,7 @@ def engine():
 
 @pytest.fixture
 def scheduler(engine):
-    s = BatchScheduler(engine, max_batch_size=8, batch_wait_s=0.0)
+    s = BatchedRunner(engine, max_batch_size=8, batch_wait_s=0.0)
     yield s
     engine.release.set()
     s.close()
@@ -77,11 +74,11 @@ def test_jobs_queued_while_the_model_is_busy_run_as_one_batch(engine, scheduler)
     assert first.result(timeout=30) == "answer to first"
     assert [f.result(timeout=30) for f in futures] == [f"answer to q{i}" for i in range(5)]
     assert engine.batches == [["first"], ["q0", "q1", "q2", "q3", "q4"]]
-    assert scheduler.stats.largest_batch == 5
+    assert scheduler.stats["largest_batch"] == 5
 
 
 def test_batches_never_exceed_the_maximum_size(engine):
-    scheduler = BatchScheduler(engine, max_batch_size=2, batch_wait_s=0.0)
+    scheduler = BatchedRunner(engine, max_batch_size=2, batch_wait_s=0.0)
     try:
         _hold_worker(engine, scheduler)
         futures = [scheduler.submit(Job(i)) for i in range(5)]
@@ -105,7 +102,7 @@ def test_jobs_with_different_decoding_modes_go_to_different_batches(engine, sche
 
 def test_out_of_memory_in_a_batch_retries_each_job_alone_and_fails_only_the_culprit():
     engine = FakeEngine(oom_when=lambda p: len(p) > 1 or "huge" in p)
-    scheduler = BatchScheduler(engine, max_batch_size=8, batch_wait_s=0.0)
+    scheduler = BatchedRunner(engine, max_batch_size=8, batch_wait_s=0.0)
     try:
         _hold_worker(engine, scheduler)
         futures = [scheduler.submit(Job(p)) for p in ("a", "huge", "b")]
@@ -118,7 +115,7 @@ def test_out_of_memory_in_a_batch_retries_each_job_alone_and_fails_only_the_culp
         assert futures[2].result(timeout=30) == "answer to b"
         assert engine.batches[1:] == [["a", "huge", "b"], ["a"], ["huge"], ["b"]]
         assert engine.recoveries == 2  # after the batch, and after the culprit alone
-        assert scheduler.stats.oom_retries == 1
+        assert scheduler.stats["oom_retries"] == 1
         # the worker keeps serving
         assert scheduler.submit(Job("later")).result(timeout=30) == "answer to later"
     finally:
@@ -127,7 +124,7 @@ def test_out_of_memory_in_a_batch_retries_each_job_alone_and_fails_only_the_culp
 
 def test_an_unexpected_engine_error_fails_its_batch_as_backend_error_and_serving_goes_on():
     engine = FakeEngine(fail_with=ValueError("shape mismatch"))
-    scheduler = BatchScheduler(engine, max_batch_size=8, batch_wait_s=0.0)
+    scheduler = BatchedRunner(engine, max_batch_size=8, batch_wait_s=0.0)
     try:
         with pytest.raises(BackendError, match="shape mismatch") as info:
             scheduler.submit(Job("x")).result(timeout=30)
@@ -142,7 +139,7 @@ def test_an_unexpected_engine_error_fails_its_batch_as_backend_error_and_serving
 
 
 def test_closing_fails_queued_jobs_and_refuses_new_ones(engine):
-    scheduler = BatchScheduler(engine, max_batch_size=1, batch_wait_s=0.0)
+    scheduler = BatchedRunner(engine, max_batch_size=1, batch_wait_s=0.0)
     first = _hold_worker(engine, scheduler)
     queued = scheduler.submit(Job("queued"))
     scheduler.close(timeout=0)  # marks closed; the batch in progress still finishes

@@ -6,7 +6,15 @@ Batch-1 decoding computes exactly what ``model.generate`` computes (same modules
 kernels, the same attention call on the same keys), so greedy outputs match token for token.
 """
 
-from .scheduler import ContinuousBatcher, EngineRequest, EngineResult
+from .requests import CacheLimitError, EngineClosedError, EngineRequest, EngineResult
+from .scheduler import ContinuousBatcher
 from .step import DecodeStep
 
-__all__ = ["ContinuousBatcher", "DecodeStep", "EngineRequest", "EngineResult"]
+__all__ = [
+    "CacheLimitError",
+    "ContinuousBatcher",
+    "DecodeStep",
+    "EngineClosedError",
+    "EngineRequest",
+    "EngineResult",
+]

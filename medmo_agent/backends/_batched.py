@@ -1,10 +1,9 @@
-"""One worker thread that owns the model; callers queue jobs and wait on futures.
+"""The batched runner: one worker thread owns the model; requests that arrive together
+share one ``generate`` call.
 
 Jobs that arrive together (within ``batch_wait_s`` of the first, up to ``max_batch_size``)
-and share a batching key (the decoding mode) run as one batch. The scheduler knows
-nothing about torch: an *engine* runs a batch and reports out-of-memory errors, so a
-faster engine (static KV cache, CUDA graphs, continuous batching) can replace plain
-``generate`` without changing the callers.
+and share a batching key (the decoding mode) run as one batch. The runner knows nothing
+about torch: an *engine* (:class:`._hf_engine.HFEngine`) runs a batch.
 
 Out of memory on a batch: the engine frees what it can, the batch is retried one job at
 a time, and only a job that fails alone gets :class:`GPUOutOfMemoryError`. The worker
@@ -18,49 +17,35 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from ..errors import BackendError, GPUOutOfMemoryError, MedmoError
+from ..errors import BackendError
+from ._runner import Job, Runner, closed_error, is_out_of_memory, settle
 
-__all__ = ["BatchScheduler", "Engine", "Job", "SchedulerStats"]
+__all__ = ["BatchedRunner", "Engine"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Job:
-    """One request waiting for the model."""
-
-    payload: Any
-    key: Hashable = None
-    on_text: Any = None
-    cancel: threading.Event | None = None
-    submitted_at: float = field(default_factory=time.perf_counter)
-    future: Future = field(default_factory=Future)
-
-
 class Engine(Protocol):
-    """What the scheduler drives."""
+    """What the batched runner drives."""
+
+    generate_calls: int
 
     def run_batch(self, jobs: Sequence[Job]) -> list[Any]:
         """Run jobs together; return one result (or exception instance) per job, in order."""
-
-    def is_out_of_memory(self, exc: BaseException) -> bool:
-        """Whether ``exc`` means the accelerator ran out of memory."""
 
     def recover_from_out_of_memory(self) -> None:
         """Free cached memory after an out-of-memory error."""
 
 
 @dataclass
-class SchedulerStats:
-    """Counters for monitoring and tests."""
-
+class _Counters:
     batches: int = 0  # engine.run_batch calls
-    jobs: int = 0  # jobs completed (with a result or an error)
+    requests: int = 0  # jobs completed (with a result or an error)
     largest_batch: int = 0
     oom_retries: int = 0
 
@@ -68,7 +53,7 @@ class SchedulerStats:
 _STOP = object()
 
 
-class BatchScheduler:
+class BatchedRunner(Runner):
     """Queue + single worker thread around an :class:`Engine`.
 
     Args:
@@ -89,7 +74,7 @@ class BatchScheduler:
         self.engine = engine
         self.max_batch_size = max(1, int(max_batch_size))
         self.batch_wait_s = max(0.0, float(batch_wait_s))
-        self.stats = SchedulerStats()
+        self._counters = _Counters()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._held: deque[Job] = deque()  # jobs drawn but left for a later batch (other key)
         self._closed = threading.Event()
@@ -99,11 +84,15 @@ class BatchScheduler:
     def submit(self, job: Job) -> Future:
         """Queue a job; its future resolves to the engine's result or raises its error."""
         if self._closed.is_set():
-            raise BackendError(
-                "The model backend is closed.", fix="Create a new backend to keep generating."
-            )
+            raise closed_error()
         self._queue.put(job)
         return job.future
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """``generate_calls`` (the engine's), ``batches``, ``requests``, ``largest_batch``,
+        ``oom_retries``."""
+        return {"generate_calls": self.engine.generate_calls, **asdict(self._counters)}
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop the worker after the batch in progress; jobs still queued fail."""
@@ -160,20 +149,17 @@ class BatchScheduler:
         return batch
 
     def _run(self, batch: list[Job]) -> None:
-        self.stats.batches += 1
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self._counters.batches += 1
+        self._counters.largest_batch = max(self._counters.largest_batch, len(batch))
         try:
             results = self.engine.run_batch(batch)
         except BaseException as exc:
-            if not self.engine.is_out_of_memory(exc):
+            if not is_out_of_memory(exc) or len(batch) == 1:
                 self._settle_all(batch, exc)
                 return
             self.engine.recover_from_out_of_memory()
-            if len(batch) == 1:
-                self._settle(batch[0], _oom_error(exc))
-                return
             log.warning("Out of memory on a batch of %d; retrying one at a time.", len(batch))
-            self.stats.oom_retries += 1
+            self._counters.oom_retries += 1
             for job in batch:
                 self._run_single(job)
             return
@@ -181,15 +167,11 @@ class BatchScheduler:
             self._settle(job, result)
 
     def _run_single(self, job: Job) -> None:
-        self.stats.batches += 1
+        self._counters.batches += 1
         try:
             (result,) = self.engine.run_batch([job])
         except BaseException as exc:
-            if self.engine.is_out_of_memory(exc):
-                self.engine.recover_from_out_of_memory()
-                result = _oom_error(exc)
-            else:
-                result = exc
+            result = exc
         self._settle(job, result)
 
     def _settle_all(self, batch: list[Job], exc: BaseException) -> None:
@@ -197,20 +179,10 @@ class BatchScheduler:
             self._settle(job, exc)
 
     def _settle(self, job: Job, result: Any) -> None:
-        self.stats.jobs += 1
-        if job.future.done():
-            return
-        if isinstance(result, BaseException):
-            if not isinstance(result, MedmoError):
-                wrapped = BackendError(
-                    f"Generation failed: {type(result).__name__}: {result}",
-                    fix="Retry the request; if it keeps failing, report the error.",
-                )
-                wrapped.__cause__ = result
-                result = wrapped
-            job.future.set_exception(result)
-        else:
-            job.future.set_result(result)
+        self._counters.requests += 1
+        if is_out_of_memory(result):
+            self.engine.recover_from_out_of_memory()
+        settle(job, result)
 
     def _fail_pending(self) -> None:
         closed = BackendError("The model backend was closed before this request ran.")
@@ -226,9 +198,3 @@ class BatchScheduler:
         for job in pending:
             if not job.future.done():
                 job.future.set_exception(closed)
-
-
-def _oom_error(exc: BaseException) -> GPUOutOfMemoryError:
-    err = GPUOutOfMemoryError("The GPU ran out of memory while generating this answer.")
-    err.__cause__ = exc
-    return err
