@@ -16,6 +16,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from medmo_agent.imaging.sources import IMAGE_EXTENSIONS
+from medmo_agent.tasks.registry import TASKS as REGISTRY
+from medmo_agent.tasks.registry import find_task
 
 from .jobs import Job, describe_error
 from .panels import BOX_TASKS, call_task
@@ -23,13 +25,19 @@ from .render import error_html, escape, progress_html, result_html
 
 __all__ = ["CaseExplorer"]
 
-_BUTTONS = (
-    ("ask", "Ask", "question"),
-    ("ground", "Ground", "crosshairs"),
-    ("detect", "Detect", "th"),
-    ("report", "Report", "file-text"),
-    ("classify", "Classify", "tags"),
-    ("reason", "Reason", "lightbulb-o"),
+# Presentation only: the buttons are the registry's image tasks, each with an icon.
+_ICONS = {
+    "vqa": "question",
+    "ground": "crosshairs",
+    "detect": "th",
+    "report": "file-text",
+    "classify": "tags",
+    "reason": "lightbulb-o",
+}
+_BUTTONS = tuple(
+    (task.name, (task.aliases or (task.name,))[0].capitalize(), _ICONS.get(task.name, "play"))
+    for task in REGISTRY.values()
+    if task.takes_image
 )
 
 
@@ -84,7 +92,8 @@ class CaseExplorer(widgets.VBox):
         for task, label, icon in _BUTTONS:
             button = widgets.Button(description=label, icon=icon, layout={"width": "100px"})
             button.on_click(lambda _b, t=task: self.run(t))
-            self.buttons[task] = button
+            for name in (task, *REGISTRY[task].aliases):  # also under the task's other names
+                self.buttons[name] = button
         self.cancel_button = widgets.Button(
             description="Cancel", icon="stop", button_style="warning", layout={"width": "100px"}
         )
@@ -220,13 +229,18 @@ class CaseExplorer(widgets.VBox):
             return None
         image = self.viewer.image
         window = self.viewer.window
+        # the task's main argument: free text from the question box, names from the
+        # comma-separated targets box
+        spec = find_task(task)
+        main = spec.parameter(spec.main or "question")
+        names = [t.strip() for t in self.targets.value.split(",") if t.strip()]
         argument: Any
-        if task in ("ground", "classify"):
-            argument = [t.strip() for t in self.targets.value.split(",") if t.strip()]
-        elif task == "detect":
-            argument = self.targets.value.split(",")[0].strip() or None
-        else:
+        if main.is_list:
+            argument = names
+        elif main.name in ("question", "context"):
             argument = self.question.value.strip()
+        else:
+            argument = names[0] if names else None
         self._streamed = []
         self._set_buttons(False)
         self.cancel_button.layout.display = ""

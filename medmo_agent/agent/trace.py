@@ -254,26 +254,18 @@ def redact_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(out, default=str))
 
 
-_RESULT_TYPES = {
-    "vqa": "VQAResult",
-    "text_qa": "TextQAResult",
-    "report": "ReportResult",
-    "ground": "GroundingResult",
-    "detect": "DetectionResult",
-    "classify": "ClassificationResult",
-    "reason": "ReasoningResult",
-    "summarize": "SummaryResult",
-}
-
-
 def result_model(step: TraceStep) -> Any:
     """The step's result as its pydantic model (e.g. ``GroundingResult``), or ``None``."""
     if step.result is None:
         return None
     from ..tasks import results
+    from ..tasks.registry import TASKS, canonical_name
 
-    name = step.result_type or _RESULT_TYPES.get(str(step.result.get("task")), "")
-    cls = getattr(results, name, None)
+    if step.result_type:
+        cls = getattr(results, step.result_type, None)
+    else:
+        task = TASKS.get(canonical_name(str(step.result.get("task"))))
+        cls = task.result if task is not None else None
     if cls is None:
         return None
     try:
