@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import AccessDeniedError, ImageLoadError, ImageTooLargeError
-from .fileaccess import FileHandle
+from .filehandles import FileHandle
 from .sources import Source
 
 __all__ = ["check_volume", "close_all", "corrupt_error", "open_nifti", "reopen_nifti"]
