@@ -42,6 +42,8 @@ from typing import Any
 
 from _machine import machine_info
 
+from medmo_agent.testing import scripted_env
+
 REPO = Path(__file__).resolve().parent.parent
 REPLY = "The liver is normal in size and attenuation."
 SERVER_VERSIONS = ("mcp", "starlette", "uvicorn", "httpx2", "pydantic", "pillow", "numpy")
@@ -102,9 +104,9 @@ class Server:
             "-m",
             "mcp_server",
             *("--http", "--host", "127.0.0.1", "--port", "0", "--backend", "scripted"),
-            *("--scripted-reply", REPLY, "--allow-dir", str(image_dir), *extra),
+            *("--allow-dir", str(image_dir), *extra),
         ]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **scripted_env(REPLY)}
         self.popen = subprocess.Popen(
             cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=REPO, start_new_session=True,

@@ -11,7 +11,6 @@ import os
 import threading
 from typing import Any
 
-from medmo_agent.backends import backend_choices
 from medmo_agent.config import Settings
 from medmo_agent.types import MedImage
 
@@ -133,10 +132,6 @@ class MedmoSession:
             return self._planner_backend
 
     def _local_backend(self) -> Any:
-        if self.settings.backend == "scripted" and "scripted" in backend_choices():
-            from .scripted import scripted_backend
-
-            return scripted_backend(self.settings)
         from medmo_agent.backends import create_backend
 
         return create_backend(self.settings)

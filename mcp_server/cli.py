@@ -59,7 +59,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
     m.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
-    m.add_argument("--scripted-reply", help=argparse.SUPPRESS)
 
     s = parser.add_argument_group("safety and limits")
     s.add_argument(
@@ -165,12 +164,7 @@ def run_serve(args: argparse.Namespace) -> int:
     # A server decodes one large image after another: keep their buffers from staying
     # resident once freed (see mcp_server.memory).
     return_large_buffers_to_os()
-    backend = None
-    if args.scripted_reply is not None and "scripted" in backend_choices():
-        from medmo_agent.backends.scripted import ScriptedBackend
-
-        backend = ScriptedBackend([args.scripted_reply], model_id=settings.model)
-    server = create_server(settings, config, backend=backend)
+    server = create_server(settings, config)
     try:
         if config.transport == "http":
             from .http_app import serve_http

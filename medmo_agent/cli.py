@@ -13,11 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mcp_server.cli import add_serve_arguments, run_serve
+
 from . import __version__
+from .agent.cli import add_agent_arguments, run_agent
 from .backends import backend_choices
 from .cli_options import add_parameter, add_task_arguments, cli_values
 from .config import DEFAULT_MODEL, Settings
 from .errors import InputError, MedmoError
+from .review.cli import add_review_arguments, run_review_command
 from .tasks.registry import TASKS, find_task
 
 __all__ = ["build_parser", "main"]
@@ -26,24 +30,24 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-#: Subcommands contributed by other packages: name -> (module, adder, runner, help).
-_EXTERNAL_COMMANDS: dict[str, tuple[str, str, str, str]] = {
+Runner = Callable[[argparse.Namespace], Any]
+
+#: The subcommands beyond the tasks and ``info``: name -> (add options, run, help). Their
+#: modules import nothing heavy at import time, so ``medmo --help`` stays fast.
+_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner, str]] = {
     "serve": (
-        "mcp_server.cli",
-        "add_serve_arguments",
-        "run_serve",
+        add_serve_arguments,
+        run_serve,
         "run the MCP server (stdio by default, --http for streamable HTTP)",
     ),
     "agent": (
-        "medmo_agent.agent.cli",
-        "add_agent_arguments",
-        "run_agent",
+        add_agent_arguments,
+        run_agent,
         "step-by-step diagnostic reasoning over an image, with a trace",
     ),
     "review": (
-        "medmo_agent.review.cli",
-        "add_review_arguments",
-        "run_review_command",
+        add_review_arguments,
+        run_review_command,
         "run scripted multi-step reviews over many cases, resumably",
     ),
 }
@@ -122,22 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--json", action="store_true", help="print as JSON")
 
-    for name, (module, adder, _runner, help_) in _EXTERNAL_COMMANDS.items():
-        add = _load_external(module, adder)
-        if add is None:
-            continue
-        p = sub.add_parser(name, help=help_, description=help_)
-        add(p)
+    for name, (add, _run, help_) in _COMMANDS.items():
+        add(sub.add_parser(name, help=help_, description=help_))
     return parser
-
-
-def _load_external(module: str, attr: str) -> Callable[..., Any] | None:
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -270,10 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _run_info(args)
-        if args.command in _EXTERNAL_COMMANDS:
-            module, _adder, runner, _help = _EXTERNAL_COMMANDS[args.command]
-            run = _load_external(module, runner)
-            assert run is not None  # the subparser exists only when the module imports
+        if args.command in _COMMANDS:
+            _add, run, _help = _COMMANDS[args.command]
             return int(run(args) or 0)
         return _run_task(args)
     except MedmoError as exc:

@@ -392,3 +392,63 @@ def test_the_include_paths_setting_also_comes_from_the_environment(
     monkeypatch.setenv("MEDMO_INCLUDE_PATHS", "1")
     assert main(["ask", str(grey_png), "Normal?", "--backend", "scripted", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["image"]["meta"]["source"] == str(grey_png)
+
+
+# ---- the subcommands are imported plainly ----------------------------------------------
+
+_HELP_WITH_BROKEN_MODULE = """
+import importlib.abc, sys
+
+class Broken(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1]:
+            raise ImportError(f"{name} is broken on purpose")
+        return None
+
+sys.meta_path.insert(0, Broken())
+from medmo_agent.cli import main
+sys.exit(main(["--help"]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "module"),
+    [
+        ("serve", "mcp_server.cli"),
+        ("agent", "medmo_agent.agent.cli"),
+        ("review", "medmo_agent.review.cli"),
+    ],
+)
+def test_a_broken_subcommand_module_fails_the_help_loudly(command, module):
+    intact = subprocess.run(
+        [sys.executable, "-c", _HELP_WITH_BROKEN_MODULE, "not.a.module"],
+        capture_output=True,
+        text=True,
+    )
+    assert intact.returncode == 0 and f"    {command} " in intact.stdout, intact.stderr
+    broken = subprocess.run(
+        [sys.executable, "-c", _HELP_WITH_BROKEN_MODULE, module],
+        capture_output=True,
+        text=True,
+    )
+    # not a help that silently lacks the command: the import error itself
+    assert broken.returncode != 0
+    assert f"ImportError: {module} is broken on purpose" in broken.stderr
+    assert f"    {command} " not in broken.stdout
+
+
+def test_the_help_with_every_subcommand_imports_nothing_heavy():
+    code = (
+        "import sys, json\n"
+        "from medmo_agent.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'transformers', 'langchain', 'langchain_core', 'langgraph', 'mcp',\n"
+        "         'starlette', 'uvicorn', 'openai', 'PIL', 'numpy')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "serve" in out.stdout and "agent" in out.stdout and "review" in out.stdout
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []

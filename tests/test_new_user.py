@@ -48,7 +48,9 @@ def _one_error_line(err: str, *says: str) -> str:
 # ---- test doubles stay out of the user's interface -------------------------------------
 
 
-@pytest.mark.parametrize("command", ["ask", "ground", "summarize", "info", "agent", "review"])
+@pytest.mark.parametrize(
+    "command", ["ask", "ground", "summarize", "info", "agent", "review", "serve"]
+)
 def test_no_help_offers_the_scripted_test_double(command, monkeypatch, capsys):
     monkeypatch.delenv("MEDMO_TEST_DOUBLES")
     with pytest.raises(SystemExit):
@@ -56,6 +58,15 @@ def test_no_help_offers_the_scripted_test_double(command, monkeypatch, capsys):
     help_text = capsys.readouterr().out
     assert "--backend {transformers,openai}" in help_text
     assert "scripted}" not in help_text and "openai,scripted" not in help_text
+
+
+def test_no_command_has_an_option_for_the_test_double(capsys):
+    # what the scripted backend answers comes from the environment (medmo_agent.testing),
+    # so even with test doubles enabled no command line takes a test-only option
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--backend", "scripted", "--scripted-reply", "yes"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --scripted-reply" in capsys.readouterr().err
 
 
 def test_the_scripted_backend_cannot_be_chosen_outside_the_tests(png, monkeypatch, capsys):

@@ -255,7 +255,7 @@ def test_the_tiny_checkpoint_command_builds_one(tmp_path):
 
 def test_the_yaml_cases_load_in_the_format_review_help_shows(workdir: Path, capsys):
     from medmo_agent.cli import main
-    from medmo_agent.review.cases import load_cases
+    from medmo_agent.review import load_cases
     from medmo_agent.review.cli import _EPILOG
 
     (case,) = load_cases(workdir / "cases.yaml")

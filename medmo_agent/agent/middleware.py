@@ -17,7 +17,6 @@ The per-run trace and deadline travel in :class:`RunContext`, the graph's runtim
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -372,8 +371,3 @@ def record_tool_message(
         completion_tokens=int(usage.get("completion_tokens", 0)),
         workflow_step=workflow_step,
     )
-
-
-def dumps_arguments(args: dict[str, Any]) -> str:
-    """Arguments as compact JSON, for terminal display."""
-    return json.dumps(args, ensure_ascii=False, default=str)

@@ -3,6 +3,9 @@
 HTML shows boxes drawn on a small thumbnail of the step's image, embedded as a PNG
 ``data:`` URI, so the page can be mailed or archived as one file. When an image cannot be
 loaded (a trace reopened on another machine) the boxes are listed without the overlay.
+
+:class:`~medmo_agent.agent.trace.Trace` calls into this module, so this module does not
+import it back: traces and their steps are read by attribute (``Any`` below).
 """
 
 from __future__ import annotations
@@ -12,10 +15,7 @@ import html
 import io
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .trace import Trace, TraceStep
+from typing import Any
 
 __all__ = ["DISCLAIMER", "overlay_data_uri", "trace_to_html", "trace_to_markdown"]
 
@@ -29,15 +29,15 @@ _KIND_TITLE = {
 }
 
 
-def _context_line(trace: Trace) -> str:
+def _context_line(trace: Any) -> str:
     return ", ".join(f"{k}: {v}" for k, v in trace.context.items() if v not in (None, ""))
 
 
-def _box_lines(step: TraceStep) -> list[str]:
+def _box_lines(step: Any) -> list[str]:
     return [f"{b.label}: [{b.x1:.0f}, {b.y1:.0f}, {b.x2:.0f}, {b.y2:.0f}]" for b in step.boxes]
 
 
-def trace_to_markdown(trace: Trace) -> str:
+def trace_to_markdown(trace: Any) -> str:
     """The trace as Markdown: header, one section per step, then the conclusion."""
     out = ["# MedMO diagnostic trace", ""]
     if trace.question:
@@ -101,7 +101,7 @@ pre{white-space:pre-wrap;margin:.3rem 0}img{max-width:100%;border:1px solid #ccc
 """
 
 
-def trace_to_html(trace: Trace, *, load_image: Callable[[str], Any] | None = None) -> str:
+def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None) -> str:
     """The trace as one HTML page, with box overlays where the image can be loaded."""
     load = load_image or _default_loader
     cache: dict[str, Any] = {}

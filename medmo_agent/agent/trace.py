@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -286,8 +286,3 @@ def boxes_of(result: Any) -> list[Box]:
         except Exception:
             continue
     return out
-
-
-def iter_kinds(steps: Iterable[TraceStep]) -> list[str]:
-    """The kinds of the steps, in order (handy in tests and logs)."""
-    return [s.kind for s in steps]

@@ -49,10 +49,9 @@ def create_backend(settings: Settings | None = None, **overrides: object) -> Bac
 
         return OpenAICompatBackend.from_settings(settings)
     if settings.backend == _TEST_BACKEND and _TEST_BACKEND in backend_choices():
-        from ..testing import scripted_replies
-        from .scripted import ScriptedBackend
+        from ..testing.scripted import scripted_backend
 
-        return ScriptedBackend(scripted_replies(), model_id=settings.model)
+        return scripted_backend(settings)
     raise ConfigError(
         f"Unknown backend {settings.backend!r}.",
         input="backend",

@@ -2,14 +2,13 @@
 
 A backend turns chat messages (text and images) into a :class:`Completion`. It is
 created once per process and is safe to call from many threads at once.
-Subclasses implement :meth:`Backend.generate`; streaming and batch helpers are built on it.
+Subclasses implement :meth:`Backend.generate`; ``on_text`` streams its text as it comes.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..types import Message
@@ -61,14 +60,6 @@ class Completion:
     first_token_seconds: float | None = None  # from start of generation to first token
     total_seconds: float = 0.0  # from submission to the last token
 
-    @property
-    def tokens_per_second(self) -> float | None:
-        """Decode speed of this request, when measurable."""
-        gen = self.total_seconds - self.queue_seconds
-        if self.completion_tokens <= 1 or gen <= 0:
-            return None
-        return self.completion_tokens / gen
-
 
 class Backend:
     """Base class: implement :meth:`generate`; set ``name`` and ``model_id``.
@@ -78,9 +69,6 @@ class Backend:
 
     name: str = "base"
     model_id: str = ""
-    #: Whether the model answers with boxes in its input-pixel space (MedMO) and so
-    #: needs ``image_input_sizes``; backends fill those sizes in.
-    supports_images: bool = True
 
     def generate(
         self,
@@ -93,45 +81,6 @@ class Backend:
         Setting ``cancel`` stops generation early (``finish_reason="cancelled"``).
         """
         raise NotImplementedError
-
-    def generate_many(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """Generate for many requests; backends that batch do so here."""
-        results: list[Completion | None] = [None] * len(requests)
-        threads = []
-
-        def run(i: int, req: GenerationRequest) -> None:
-            results[i] = self.generate(req)
-
-        for i, req in enumerate(requests):
-            t = threading.Thread(target=run, args=(i, req), daemon=True)
-            t.start()
-            threads.append(t)
-        for t in threads:
-            t.join()
-        return [r for r in results if r is not None]
-
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """Yield text pieces as they are generated (the completion's text, in order)."""
-        pieces: queue.Queue[object] = queue.Queue()
-        done = object()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self.generate(request, on_text=pieces.put)
-            except BaseException as exc:  # re-raised in the consumer's thread
-                failure.append(exc)
-            finally:
-                pieces.put(done)
-
-        threading.Thread(target=run, daemon=True).start()
-        while True:
-            item = pieces.get()
-            if item is done:
-                break
-            yield item  # type: ignore[misc]
-        if failure:
-            raise failure[0]
 
     def info(self) -> dict[str, object]:
         """A JSON-ready description (backend, model, device, ...)."""

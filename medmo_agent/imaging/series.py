@@ -27,7 +27,8 @@ from ..config import Settings
 from ..errors import ImageLoadError
 from ..types import MedImage
 from .dicom import read_dataset, render_dataset
-from .fileaccess import DirHandle, FileHandle
+from .fileaccess import DirHandle
+from .filehandles import FileHandle
 from .sources import Source, detect_format, open_source, sniff_head
 from .windowing import parse_window
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ImageLoadError, ImageTooLargeError
-from .fileaccess import DirHandle, FileHandle, display_path, open_path
+from .fileaccess import DirHandle, display_path, open_path
+from .filehandles import FileHandle
 
 __all__ = [
     "IMAGE_EXTENSIONS",

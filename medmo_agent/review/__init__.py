@@ -10,7 +10,8 @@ See :func:`run_review` for the Python API and ``medmo review --help`` for the co
 from __future__ import annotations
 
 from .agreement import aggregate_agreement, case_agreement
-from .cases import Case, CaseFile, ExpectedBox, ImageSpec, Question, load_case_file, load_cases
+from .case_sources import load_case_file, load_cases
+from .cases import Case, CaseFile, ExpectedBox, ImageSpec, Question
 from .plans import AgentPlan, TaskListPlan, WorkflowPlan, resolve_plan
 from .records import CaseRecord, ImageRecord, Provenance, StepRecord, prompts_hash
 from .runner import ReviewResult, run_review

@@ -1,31 +1,7 @@
-"""Review cases: what one case is, and reading many of them from YAML, JSON, CSV or a folder.
+"""Review cases: what one case is (images with window/slice/frame/plane options, optional
+clinical context and questions, and optional expected answers, labels or boxes).
 
-A case has an id, one or more images (with window/slice/frame/plane options), optional
-clinical context and questions, and optional expected answers, labels or boxes. Image
-paths are relative to the file (or folder) the cases came from.
-
-YAML/JSON: a list of cases, or a mapping with ``cases:`` and optionally ``steps:``::
-
-    steps: [{ground: nodule}, {vqa: "What is the {label} at {box}?", for_each: box}, report]
-    cases:
-      - id: case-001
-        images: [{path: ct/series01, window: lung}]
-        context: 67M, smoker, cough for 3 weeks
-        questions:
-          - {question: "Is there a nodule?", expected: "yes"}
-        expected_labels: [Nodule]
-        expected_boxes: [{label: nodule, x1: 100, y1: 120, x2: 160, y2: 170}]
-
-CSV: one row per case (rows repeating an id add questions); columns ``id``, ``image``
-(several separated by ``;``), ``window``, ``slice``, ``frame``, ``plane``, ``context``,
-``question``, ``options`` and ``expected_answer``, ``labels``, ``targets`` and
-``expected_labels`` (separated by ``|``), ``expected_boxes`` (JSON, or
-``label:x1,y1,x2,y2`` separated by ``;``).
-
-Folder: one sub-folder per case, named by its id, holding either a ``case.yaml`` /
-``case.json`` (same fields as above; paths relative to the sub-folder) or just its
-images (a nested folder of DICOM files is one series; several loose DICOM files are one
-series too), with optional ``context.txt`` and ``questions.txt`` (one question a line).
+Reading cases from YAML, JSON, CSV or a folder is :mod:`medmo_agent.review.case_sources`.
 """
 
 from __future__ import annotations
@@ -39,15 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..errors import InputError
 
-__all__ = [
-    "Case",
-    "CaseFile",
-    "ExpectedBox",
-    "ImageSpec",
-    "Question",
-    "load_case_file",
-    "load_cases",
-]
+__all__ = ["Case", "CaseFile", "ExpectedBox", "ImageSpec", "Question"]
 
 
 class ImageSpec(BaseModel):
@@ -207,103 +175,6 @@ class CaseFile(BaseModel):
     source: str = ""
 
 
-def load_cases(source: str | Path) -> list[Case]:
-    """Read cases from a YAML, JSON or CSV file, or a folder with one sub-folder per case.
-
-    Raises:
-        InputError: The source is missing, unreadable or malformed; the message names the
-            file and the case.
-    """
-    return load_case_file(source).cases
-
-
-def load_case_file(source: str | Path) -> CaseFile:
-    """Like :func:`load_cases`, also returning the ``steps:`` a YAML/JSON file names."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        from .case_sources import from_folder
-
-        cases = from_folder(path)
-        steps = None
-    elif path.is_file():
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            from .case_sources import from_csv
-
-            cases, steps = from_csv(path), None
-        elif suffix in (".yaml", ".yml", ".json"):
-            cases, steps = _from_mapping(_read_structured(path), path, path.parent)
-        else:
-            raise InputError(
-                f"Cannot tell what kind of cases file {path.name!r} is.",
-                input=str(path),
-                fix="Use a .yaml, .yml, .json or .csv file, or a folder with one sub-folder "
-                "per case.",
-            )
-    else:
-        raise InputError(
-            f"Cases not found: {str(path)!r} does not exist.",
-            input=str(path),
-            fix="Pass a YAML/JSON/CSV cases file or a folder of case sub-folders.",
-        )
-    _check_unique(cases, path)
-    if not cases:
-        raise InputError(
-            f"No cases in {str(path)!r}.", input=str(path), fix="Add at least one case."
-        )
-    return CaseFile(cases=cases, steps=steps, source=str(path))
-
-
-def _read_structured(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"Cannot read cases file {str(path)!r}: {exc}.",
-            input=str(path),
-            fix="Check that the file exists, is readable and is UTF-8 text.",
-        ) from exc
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise different error types
-        raise InputError(
-            f"Cases file {str(path)!r} is not valid {path.suffix.lstrip('.').upper()}: {exc}",
-            input=str(path),
-            fix="Fix the syntax error at the position given.",
-        ) from exc
-
-
-def _from_mapping(data: Any, path: Path, base: Path) -> tuple[list[Case], Any]:
-    steps = None
-    if isinstance(data, dict):
-        if "cases" not in data:
-            raise InputError(
-                f"Cases file {str(path)!r} has no 'cases' list.",
-                input=str(path),
-                fix="Give a list of cases, or a mapping with a 'cases:' list (and 'steps:').",
-            )
-        unknown = set(data) - {"cases", "steps"}
-        if unknown:
-            raise InputError(
-                f"Cases file {str(path)!r} has unknown top-level key(s): "
-                f"{', '.join(sorted(unknown))}.",
-                input=str(path),
-                fix="Only 'cases' and 'steps' are allowed at the top level.",
-            )
-        steps, data = data.get("steps"), data["cases"]
-    if not isinstance(data, list):
-        raise InputError(
-            f"Cases file {str(path)!r} must hold a list of cases.",
-            input=str(path),
-            fix="Write the cases as a list (YAML '- id: ...' items or a JSON array).",
-        )
-    return [_build_case(item, path, i, base) for i, item in enumerate(data)], steps
-
-
 def _build_case(item: Any, path: Path, index: int, base: Path) -> Case:
     name = item.get("id", f"#{index + 1}") if isinstance(item, dict) else f"#{index + 1}"
     try:
@@ -320,15 +191,3 @@ def _build_case(item: Any, path: Path, index: int, base: Path) -> Case:
             "expected_labels a list, expected_boxes {label, x1, y1, x2, y2} in pixels (the "
             "format `medmo review --help` and the README show).",
         ) from exc
-
-
-def _check_unique(cases: list[Case], source: Path) -> None:
-    seen: set[str] = set()
-    for case in cases:
-        if case.id in seen:
-            raise InputError(
-                f"Case id {case.id!r} appears twice in {str(source)!r}.",
-                input=case.id,
-                fix="Give every case a unique id (results are filed by id).",
-            )
-        seen.add(case.id)

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..errors import InputError
 from .agreement import aggregate_agreement, case_agreement
-from .cases import Case, CaseFile, load_case_file
+from .case_sources import load_case_file
+from .cases import Case, CaseFile
 from .markdown import render_case_markdown
 from .outputs import collect_outputs
 from .plans import Plan, resolve_plan

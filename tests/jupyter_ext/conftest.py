@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medmo_agent.testing import SCRIPTED_REPLIES_ENV
+
 GROUNDING_REPLY = (
     "nodule: [40, 50, 120, 130]\neffusion: [150, 160, 230, 240]\nnodule: [10, 10, 30, 30]"
 )
@@ -34,7 +36,7 @@ def scripted_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     replies = tmp_path / "replies.json"
     replies.write_text(json.dumps(REPLIES))
-    monkeypatch.setenv("MEDMO_SCRIPTED_REPLIES", str(replies))
+    monkeypatch.setenv(SCRIPTED_REPLIES_ENV, str(replies))
     session = reset_session(MedmoSession(Settings(backend="scripted", model="scripted-medmo")))
     yield session
     reset_session()

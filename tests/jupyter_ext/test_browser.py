@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from medmo_agent.testing import scripted_env
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def lab(tmp_path_factory):
         **os.environ,
         "MEDMO_BACKEND": "scripted",
         "MEDMO_MODEL": "scripted-medmo",
-        "MEDMO_SCRIPTED_REPLIES": str(replies),
+        **scripted_env(rules=replies),
         "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
         "JUPYTER_CONFIG_DIR": str(work / "config"),
     }
@@ -205,15 +207,15 @@ def test_the_trace_viewer_lists_every_step_and_highlights_the_conclusion(page, l
 
 def _expected_workflow_steps() -> list[tuple[int, str]]:
     """Run the same workflow headless on the same script: the steps the browser must list."""
-    from jupyter_ext.scripted import scripted_backend
     from medmo_agent.agent.workflow import DiagnosticWorkflow
     from medmo_agent.config import Settings
+    from medmo_agent.testing.scripted import scripted_backend
     from medmo_agent.toolkit import Toolkit
 
     settings = Settings(backend="scripted", model="scripted-medmo")
     replies = ARTIFACTS / "replies.json"
     replies.write_text(json.dumps(REPLIES))
-    backend = scripted_backend(settings, {"MEDMO_SCRIPTED_REPLIES": str(replies)})
+    backend = scripted_backend(settings, scripted_env(rules=replies))
     trace = DiagnosticWorkflow(toolkit=Toolkit(backend, settings)).run(
         str(ROOT / "notebooks" / "data" / "chest.png"), "What is the most likely diagnosis?"
     )

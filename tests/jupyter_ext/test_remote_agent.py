@@ -14,6 +14,7 @@ from servers import free_port, start_process
 from jupyter_ext.agent_panel import AgentPanel
 from jupyter_ext.jobs import wait_all
 from medmo_agent.agent.workflow import DEFAULT_STEPS
+from medmo_agent.testing import scripted_env
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +49,10 @@ def mcp_url(image_dir: Path):
     """A scripted MCP server over streamable HTTP that may read ``image_dir``."""
     port = free_port()
     cmd = [sys.executable, "-m", "mcp_server", "--http", "--port", str(port)]
-    cmd += ["--backend", "scripted", "--scripted-reply", BOX_REPLY]
+    cmd += ["--backend", "scripted"]
     cmd += ["--allow-dir", str(image_dir)]
     url = f"http://127.0.0.1:{port}/mcp"
-    env = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **scripted_env(BOX_REPLY)}
     with start_process(
         cmd, ready_check=lambda: _answers_post(url), env=env, cwd=REPO, timeout=60
     ) as proc:

@@ -20,6 +20,8 @@ import pytest
 from PIL import Image
 from servers import free_port, start_process
 
+from medmo_agent.testing import SCRIPTED_REPLY_ENV, scripted_env
+
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
@@ -91,13 +93,14 @@ def test_inspector_calls_ground_over_stdio_and_gets_boxes_and_an_overlay(
     serve = [
         *_medmo(),
         "serve",
-        *("--backend", "scripted", "--scripted-reply", BOX_REPLY),
+        *("--backend", "scripted"),
         *("--allow-dir", str(image_dir)),
     ]
     result = _inspect(
         inspector,
         tmp_path,
         *TEST_DOUBLES,
+        *("-e", f"{SCRIPTED_REPLY_ENV}={BOX_REPLY}"),
         *serve,
         *("--method", "tools/call", "--tool-name", "ground"),
         *("--tool-arg", f"image={image_dir / 'dark.png'}"),
@@ -116,7 +119,7 @@ def test_inspector_calls_vqa_over_http_with_the_bearer_token(inspector, image_di
         *_medmo(),
         "serve",
         *("--http", "--port", str(port), "--auth-token", TOKEN),
-        *("--backend", "scripted", "--scripted-reply", "yes"),
+        *("--backend", "scripted"),
         *("--allow-dir", str(image_dir)),
     ]
 
@@ -126,7 +129,9 @@ def test_inspector_calls_vqa_over_http_with_the_bearer_token(inspector, image_di
         except httpx.HTTPError:
             return False
 
-    with start_process(cmd, ready_check=ready, env={"HF_HUB_OFFLINE": "1"}, cwd=REPO):
+    with start_process(
+        cmd, ready_check=ready, env={"HF_HUB_OFFLINE": "1", **scripted_env("yes")}, cwd=REPO
+    ):
         result = _inspect(
             inspector,
             tmp_path,

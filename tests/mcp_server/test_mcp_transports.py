@@ -21,12 +21,14 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from PIL import Image
 from servers import free_port, start_process
 
+from medmo_agent.testing import scripted_env
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"
 BOX_REPLY = "Lesion <box>[[20, 10, 90, 60]]</box>"
-ENV = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+ENV = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **scripted_env(BOX_REPLY)}
 
 
 def _serve_cmd(*args: str) -> list[str]:
@@ -42,7 +44,7 @@ def http_server(image_dir):
         port = free_port()
         cmd = _serve_cmd(
             *("--http", "--port", str(port), "--backend", "scripted"),
-            *("--scripted-reply", BOX_REPLY, "--allow-dir", str(image_dir), *extra),
+            *("--allow-dir", str(image_dir), *extra),
         )
         url = f"http://127.0.0.1:{port}/mcp"
         ready = lambda: _answers_post(url)  # noqa: E731
@@ -110,8 +112,6 @@ async def test_stdio_subprocess_returns_the_overlay_image(image_dir):
             "mcp_server",
             "--backend",
             "scripted",
-            "--scripted-reply",
-            BOX_REPLY,
             "--allow-dir",
             str(image_dir),
         ],

@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from medmo_agent.testing import scripted_env
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,12 +160,14 @@ def _start_replica(stack: ExitStack, reply: str, image_dir: Path):
         "-m",
         "mcp_server",
         *("--http", "--stateless", "--port", str(port), "--backend", "scripted"),
-        *("--scripted-reply", reply, "--allow-dir", str(image_dir)),
+        *("--allow-dir", str(image_dir)),
     ]
     base = f"http://127.0.0.1:{port}"
     ready = lambda: _answers_post(base + "/mcp")  # noqa: E731
     return base, stack.enter_context(
-        start_process(cmd, ready_check=ready, env=ENV, cwd=REPO, timeout=60)
+        start_process(
+            cmd, ready_check=ready, env={**ENV, **scripted_env(reply)}, cwd=REPO, timeout=60
+        )
     )
 
 

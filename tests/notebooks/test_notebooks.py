@@ -19,6 +19,7 @@ ALL = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 _CHECK = """\
 from jupyter_ext.jobs import describe_error, wait_all
+from medmo_agent.testing import SCRIPTED_REPLIES_ENV
 _failed = wait_all(240)
 assert not _failed, [f"{j.name}: {describe_error(j.error)}" for j in _failed]
 """
@@ -51,7 +52,7 @@ def test_notebook_runs_top_to_bottom_on_the_tiny_checkpoint(
     monkeypatch.setenv("MEDMO_DTYPE", "float32")
     monkeypatch.setenv("MEDMO_MAX_NEW_TOKENS", "12")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("MEDMO_SCRIPTED_REPLIES", raising=False)
+    monkeypatch.delenv(SCRIPTED_REPLIES_ENV, raising=False)
     # run a copy, so outputs the notebook writes (review folders) land in tmp_path
     work = tmp_path / "notebooks"
     work.mkdir()

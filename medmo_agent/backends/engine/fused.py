@@ -35,8 +35,6 @@ import inspect
 import types
 from typing import Any
 
-from .step import _language_model
-
 __all__ = [
     "FUSED_ATTENTION",
     "fused_kernels_installed",
@@ -50,6 +48,12 @@ _GATE_UP = "_medmo_gate_up"
 _QKV = "_medmo_qkv"
 #: The attention implementation name the fused model's language model runs under.
 FUSED_ATTENTION = "medmo_sdpa"
+
+
+def _language_model(model: Any) -> Any:
+    """The text decoder of a Qwen3-VL model (or the model itself when it is one)."""
+    inner = getattr(model, "model", model)
+    return getattr(inner, "language_model", inner)
 
 
 def fused_attention_forward(module, query, key, value, attention_mask, **kwargs):

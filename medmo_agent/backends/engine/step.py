@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fused import _language_model
 from .kv_cache import StaticKVCache
 
 __all__ = ["BUCKETS", "DEFAULT_SDPA_BACKENDS", "DecodeStep", "attention_policy"]
@@ -74,11 +75,6 @@ class _BucketState:
     @property
     def advances(self) -> Any:
         return self.inputs[4]
-
-
-def _language_model(model: Any) -> Any:
-    inner = getattr(model, "model", model)
-    return getattr(inner, "language_model", inner)
 
 
 class DecodeStep:

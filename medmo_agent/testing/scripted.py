@@ -1,9 +1,9 @@
-"""A scripted backend configured from a file, for tests without a model.
+"""The scripted backend as ``create_backend`` makes it when the test suite selects it.
 
-With ``MEDMO_TEST_DOUBLES=1`` (the test suite's switch, see :mod:`medmo_agent.testing`),
-``MEDMO_BACKEND=scripted`` and ``MEDMO_SCRIPTED_REPLIES`` naming a JSON file, the
-notebook session answers from that file, so a notebook's boxes and steps are known in
-advance. The file maps a piece of prompt text to the reply to give when the last user
+It answers from the environment (see :mod:`medmo_agent.testing`): with
+``MEDMO_TEST_SCRIPTED_REPLIES`` naming a JSON file, by the rules in it, so a notebook's
+boxes and steps are known in advance; otherwise with ``MEDMO_TEST_SCRIPTED_REPLY`` (or
+nothing). The file maps a piece of prompt text to the reply to give when the last user
 message contains it (case-insensitive, first match wins); ``"*"`` is the fallback::
 
     {"bounding box": "nodule: [10, 20, 60, 80]", "*": "No Finding"}
@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from medmo_agent.backends.base import GenerationRequest
-from medmo_agent.backends.scripted import ScriptedBackend
-from medmo_agent.config import Settings
-from medmo_agent.errors import ConfigError
+from ..backends.base import GenerationRequest
+from ..backends.scripted import ScriptedBackend
+from ..config import Settings
+from ..errors import ConfigError
+from . import SCRIPTED_REPLIES_ENV, scripted_replies
 
-__all__ = ["REPLIES_ENV", "load_rules", "scripted_backend"]
-
-REPLIES_ENV = "MEDMO_SCRIPTED_REPLIES"
+__all__ = ["load_rules", "scripted_backend"]
 
 
 def load_rules(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -36,7 +36,7 @@ def load_rules(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"Cannot read scripted replies from {path}: {exc}.",
-            input=REPLIES_ENV,
+            input=SCRIPTED_REPLIES_ENV,
             fix='Point it at a JSON object such as {"bounding box": "nodule: [1, 2, 3, 4]"}.',
         ) from exc
     if not isinstance(data, dict) or not all(
@@ -44,20 +44,26 @@ def load_rules(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     ):
         raise ConfigError(
             f"Scripted replies in {path} must be a JSON object of strings.",
-            input=REPLIES_ENV,
+            input=SCRIPTED_REPLIES_ENV,
             fix='Use {"prompt text": "reply", "*": "fallback reply"}.',
         )
     return list(data.items())
 
 
-def scripted_backend(settings: Settings, environ: dict[str, str] | None = None) -> ScriptedBackend:
-    """A :class:`ScriptedBackend` answering by the rules in ``$MEDMO_SCRIPTED_REPLIES``.
+def scripted_backend(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> ScriptedBackend:
+    """A :class:`ScriptedBackend` answering as the environment says.
 
-    Without the variable every reply is empty, as with ``create_backend``.
+    By the rules in ``$MEDMO_TEST_SCRIPTED_REPLIES`` when it is set, else with
+    ``$MEDMO_TEST_SCRIPTED_REPLY`` (every reply empty without either).
     """
     env = os.environ if environ is None else environ
-    path = env.get(REPLIES_ENV)
-    rules = load_rules(path) if path else []
+    path = env.get(SCRIPTED_REPLIES_ENV)
+    sizes = {"min_pixels": settings.min_pixels, "max_pixels": settings.max_pixels}
+    if not path:
+        return ScriptedBackend(scripted_replies(env), model_id=settings.model, **sizes)
+    rules = load_rules(path)
     fallback = next((reply for key, reply in rules if key == "*"), "")
 
     def respond(request: GenerationRequest) -> str:
@@ -68,9 +74,4 @@ def scripted_backend(settings: Settings, environ: dict[str, str] | None = None) 
                 return reply
         return fallback
 
-    return ScriptedBackend(
-        responder=respond,
-        model_id=settings.model,
-        min_pixels=settings.min_pixels,
-        max_pixels=settings.max_pixels,
-    )
+    return ScriptedBackend(responder=respond, model_id=settings.model, **sizes)
