@@ -8,20 +8,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("medmo_agent", "mcp_server", "jupyter_ext")
 
 MAX_LINES = 500
-#: Modules allowed over MAX_LINES for now, with their current length as the ceiling: the
-#: local GPU runner, whose restructuring into one runner interface is under way; this list
-#: shrinks as that work lands, and nothing is added to it.
-OVER_LIMIT = {
-    "medmo_agent/backends/transformers.py": 516,
-    "medmo_agent/backends/engine/scheduler.py": 606,
-    "medmo_agent/backends/engine/kernels.py": 713,
-}
 
 
 def _modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
@@ -141,15 +131,5 @@ def _line_counts() -> dict[str, int]:
 
 
 def test_no_module_is_longer_than_500_lines():
-    too_long = {
-        path: n
-        for path, n in _line_counts().items()
-        if n > MAX_LINES and n > OVER_LIMIT.get(path, 0)
-    }
+    too_long = {path: n for path, n in _line_counts().items() if n > MAX_LINES}
     assert not too_long, f"split these by responsibility (at most {MAX_LINES} lines): {too_long}"
-
-
-@pytest.mark.parametrize("path", sorted(OVER_LIMIT))
-def test_the_exceptions_to_the_line_limit_are_still_needed(path):
-    # once a listed module is split (or removed), its entry goes too
-    assert _line_counts().get(path, 0) > MAX_LINES, f"remove {path} from OVER_LIMIT"
