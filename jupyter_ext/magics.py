@@ -22,13 +22,29 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from medmo_agent.backends import backend_choices
-from medmo_agent.cli_options import add_parameter, add_view_options
+from medmo_agent.cli_options import (
+    add_parameter,
+    add_settings_options,
+    add_view_options,
+    settings_values,
+)
 from medmo_agent.tasks.registry import TASKS as REGISTRY
 
 from .panels import TASKS
 
 __all__ = ["MedmoMagics"]
+
+#: The settings ``%medmo_model`` takes as options.
+MODEL_SETTINGS = (
+    "model",
+    "backend",
+    "base_url",
+    "api_key",
+    "served_model",
+    "device",
+    "dtype",
+    "max_new_tokens",
+)
 
 
 def _task_help() -> str:
@@ -72,14 +88,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _model_parser() -> _Parser:
     p = _Parser(prog="%medmo_model", description="Choose the model once per kernel.")
-    p.add_argument("--model", help="hub id or local checkpoint folder")
-    p.add_argument("--backend", choices=backend_choices())
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL")
-    p.add_argument("--api-key", dest="api_key")
-    p.add_argument("--served-model", dest="served_model")
-    p.add_argument("--device")
-    p.add_argument("--dtype")
-    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    add_settings_options(p, MODEL_SETTINGS)
     p.add_argument("--mcp", help="use the tools of this MCP server (streamable HTTP URL)")
     p.add_argument("--token", help="bearer token for the MCP server")
     p.add_argument("--local", action="store_true", help="switch back from an MCP server")
@@ -127,19 +136,7 @@ class MedmoMagics(Magics):
 
         args = _model_parser().parse_args(_split(line))
         session = get_session()
-        overrides = {
-            k: getattr(args, k)
-            for k in (
-                "model",
-                "backend",
-                "base_url",
-                "api_key",
-                "served_model",
-                "device",
-                "dtype",
-                "max_new_tokens",
-            )
-        }
+        overrides = settings_values(args, MODEL_SETTINGS)
         changed = any(v is not None for v in overrides.values()) or args.mcp or args.local
         if changed:
             mcp_url = "" if args.local else args.mcp

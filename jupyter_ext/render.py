@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import html
-
-from medmo_agent.rendering import result_html
+from medmo_agent.rendering import error_html, escape, result_html
 
 __all__ = ["error_html", "escape", "progress_html", "result_html"]
-
-
-def escape(text: object) -> str:
-    """HTML-escape any value."""
-    return html.escape(str(text), quote=True)
-
-
-def error_html(message: str) -> str:
-    """An error box in red: the message, whole, so the fix it names is visible."""
-    return (
-        "<div class='medmo-error' style='color:#b00020;background:#fdecea;border:1px solid "
-        "#f5c2c0;border-radius:4px;padding:6px 10px;white-space:pre-wrap'>"
-        f"<b>Error:</b> {escape(message)}</div>"
-    )
 
 
 def progress_html(what: str, seconds: float, text: str = "") -> str:

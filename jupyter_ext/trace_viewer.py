@@ -8,7 +8,6 @@ register :meth:`TraceViewer.add_step` with ``trace.on_step`` to watch a run as i
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,23 +15,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from medmo_agent.agent.render import conclusion_html, step_body_html, step_title
+
 from .jobs import describe_error
-from .render import error_html, escape, progress_html, result_html
+from .render import error_html, escape, progress_html
 
 __all__ = ["TraceViewer"]
-
-_KIND_TITLE = {
-    "thought": "Thought",
-    "tool_call": "Tool call",
-    "tool_result": "Result",
-    "final": "Conclusion",
-}
-_KIND_COLOUR = {
-    "thought": "#6a9955",
-    "tool_call": "#0969da",
-    "tool_result": "#bc4c00",
-    "final": "#8250df",
-}
 
 
 class TraceViewer(widgets.VBox):
@@ -134,18 +122,7 @@ class TraceViewer(widgets.VBox):
 
     @staticmethod
     def _title(step: Any) -> str:
-        title = f"{step.number}. {_KIND_TITLE.get(step.kind, step.kind)}"
-        if step.tool:
-            title += f" — {step.tool}"
-        if step.workflow_step:
-            title += f" [{step.workflow_step}]"
-        if step.kind == "tool_result" and step.boxes:
-            title += f" · {len(step.boxes)} box(es)"
-        if step.status == "error":
-            title += " · error"
-        if step.seconds:
-            title += f" · {step.seconds:.2f} s"
-        return title
+        return step_title(step, details=True)
 
     def _open(self, change: dict[str, Any], step: Any, row: widgets.Accordion) -> None:
         if change["new"] != 0:
@@ -164,31 +141,8 @@ class TraceViewer(widgets.VBox):
 
     def step_html(self, step: Any) -> str:
         """The body of a step: arguments, text, result card, image with boxes, timings."""
-        from medmo_agent.agent.trace import result_model
-
-        colour = _KIND_COLOUR.get(step.kind, "#999")
-        parts = [f"<div style='border-left:4px solid {colour};padding-left:8px'>"]
-        if step.arguments:
-            args = json.dumps(step.arguments, indent=2, ensure_ascii=False)
-            parts.append(f"<div><b>Arguments</b></div><pre>{escape(args)}</pre>")
-        if step.status == "error":
-            message = (step.error or {}).get("message") or step.text
-            parts.append(error_html(str(message)))
-        elif step.text and step.kind != "tool_result":
-            parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
-        model = result_model(step) if step.kind == "tool_result" else None
-        if model is not None:
-            image = self._image(step.image) if step.boxes else None
-            parts.append(result_html(model, image=image, show_image=image is not None))
-        elif step.kind == "tool_result" and step.text:
-            parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
-        if step.seconds or step.completion_tokens:
-            parts.append(
-                f"<div style='color:#57606a;font-size:12px'>{step.seconds:.2f} s · "
-                f"{step.prompt_tokens}+{step.completion_tokens} tokens</div>"
-            )
-        parts.append("</div>")
-        return "".join(parts)
+        image = self._image(step.image) if step.kind == "tool_result" and step.boxes else None
+        return step_body_html(step, image=image)
 
     def _image(self, handle: str | None) -> Any:
         if not handle:
@@ -206,18 +160,4 @@ class TraceViewer(widgets.VBox):
         return self._images[handle]
 
     def _show_final(self, step: Any) -> None:
-        colour, background = (
-            ("#cf222e", "#fff0f0")
-            if step.status == "error"
-            else (
-                "#1a7f37",
-                "#dafbe1",
-            )
-        )
-        self.conclusion.value = (
-            f"<div class='medmo-conclusion' style='border:2px solid {colour};background:"
-            f"{background};border-radius:6px;padding:8px 12px;margin-top:6px'>"
-            f"<b>Conclusion</b><div style='white-space:pre-wrap'>{escape(step.text)}</div>"
-            "<div style='color:#57606a;font-size:11px'>For research use only; not for "
-            "clinical decisions.</div></div>"
-        )
+        self.conclusion.value = conclusion_html(step)

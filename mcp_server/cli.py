@@ -11,9 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from medmo_agent.backends import backend_choices
+from medmo_agent.cli_options import add_settings_options, settings_values
 
 __all__ = ["add_serve_arguments", "build_config", "build_settings", "main", "run_serve"]
+
+#: The settings ``serve`` takes as options: the model, then the limits it enforces.
+MODEL_SETTINGS = ("model", "backend", "base_url", "device", "dtype")
+LIMIT_SETTINGS = ("max_new_tokens", "max_new_tokens_limit", "max_image_bytes", "max_image_pixels")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,22 +47,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     m = parser.add_argument_group("model")
-    m.add_argument(
-        "--model",
-        help="hub id or local checkpoint folder (default MEDMO_MODEL or "
-        "MBZUAI/MedMO-8B-Next); with --backend openai, the served model name",
-    )
-    m.add_argument(
-        "--backend",
-        choices=backend_choices(),
-        help="transformers (local GPU, default) or openai (a vLLM/SGLang server)",
-    )
-    m.add_argument(
-        "--base-url",
-        help="OpenAI-compatible server URL for --backend openai, e.g. http://gpu-host:8000/v1",
-    )
-    m.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
-    m.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
+    add_settings_options(m, MODEL_SETTINGS)
 
     s = parser.add_argument_group("safety and limits")
     s.add_argument(
@@ -82,14 +71,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="extra Host header to accept over HTTP, e.g. medmo.example.org:* (repeatable)",
     )
-    s.add_argument("--max-new-tokens", type=int, help="default cap on generated tokens (512)")
-    s.add_argument(
-        "--max-new-tokens-limit",
-        type=int,
-        help="most new tokens a caller may ask for (default 4096)",
-    )
-    s.add_argument("--max-image-bytes", type=int, help="largest image file or upload accepted")
-    s.add_argument("--max-image-pixels", type=int, help="largest image, in pixels, accepted")
+    add_settings_options(s, LIMIT_SETTINGS)
     s.add_argument(
         "--max-request-bytes",
         type=int,
@@ -114,17 +96,7 @@ def build_settings(args: argparse.Namespace):
     """Model settings: ``MEDMO_*`` variables overridden by the command line."""
     from medmo_agent.config import Settings
 
-    return Settings.from_env().replace(
-        model=args.model,
-        backend=args.backend,
-        base_url=args.base_url,
-        device=args.device,
-        dtype=args.dtype,
-        max_new_tokens=args.max_new_tokens,
-        max_new_tokens_limit=args.max_new_tokens_limit,
-        max_image_bytes=args.max_image_bytes,
-        max_image_pixels=args.max_image_pixels,
-    )
+    return Settings.from_env().replace(**settings_values(args, MODEL_SETTINGS + LIMIT_SETTINGS))
 
 
 def build_config(args: argparse.Namespace):

@@ -8,10 +8,9 @@ the memory cost of each entry is a few kilobytes.
 from __future__ import annotations
 
 import secrets
-import threading
-from collections import OrderedDict
 
 from medmo_agent.errors import NotFoundError
+from medmo_agent.lru import LRUStore
 from medmo_agent.tasks.results import TaskResult
 
 __all__ = ["RESULT_URI_PREFIX", "ResultStore"]
@@ -28,18 +27,14 @@ class ResultStore:
 
     def __init__(self, capacity: int = 256):
         self.capacity = capacity
-        self._items: OrderedDict[str, TaskResult] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRUStore[str, TaskResult] = LRUStore(capacity)
 
     def add(self, result: TaskResult) -> str:
         """Store ``result``, set its ``result_uri``, and return that URI."""
         # Unguessable ids: over HTTP, one caller should not enumerate another's results.
         uri = RESULT_URI_PREFIX + secrets.token_hex(8)
         result.result_uri = uri
-        with self._lock:
-            self._items[uri] = result
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        self._items.put(uri, result)
         return uri
 
     def get(self, uri: str) -> TaskResult:
@@ -49,10 +44,7 @@ class ResultStore:
             NotFoundError: Nothing is stored under that URI (never stored, or forgotten).
         """
         key = uri if uri.startswith(RESULT_URI_PREFIX) else RESULT_URI_PREFIX + uri
-        with self._lock:
-            result = self._items.get(key)
-            if result is not None:
-                self._items.move_to_end(key)
+        result = self._items.get(key)
         if result is None:
             raise NotFoundError(
                 f"No result is held under {key}.",
@@ -66,9 +58,7 @@ class ResultStore:
 
     def uris(self) -> list[str]:
         """Stored URIs, most recent last."""
-        with self._lock:
-            return list(self._items)
+        return self._items.keys()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+        return len(self._items)

@@ -17,9 +17,14 @@ from mcp_server.cli import add_serve_arguments, run_serve
 
 from . import __version__
 from .agent.cli import add_agent_arguments, run_agent
-from .backends import backend_choices
-from .cli_options import add_parameter, add_task_arguments, cli_values
-from .config import DEFAULT_MODEL, Settings
+from .cli_options import (
+    add_parameter,
+    add_settings_options,
+    add_task_arguments,
+    cli_values,
+    settings_values,
+)
+from .config import Settings
 from .errors import InputError, MedmoError
 from .review.cli import add_review_arguments, run_review_command
 from .tasks.registry import TASKS, find_task
@@ -53,22 +58,14 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner, st
 }
 
 
+#: The settings the task commands and ``medmo info`` take as options.
+MODEL_SETTINGS = ("model", "backend", "base_url", "device")
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument(
-        "--model",
-        help=f"hub id or local checkpoint path (default: MEDMO_MODEL or {DEFAULT_MODEL})",
-    )
-    g.add_argument(
-        "--backend",
-        choices=backend_choices(),
-        help="where answers come from (default: transformers, the local GPU)",
-    )
-    g.add_argument(
-        "--base-url",
-        help="OpenAI-compatible server URL for --backend openai, e.g. http://localhost:8000/v1",
-    )
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
+    add_settings_options(g, MODEL_SETTINGS)
+    # a per-call task argument (the registry's), not the setting's default cap
     add_parameter(g, TASKS["vqa"].parameter("max_new_tokens"))
 
 
@@ -134,10 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the model options given."""
     return Settings.from_env(
-        model=getattr(args, "model", None),
-        backend=getattr(args, "backend", None),
-        base_url=getattr(args, "base_url", None),
-        device=getattr(args, "device", None),
+        **settings_values(args, MODEL_SETTINGS),
         include_paths=getattr(args, "include_paths", None),
     )
 

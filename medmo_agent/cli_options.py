@@ -1,8 +1,10 @@
-"""Command-line options generated from the task registry's parameter declarations.
+"""Command-line options generated from their one declaration.
 
 A task's subcommand, the agent's image options and the shared ``--max-new-tokens`` all
-come from the same ``Annotated`` parameters as the MCP and LangChain schemas: names,
-help, choices and defaults are never written here.
+come from the same ``Annotated`` parameters as the MCP and LangChain schemas; the model
+and limit options of every command (``--model``, ``--backend``, ``--base-url``, ...) come
+from the fields of :class:`~medmo_agent.config.Settings`: names, help, choices and
+defaults are never written here.
 """
 
 from __future__ import annotations
@@ -10,13 +12,21 @@ from __future__ import annotations
 import argparse
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .tasks.declare import Parameter, Task
 from .tasks.params import VIEW_PARAMS
 from .tasks.registry import TASKS
 
-__all__ = ["add_parameter", "add_task_arguments", "add_view_options", "cli_values"]
+__all__ = [
+    "add_parameter",
+    "add_settings_options",
+    "add_task_arguments",
+    "add_view_options",
+    "cli_values",
+    "settings_values",
+]
 
 #: argparse's container for options (``add_argument_group`` returns one).
 Group = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -90,3 +100,53 @@ def cli_values(task: Task, args: argparse.Namespace) -> dict[str, Any]:
             continue
         values[param.name] = value
     return values
+
+
+def _default_note(name: str) -> str:
+    from .config import Settings
+
+    default = Settings.model_fields[name].default
+    env = "MEDMO_" + name.upper()
+    return f" (default: {default}; {env})" if default is not None else f" ({env})"
+
+
+def add_settings_options(
+    group: Group, names: Sequence[str], *, help: Mapping[str, str] | None = None
+) -> None:
+    """Add one option per named :class:`~medmo_agent.config.Settings` field.
+
+    ``--base-url`` for ``base_url`` and so on: the help is the field's description
+    (or this surface's wording in ``help``), followed by the field's default and its
+    ``MEDMO_*`` variable. An option not given parses as ``None``, so the environment and
+    then the default apply (see :func:`settings_values`).
+
+    Args:
+        group: Where to add them.
+        names: The settings this command offers, in the order shown.
+        help: Help text for some of them on this surface, in place of the description.
+    """
+    from .config import Settings
+
+    for name in names:
+        field = Settings.model_fields[name]
+        text = (help or {}).get(name) or field.description or name.replace("_", " ")
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "default": None,
+            "help": (text + _default_note(name)).replace("%", "%%"),
+        }
+        (tp,) = _members(field.annotation)[:1]
+        if tp is bool:
+            kwargs["action"] = "store_true"
+        elif tp in (int, float):
+            kwargs["type"] = tp
+        if name == "backend":  # the backends of this install, not every string
+            from .backends import backend_choices
+
+            kwargs["choices"] = backend_choices()
+        group.add_argument("--" + name.replace("_", "-"), **kwargs)
+
+
+def settings_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The named settings given on the command line (``None`` for those not given)."""
+    return {name: getattr(args, name, None) for name in names}

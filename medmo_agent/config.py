@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -58,18 +58,37 @@ class Settings(BaseSettings):
     )
 
     # which model, and where it runs
-    model: str = DEFAULT_MODEL
-    backend: str = "transformers"  # "transformers" | "openai" | "scripted"
-    revision: str | None = None
-    device: str = "auto"  # "auto" | "cuda" | "cuda:1" | "cpu"
-    dtype: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU) | "bfloat16" | "float16" | "float32"
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="hub id or local checkpoint folder; with --backend openai, the served "
+        "model name unless --served-model says otherwise",
+    )
+    backend: str = Field(
+        "transformers",
+        description="where answers come from: transformers, on the local GPU, or openai, "
+        "a vLLM/SGLang server at --base-url",
+    )
+    revision: str | None = Field(None, description="model revision (commit, tag or branch) to pin")
+    device: str = Field("auto", description="cuda, cuda:1 or cpu (auto: the GPU if there is one)")
+    dtype: str = Field(
+        "auto",
+        description="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32",
+    )
     # "auto": sdpa, or flash_attention_2 for the batched engine when flash-attn is installed
     attn_implementation: str = "auto"
 
     # OpenAI-compatible servers (vLLM, SGLang, transformers serve)
-    base_url: str | None = None
-    api_key: str | None = None
-    served_model: str | None = None  # model name the server knows; defaults to `model`
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible server URL for --backend openai, e.g. "
+        "http://gpu-host:8000/v1",
+    )
+    api_key: str | None = Field(
+        None, description="API key of that server (OPENAI_API_KEY is read too)"
+    )
+    served_model: str | None = Field(
+        None, description="model name the OpenAI-compatible server knows, when not --model"
+    )
     request_timeout_s: float = 300.0
     # Hugging Face hub: seconds to wait for a connection before a download of weights that
     # are not cached (an unreachable hub then fails at once with what to do)
@@ -77,9 +96,11 @@ class Settings(BaseSettings):
     retries: int = 2
 
     # generation
-    max_new_tokens: int = 512
+    max_new_tokens: int = Field(
+        512, description="cap on generated tokens per model call, unless a call asks otherwise"
+    )
     temperature: float = 0.0
-    max_new_tokens_limit: int = 4096
+    max_new_tokens_limit: int = Field(4096, description="most new tokens a caller may ask for")
 
     # batching in the local backend
     # "auto": continuous batching with CUDA-graph decode steps on a CUDA GPU, batched
@@ -98,11 +119,13 @@ class Settings(BaseSettings):
     max_pixels: int = 1_048_576  # 1024x1024 -> 1024 visual tokens
 
     # input guards
-    max_image_bytes: int = 512 * 1024 * 1024
+    max_image_bytes: int = Field(
+        512 * 1024 * 1024, description="largest image file or upload accepted, in bytes"
+    )
     # Decoding costs up to about 12 bytes per pixel at peak (float TIFF; 8 for colour), so
     # 32 Mpx (a 5,600 x 5,600 image; mammograms are about 21 Mpx) keeps one request's
     # peak under 512 MiB. The model sees at most max_pixels anyway.
-    max_image_pixels: int = 32_000_000
+    max_image_pixels: int = Field(32_000_000, description="largest image accepted, in pixels")
     # Longest free-text argument (question, context, report text, options, labels,
     # targets), and all text arguments of one call together, in characters; checked
     # before anything is tokenised. 16,000 characters is about 4,000 tokens of English.

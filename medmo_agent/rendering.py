@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["boxes_table_html", "image_html", "result_html", "trace_html"]
+__all__ = ["boxes_table_html", "error_html", "escape", "image_html", "result_html"]
 
 _CARD = (
     "border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:4px 0;"
@@ -24,8 +24,24 @@ _CARD = (
 _MUTED = "color:#6e7781;font-size:12px"
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+def escape(text: object) -> str:
+    """HTML-escape any value for text or a quoted attribute (``None`` shows as nothing).
+
+    The one escape every HTML the project writes goes through.
+    """
+    return "" if text is None else html.escape(str(text), quote=True)
+
+
+_e = escape
+
+
+def error_html(message: str) -> str:
+    """An error box in red: the message, whole, so the fix it names is visible."""
+    return (
+        "<div class='medmo-error' style='color:#b00020;background:#fdecea;border:1px solid "
+        "#f5c2c0;border-radius:4px;padding:6px 10px;white-space:pre-wrap'>"
+        f"<b>Error:</b> {escape(message)}</div>"
+    )
 
 
 def _pre(text: str) -> str:
@@ -187,66 +203,4 @@ def result_html(result: Any, image: Any = None, *, show_image: bool = True) -> s
     return (
         f"<div class='medmo-result medmo-{_e(getattr(result, 'task', 'result'))}' "
         f"style='{_CARD}'>{_header(result)}{_body(result, image, show_image)}</div>"
-    )
-
-
-_STEP_COLOURS = {
-    "thought": "#6a9955",
-    "tool_call": "#0969da",
-    "tool_result": "#bc4c00",
-    "final": "#8250df",
-}
-
-
-def trace_html(trace: Any) -> str:
-    """An HTML fragment for an agent or workflow trace: collapsible steps, the conclusion
-    highlighted. Unlike ``Trace.to_html`` (a whole page) it is safe to embed in a notebook.
-    """
-    import json
-
-    rows = []
-    for s in trace.steps:
-        if s.kind == "final":
-            continue
-        title = f"{s.number}. {s.kind.replace('_', ' ')}"
-        if s.tool:
-            title += f" — {s.tool}"
-        if s.workflow_step:
-            title += f" [{s.workflow_step}]"
-        if s.boxes:
-            title += f" · {len(s.boxes)} box(es)"
-        if s.seconds:
-            title += f" · {s.seconds:.2f} s"
-        colour = "#cf222e" if s.status == "error" else _STEP_COLOURS.get(s.kind, "#999")
-        body = []
-        if s.arguments:
-            body.append(f"<pre>{_e(json.dumps(s.arguments, indent=2, ensure_ascii=False))}</pre>")
-        if s.text:
-            body.append(_pre(s.text))
-        if s.boxes:
-            body.append(boxes_table_html(s.boxes))
-        rows.append(
-            f"<details class='medmo-step' style='border-left:4px solid {colour};"
-            f"padding:2px 8px;margin:3px 0'><summary>{_e(title)}</summary>"
-            + "".join(body)
-            + "</details>"
-        )
-    final = trace.final
-    conclusion = ""
-    if final is not None:
-        colour, bg = ("#cf222e", "#fff0f0") if final.status == "error" else ("#1a7f37", "#dafbe1")
-        conclusion = (
-            f"<div class='medmo-conclusion' style='border:2px solid {colour};background:{bg};"
-            f"border-radius:6px;padding:6px 10px;margin-top:6px'><b>Conclusion</b>"
-            f"{_pre(final.text)}</div>"
-        )
-    head = _e(trace.question) if trace.question else "MedMO trace"
-    meta = f"{trace.mode} · {len(trace.steps)} steps"
-    if trace.seconds:
-        meta += f" · {trace.seconds:.1f} s"
-    if trace.stopped:
-        meta += f" · stopped: {_e(trace.stopped)}"
-    return (
-        f"<div class='medmo-trace' style='{_CARD}'><b>{head}</b>"
-        f"<div style='{_MUTED}'>{meta}</div>{''.join(rows)}{conclusion}</div>"
     )

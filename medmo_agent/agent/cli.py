@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..backends import backend_choices
-from ..cli_options import add_view_options
+from ..cli_options import add_settings_options, add_view_options, settings_values
 
 __all__ = ["add_agent_arguments", "format_step", "run_agent"]
 
@@ -23,6 +22,19 @@ EXIT_STOPPED = 1
 EXIT_FAILED = 1
 
 _IMAGE_OPTIONS = ("window", "slice", "frame", "plane")
+
+#: The settings ``medmo agent`` takes as options, and what each means here: they
+#: configure MedMO for the in-process tools and the MedMO planner, not an OpenAI planner.
+MODEL_SETTINGS = ("model", "backend", "base_url", "device", "max_new_tokens")
+_MODEL_HELP = {
+    "model": "MedMO hub id or local checkpoint, for in-process tools and the MedMO planner",
+    "backend": "where in-process MedMO answers come from: transformers (local) or openai "
+    "(a vLLM/SGLang server at --base-url)",
+    "base_url": "with --backend openai: the OpenAI-compatible server serving MedMO to the "
+    "tools and the MedMO planner, e.g. http://gpu-host:8000/v1 (an OpenAI planner's "
+    "server is --planner-base-url)",
+    "max_new_tokens": "cap on tokens per model call (tools, and the planner with either --planner)",
+}
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,29 +96,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
         help="use the tools of an MCP server: an http(s) URL, or a command that starts one "
         "over stdio (e.g. 'python -m mcp_server --model ...'); default: in-process",
     )
-    g.add_argument(
-        "--model",
-        help="MedMO hub id or local checkpoint, for in-process tools and the MedMO planner",
-    )
-    g.add_argument(
-        "--backend",
-        choices=backend_choices(),
-        help="where in-process MedMO answers come from: transformers (local, default) "
-        "or openai (a vLLM/SGLang server at --base-url)",
-    )
-    g.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="with --backend openai: the OpenAI-compatible server serving MedMO to the "
-        "tools and the MedMO planner, e.g. http://gpu-host:8000/v1 (an OpenAI planner's "
-        "server is --planner-base-url)",
-    )
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
-    g.add_argument(
-        "--max-new-tokens",
-        type=int,
-        help="cap on tokens per model call (tools, and the planner with either --planner)",
-    )
+    add_settings_options(g, MODEL_SETTINGS, help=_MODEL_HELP)
     add_view_options(
         parser.add_argument_group("clinical images", "how the image is shown to every tool")
     )
@@ -145,13 +135,7 @@ def _context(args: argparse.Namespace) -> dict[str, Any]:
 def _settings(args: argparse.Namespace) -> Any:
     from ..config import Settings
 
-    return Settings.from_env(
-        model=args.model,
-        backend=args.backend,
-        base_url=args.base_url,
-        device=args.device,
-        max_new_tokens=args.max_new_tokens,
-    )
+    return Settings.from_env(**settings_values(args, MODEL_SETTINGS))
 
 
 def _image_options(args: argparse.Namespace) -> dict[str, Any]:

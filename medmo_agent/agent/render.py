@@ -1,6 +1,12 @@
-"""Render a :class:`~medmo_agent.agent.trace.Trace` as Markdown or self-contained HTML.
+"""The one renderer of a :class:`~medmo_agent.agent.trace.Trace`, in every form it shows.
 
-HTML shows boxes drawn on a small thumbnail of the step's image, embedded as a PNG
+Each step kind is described once (:data:`STEP_KINDS`: its title and colour), and a step's
+heading, boxes and cost are worded once (:func:`step_title`, :func:`box_lines`,
+:func:`step_cost`). From those come the Markdown export, the self-contained HTML page, the
+notebook fragment a trace displays as, and the step bodies and conclusion of the notebook's
+live trace viewer. All HTML text goes through :func:`medmo_agent.rendering.escape`.
+
+The HTML page shows boxes drawn on a small thumbnail of the step's image, embedded as a PNG
 ``data:`` URI, so the page can be mailed or archived as one file. When an image cannot be
 loaded (a trace reopened on another machine) the boxes are listed without the overlay.
 
@@ -11,30 +17,110 @@ import it back: traces and their steps are read by attribute (``Any`` below).
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DISCLAIMER", "overlay_data_uri", "trace_to_html", "trace_to_markdown"]
+from ..rendering import boxes_table_html, error_html, escape, result_html
+
+__all__ = [
+    "DISCLAIMER",
+    "STEP_KINDS",
+    "StepKindView",
+    "box_lines",
+    "conclusion_html",
+    "overlay_data_uri",
+    "step_body_html",
+    "step_colour",
+    "step_cost",
+    "step_title",
+    "trace_html",
+    "trace_to_html",
+    "trace_to_markdown",
+]
 
 DISCLAIMER = "For research use only; not for clinical decisions."
 _THUMB = 320
-_KIND_TITLE = {
-    "thought": "Thought",
-    "tool_call": "Tool call",
-    "tool_result": "Result",
-    "final": "Conclusion",
+_ERROR_COLOUR = "#cf222e"
+_MUTED = "color:#57606a;font-size:12px"
+_CARD = (
+    "border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:4px 0;"
+    "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;max-width:900px"
+)
+
+
+@dataclass(frozen=True)
+class StepKindView:
+    """How one step kind shows: its title and the colour of its margin in notebooks."""
+
+    title: str
+    colour: str
+
+
+#: Every step kind, described once for every rendering.
+STEP_KINDS: dict[str, StepKindView] = {
+    "thought": StepKindView("Thought", "#6a9955"),
+    "tool_call": StepKindView("Tool call", "#0969da"),
+    "tool_result": StepKindView("Result", "#bc4c00"),
+    "final": StepKindView("Conclusion", "#8250df"),
 }
+
+
+def _kind(step: Any) -> StepKindView:
+    return STEP_KINDS.get(step.kind, StepKindView(step.kind, "#999"))
+
+
+def step_title(step: Any, *, details: bool = False, code: bool = False) -> str:
+    """``"2. Result — ground [step]"``: number, kind, tool and workflow step.
+
+    Args:
+        step: The step.
+        details: Add the box count, an error mark and the time (for notebook rows).
+        code: Quote the tool name as Markdown code.
+    """
+    title = f"{step.number}. {_kind(step).title}"
+    if step.tool:
+        title += f" — `{step.tool}`" if code else f" — {step.tool}"
+    if step.workflow_step:
+        title += f" [{step.workflow_step}]"
+    if details:
+        if step.boxes:
+            title += f" · {len(step.boxes)} box(es)"
+        if step.status == "error":
+            title += " · error"
+        if step.seconds:
+            title += f" · {step.seconds:.2f} s"
+    return title
+
+
+def step_colour(step: Any) -> str:
+    """The step's margin colour: its kind's, or red for a failed step."""
+    return _ERROR_COLOUR if step.status == "error" else _kind(step).colour
+
+
+def box_lines(step: Any) -> list[str]:
+    """One ``"label: [x1, y1, x2, y2]"`` line per box of the step, in original pixels."""
+    return [f"{b.label}: [{b.x1:.0f}, {b.y1:.0f}, {b.x2:.0f}, {b.y2:.0f}]" for b in step.boxes]
+
+
+def step_cost(step: Any) -> str:
+    """``"0.50 s, 100+12 tokens"``, or ``""`` for a step that cost nothing measured."""
+    if not (step.seconds or step.completion_tokens):
+        return ""
+    return f"{step.seconds:.2f} s, {step.prompt_tokens}+{step.completion_tokens} tokens"
+
+
+def _arguments(step: Any) -> str:
+    return json.dumps(step.arguments, indent=2, ensure_ascii=False)
 
 
 def _context_line(trace: Any) -> str:
     return ", ".join(f"{k}: {v}" for k, v in trace.context.items() if v not in (None, ""))
 
 
-def _box_lines(step: Any) -> list[str]:
-    return [f"{b.label}: [{b.x1:.0f}, {b.y1:.0f}, {b.x2:.0f}, {b.y2:.0f}]" for b in step.boxes]
+# ---- Markdown ------------------------------------------------------------------------
 
 
 def trace_to_markdown(trace: Any) -> str:
@@ -51,28 +137,26 @@ def trace_to_markdown(trace: Any) -> str:
     )
     out.append("")
     for s in trace.steps:
-        title = _KIND_TITLE[s.kind] + (f" — `{s.tool}`" if s.tool else "")
-        if s.workflow_step:
-            title += f" [{s.workflow_step}]"
-        out.append(f"## {s.number}. {title}")
+        out.append(f"## {step_title(s, code=True)}")
         if s.kind == "tool_call":
-            out.append(
-                "```json\n" + json.dumps(s.arguments, indent=2, ensure_ascii=False) + "\n```"
-            )
+            out.append("```json\n" + _arguments(s) + "\n```")
         elif s.text:
             prefix = "**Error:** " if s.status == "error" and s.kind != "final" else ""
             out.append(prefix + s.text)
         if s.boxes:
             out.append("")
-            out.extend(f"- {line}" for line in _box_lines(s))
-        if s.seconds or s.completion_tokens:
-            out.append(f"\n_{s.seconds:.2f} s, {s.prompt_tokens}+{s.completion_tokens} tokens_")
+            out.extend(f"- {line}" for line in box_lines(s))
+        if step_cost(s):
+            out.append(f"\n_{step_cost(s)}_")
         out.append("")
     if trace.stopped:
         out.append(f"**Stopped early:** {trace.stopped}")
     p, c = trace.tokens
     out.append(f"_Total: {trace.seconds:.2f} s, {p}+{c} tokens. {DISCLAIMER}_")
     return "\n".join(out) + "\n"
+
+
+# ---- a self-contained HTML page ----------------------------------------------------------
 
 
 def _default_loader(handle: str) -> Any:
@@ -101,9 +185,7 @@ pre{white-space:pre-wrap;margin:.3rem 0}img{max-width:100%;border:1px solid #ccc
 """
 
 
-def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None) -> str:
-    """The trace as one HTML page, with box overlays where the image can be loaded."""
-    load = load_image or _default_loader
+def _image_cache(load: Callable[[str], Any]) -> Callable[[str | None], Any]:
     cache: dict[str, Any] = {}
 
     def image_for(handle: str | None) -> Any:
@@ -116,7 +198,13 @@ def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None)
                 cache[handle] = None
         return cache[handle]
 
-    e = html.escape
+    return image_for
+
+
+def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None) -> str:
+    """The trace as one HTML page, with box overlays where the image can be loaded."""
+    image_for = _image_cache(load_image or _default_loader)
+    e = escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>MedMO trace</title>",
         f"<style>{_CSS}</style></head><body><h1>MedMO diagnostic trace</h1>",
@@ -131,27 +219,89 @@ def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None)
     parts.append(f"<b>Mode:</b> {e(trace.mode)}</p>")
     for s in trace.steps:
         classes = f"step {s.kind}" + (" error" if s.status == "error" else "")
-        title = _KIND_TITLE[s.kind] + (f" — {s.tool}" if s.tool else "")
-        if s.workflow_step:
-            title += f" [{s.workflow_step}]"
-        parts.append(f"<div class='{classes}' id='step-{s.number}'><b>{s.number}. {e(title)}</b>")
+        parts.append(f"<div class='{classes}' id='step-{s.number}'><b>{e(step_title(s))}</b>")
         if s.kind == "tool_call":
-            parts.append(f"<pre>{e(json.dumps(s.arguments, indent=2, ensure_ascii=False))}</pre>")
+            parts.append(f"<pre>{e(_arguments(s))}</pre>")
         elif s.text:
             parts.append(f"<pre>{e(s.text)}</pre>")
         if s.boxes:
             img = image_for(s.image)
             if img is not None:
                 parts.append(f"<img alt='boxes' src='{overlay_data_uri(img, s.boxes)}'>")
-            parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in _box_lines(s)) + "</ul>")
-        if s.seconds or s.completion_tokens:
-            parts.append(
-                f"<div class='meta'>{s.seconds:.2f} s, {s.prompt_tokens}+{s.completion_tokens}"
-                " tokens</div>"
-            )
+            parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in box_lines(s)) + "</ul>")
+        if step_cost(s):
+            parts.append(f"<div class='meta'>{step_cost(s)}</div>")
         parts.append("</div>")
     if trace.stopped:
         parts.append(f"<p><b>Stopped early:</b> {e(trace.stopped)}</p>")
     p, c = trace.tokens
     parts.append(f"<p class='meta'>Total: {trace.seconds:.2f} s, {p}+{c} tokens.</p></body></html>")
     return "".join(parts)
+
+
+# ---- notebooks: a fragment, and the live viewer's pieces ----------------------------------
+
+
+def step_body_html(step: Any, image: Any = None) -> str:
+    """The body of one step in a notebook: arguments, text or error, the result card
+    (with ``image`` and the step's boxes drawn when given), and the cost."""
+    from .trace import result_model
+
+    parts = [f"<div style='border-left:4px solid {step_colour(step)};padding-left:8px'>"]
+    if step.arguments:
+        parts.append(f"<div><b>Arguments</b></div><pre>{escape(_arguments(step))}</pre>")
+    if step.status == "error":
+        message = (step.error or {}).get("message") or step.text
+        parts.append(error_html(str(message)))
+    elif step.text and step.kind != "tool_result":
+        parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
+    model = result_model(step) if step.kind == "tool_result" else None
+    if model is not None:
+        parts.append(result_html(model, image=image, show_image=image is not None))
+    elif step.kind == "tool_result" and step.text:
+        parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
+        if step.boxes:
+            parts.append(boxes_table_html(step.boxes))
+    if step_cost(step):
+        parts.append(f"<div style='{_MUTED}'>{step_cost(step)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def conclusion_html(step: Any) -> str:
+    """The final step, highlighted: green when the run concluded, red when it stopped."""
+    colour, background = (
+        (_ERROR_COLOUR, "#fff0f0") if step.status == "error" else ("#1a7f37", "#dafbe1")
+    )
+    return (
+        f"<div class='medmo-conclusion' style='border:2px solid {colour};background:"
+        f"{background};border-radius:6px;padding:8px 12px;margin-top:6px'>"
+        f"<b>Conclusion</b><div style='white-space:pre-wrap'>{escape(step.text)}</div>"
+        f"<div style='color:#57606a;font-size:11px'>{escape(DISCLAIMER)}</div></div>"
+    )
+
+
+def trace_html(trace: Any) -> str:
+    """An HTML fragment for an agent or workflow trace: collapsible steps, the conclusion
+    highlighted. Unlike :func:`trace_to_html` (a whole page) it is safe to embed in a
+    notebook.
+    """
+    rows = [
+        f"<details class='medmo-step' style='border-left:4px solid {step_colour(s)};"
+        f"padding:2px 8px;margin:3px 0'><summary>{escape(step_title(s, details=True))}"
+        f"</summary>{step_body_html(s)}</details>"
+        for s in trace.steps
+        if s.kind != "final"
+    ]
+    final = trace.final
+    conclusion = conclusion_html(final) if final is not None else ""
+    head = escape(trace.question) if trace.question else "MedMO trace"
+    meta = f"{trace.mode} · {len(trace.steps)} steps"
+    if trace.seconds:
+        meta += f" · {trace.seconds:.1f} s"
+    if trace.stopped:
+        meta += f" · stopped: {escape(trace.stopped)}"
+    return (
+        f"<div class='medmo-trace' style='{_CARD}'><b>{head}</b>"
+        f"<div style='{_MUTED}'>{meta}</div>{''.join(rows)}{conclusion}</div>"
+    )

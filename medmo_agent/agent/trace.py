@@ -230,7 +230,7 @@ class Trace(BaseModel):
 
     def _repr_html_(self) -> str:
         """Rich display in notebooks: collapsible steps, the conclusion highlighted."""
-        from ..rendering import trace_html
+        from .render import trace_html
 
         return trace_html(self)
 

@@ -8,10 +8,10 @@ reopens them (through the same checks) the next time it is sliced.
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from typing import Protocol
+
+from ..lru import LRUStore
 
 __all__ = ["OPEN_VOLUMES", "OpenVolumes"]
 
@@ -24,8 +24,10 @@ class OpenVolumes:
     """Least-recently-used list of the volumes that hold open files (thread-safe)."""
 
     def __init__(self) -> None:
-        self._open: OrderedDict[int, weakref.ref[_Closable]] = OrderedDict()
-        self._lock = threading.Lock()
+        # Weak references: a volume nobody holds any more drops off the list by itself.
+        self._open: LRUStore[int, weakref.ref[_Closable]] = LRUStore(
+            1, on_evict=lambda _key, ref: _release(ref)
+        )
 
     def touch(self, volume: _Closable, limit: int) -> None:
         """Mark ``volume`` as just used (it holds open files); release the least
@@ -35,30 +37,22 @@ class OpenVolumes:
         for that volume's lock.
         """
         key = id(volume)
-        victims = []
-        with self._lock:
-            if key not in self._open:
-                self._open[key] = weakref.ref(volume, lambda _, k=key: self._drop(k))
-            self._open.move_to_end(key)
-            while len(self._open) > max(1, limit):
-                _, ref = self._open.popitem(last=False)
-                victim = ref()
-                if victim is not None:
-                    victims.append(victim)
-        for victim in victims:
-            victim.release()
+        self._open.put(
+            key, weakref.ref(volume, lambda _, k=key: self._open.discard(k)), max_items=limit
+        )
 
     def forget(self, volume: _Closable) -> None:
         """Take ``volume`` off the list (it closed its files)."""
-        self._drop(id(volume))
-
-    def _drop(self, key: int) -> None:
-        with self._lock:
-            self._open.pop(key, None)
+        self._open.discard(id(volume))
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._open)
+        return len(self._open)
+
+
+def _release(ref: weakref.ref[_Closable]) -> None:
+    victim = ref()
+    if victim is not None:
+        victim.release()
 
 
 #: The one list for the process: the descriptor limit is per process.

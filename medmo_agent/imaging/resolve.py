@@ -9,15 +9,14 @@ symlinks, inside one of the allowed folders. In-memory images are registered und
 from __future__ import annotations
 
 import os
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..errors import InputError, NotFoundError
+from ..lru import LRUStore
 from ..types import MedImage
 from .fileaccess import check_path_length, open_path
 from .loader import load_image
@@ -63,8 +62,11 @@ class ImageResolver:
         self.max_held_bytes = (
             self.settings.max_held_image_bytes if max_held_bytes is None else max_held_bytes
         )
-        self._images: OrderedDict[str, MedImage] = OrderedDict()
-        self._lock = threading.Lock()
+        # Sizes are measured afresh on each registration: a grey image's RGB expansion
+        # may have been cached since it was registered.
+        self._images: LRUStore[str, MedImage] = LRUStore(
+            max_registered, max_size=self.max_held_bytes, size=held_nbytes
+        )
 
     # -- registry -----------------------------------------------------------------------
 
@@ -76,27 +78,14 @@ class ImageResolver:
         """
         handle = HANDLE_PREFIX + uuid.uuid4().hex[:16]
         image.handle = handle
-        size = held_nbytes(image)
-        if size > self.max_held_bytes:
-            # Over the budget on its own: not held, and nothing else is dropped for it.
-            return handle
-        with self._lock:
-            self._images[handle] = image
-            while len(self._images) > self._max:
-                self._images.popitem(last=False)
-            # Sizes are summed afresh: a grey image's RGB expansion may have been cached
-            # since it was registered.
-            total = sum(held_nbytes(im) for im in self._images.values())
-            while self._images and total > self.max_held_bytes:
-                _, dropped = self._images.popitem(last=False)
-                total -= held_nbytes(dropped)
+        # Over the budget on its own, it is not held, and nothing else is dropped for it.
+        self._images.put(handle, image)
         return handle
 
     @property
     def held_bytes(self) -> int:
         """Bytes of pixel data the registered images hold now."""
-        with self._lock:
-            return sum(held_nbytes(im) for im in self._images.values())
+        return self._images.total_size()
 
     def get(self, handle: str) -> MedImage:
         """The registered image for a handle.
@@ -104,10 +93,7 @@ class ImageResolver:
         Raises:
             NotFoundError: Nobody registered that handle, or it was dropped.
         """
-        with self._lock:
-            image = self._images.get(handle)
-            if image is not None:
-                self._images.move_to_end(handle)
+        image = self._images.get(handle)
         if image is None:
             raise NotFoundError(
                 f"No image is registered as {handle}.",

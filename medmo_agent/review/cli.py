@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..backends import backend_choices
+from ..cli_options import add_settings_options, settings_values
 
 __all__ = [
     "EXIT_CASES_FAILED",
@@ -25,6 +25,9 @@ __all__ = [
 
 EXIT_CASES_FAILED = 3
 EXIT_INTERRUPTED = 130
+
+#: The settings ``medmo review`` takes as options.
+MODEL_SETTINGS = ("model", "revision", "backend", "base_url", "device", "max_new_tokens")
 
 _EPILOG = """\
 cases: a YAML/JSON/CSV file or a folder with one sub-folder per case. A YAML case:
@@ -92,30 +95,13 @@ def add_review_arguments(parser: argparse.ArgumentParser) -> None:
         help="name image paths in the files written (they may identify patients; "
         "default: a label, or MEDMO_INCLUDE_PATHS)",
     )
-    g = parser.add_argument_group("model")
-    g.add_argument("--model", help="hub id or local checkpoint path (default: MEDMO_MODEL)")
-    g.add_argument("--revision", help="model revision (commit, tag or branch) to pin")
-    g.add_argument(
-        "--backend",
-        choices=backend_choices(),
-        help="where answers come from (default: transformers)",
-    )
-    g.add_argument("--base-url", help="OpenAI-compatible server URL for --backend openai")
-    g.add_argument("--device", help="cuda, cuda:1 or cpu (default: auto)")
-    g.add_argument("--max-new-tokens", type=int, help="cap on generated tokens per step")
+    add_settings_options(parser.add_argument_group("model"), MODEL_SETTINGS)
 
 
 def _settings(args: argparse.Namespace) -> Any:
     from ..config import Settings
 
-    return Settings.from_env(
-        model=args.model,
-        revision=args.revision,
-        backend=args.backend,
-        base_url=args.base_url,
-        device=args.device,
-        max_new_tokens=args.max_new_tokens,
-    )
+    return Settings.from_env(**settings_values(args, MODEL_SETTINGS))
 
 
 def run_review_command(args: argparse.Namespace) -> int:

@@ -8,12 +8,12 @@ USB stick. Traces fold away with ``<details>``.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from ..rendering import escape
 from .markdown import DISCLAIMER, describe_image, redact, scrub_paths
 from .records import CaseRecord
 from .store import ReviewStore
@@ -44,8 +44,7 @@ details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
 
 
-def _e(text: Any) -> str:
-    return html.escape("" if text is None else str(text))
+_e = escape
 
 
 def _br(text: Any) -> str:
