@@ -32,6 +32,7 @@ __all__ = [
     "box_lines",
     "conclusion_html",
     "overlay_data_uri",
+    "result_model",
     "step_body_html",
     "step_colour",
     "step_cost",
@@ -239,14 +240,32 @@ def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None)
     return "".join(parts)
 
 
+def result_model(step: Any) -> Any:
+    """The step's result as its pydantic model (e.g. ``GroundingResult``), or ``None``."""
+    if step.result is None:
+        return None
+    from ..tasks import results
+    from ..tasks.registry import TASKS, canonical_name
+
+    if step.result_type:
+        cls = getattr(results, step.result_type, None)
+    else:
+        task = TASKS.get(canonical_name(str(step.result.get("task"))))
+        cls = task.result if task is not None else None
+    if cls is None:
+        return None
+    try:
+        return cls.model_validate(step.result)
+    except Exception:
+        return None
+
+
 # ---- notebooks: a fragment, and the live viewer's pieces ----------------------------------
 
 
 def step_body_html(step: Any, image: Any = None) -> str:
     """The body of one step in a notebook: arguments, text or error, the result card
     (with ``image`` and the step's boxes drawn when given), and the cost."""
-    from .trace import result_model
-
     parts = [f"<div style='border-left:4px solid {step_colour(step)};padding-left:8px'>"]
     if step.arguments:
         parts.append(f"<div><b>Arguments</b></div><pre>{escape(_arguments(step))}</pre>")

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..types import Box
+from .render import result_model
 
 __all__ = ["StepCallback", "StepKind", "Trace", "TraceStep", "redact_arguments", "result_model"]
 
@@ -252,26 +253,6 @@ def redact_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     """Arguments fit for a trace: JSON-ready, images by handle, no pixels."""
     out = _redact(dict(arguments))
     return json.loads(json.dumps(out, default=str))
-
-
-def result_model(step: TraceStep) -> Any:
-    """The step's result as its pydantic model (e.g. ``GroundingResult``), or ``None``."""
-    if step.result is None:
-        return None
-    from ..tasks import results
-    from ..tasks.registry import TASKS, canonical_name
-
-    if step.result_type:
-        cls = getattr(results, step.result_type, None)
-    else:
-        task = TASKS.get(canonical_name(str(step.result.get("task"))))
-        cls = task.result if task is not None else None
-    if cls is None:
-        return None
-    try:
-        return cls.model_validate(step.result)
-    except Exception:
-        return None
 
 
 def boxes_of(result: Any) -> list[Box]:
