@@ -38,7 +38,7 @@ class OpenVolumes:
         victims = []
         with self._lock:
             if key not in self._open:
-                self._open[key] = weakref.ref(volume, lambda _, k=key: self._drop(k))
+                self._open[key] = weakref.ref(volume, lambda _ref: self._drop(key))
             self._open.move_to_end(key)
             while len(self._open) > max(1, limit):
                 _, ref = self._open.popitem(last=False)

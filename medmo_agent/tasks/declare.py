@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ..backends.base import Completion, TextCallback
     from ..types import MedImage, Message
     from .results import GroundingResult, TaskResult
+
+#: A task's own result model: what ``finish`` and ``boxes`` hand back is the type they got.
+R = TypeVar("R", bound="TaskResult")
+G = TypeVar("G", bound="GroundingResult")
 
 __all__ = ["Parameter", "Task", "TaskCore", "task"]
 
@@ -41,7 +45,15 @@ class TaskCore(Protocol):
 
     def check_tokens(self, max_new_tokens: int | None) -> int | None: ...
 
-    def load(self, image: Any, **view: Any) -> MedImage: ...
+    def load(
+        self,
+        image: Any,
+        *,
+        window: str | None = None,
+        slice: int | None = None,
+        frame: int | None = None,
+        plane: str | None = None,
+    ) -> MedImage: ...
 
     def generate(
         self,
@@ -51,19 +63,17 @@ class TaskCore(Protocol):
         cancel: threading.Event | None,
     ) -> Completion: ...
 
-    def finish(
-        self, result: TaskResult, completion: Completion, image: MedImage | None
-    ) -> TaskResult: ...
+    def finish(self, result: R, completion: Completion, image: MedImage | None) -> R: ...
 
     def boxes(
         self,
         build: Callable[[MedImage], list[Message]],
-        parse: Callable[..., GroundingResult],
+        parse: Callable[..., G],
         image: Any,
         view: Mapping[str, Any],
         generation: tuple[int | None, TextCallback | None, threading.Event | None],
         **parse_kwargs: Any,
-    ) -> GroundingResult: ...
+    ) -> G: ...
 
 
 @dataclass(frozen=True)
