@@ -338,7 +338,8 @@ def _check_volume(
             input=label,
             fix="Extract a 3D volume first (e.g. with nibabel or fslroi).",
         )
-    spatial = (*shape, 1, 1, 1)[:3]
+    x, y, z = (*shape, 1, 1, 1)[:3]
+    spatial = (x, y, z)
     frames = shape[3] if len(shape) >= 4 else 1
     dtype = np.dtype(header.get_data_dtype())
     # RGB24 (datatype 128) and RGBA32 (2304) voxels are records of uint8 channels
@@ -353,7 +354,7 @@ def _check_volume(
             f"in memory), over the {settings.max_image_bytes:,}-byte cap (max_image_bytes).",
             input=label,
         )
-    return spatial, frames, channels  # type: ignore[return-value]
+    return spatial, frames, channels
 
 
 class NiftiVolume:
@@ -418,7 +419,7 @@ class NiftiVolume:
         out = [0, 0, 0]
         for axis, (to, _) in enumerate(self._ornt):
             out[int(to)] = self.spatial[axis]
-        return tuple(out)  # type: ignore[return-value]
+        return out[0], out[1], out[2]
 
     def read_slice(self, frame: int, axis: int, index: int) -> np.ndarray:
         """One canonical slice: index ``index`` along canonical axis ``axis`` of frame
