@@ -54,7 +54,7 @@ class TraceViewer(widgets.VBox):
         self.conclusion = widgets.HTML("")
         super().__init__([self.header, self.status, self.timeline, self.conclusion])
         self.add_class("medmo-trace-viewer")
-        self.set_title(title or (getattr(trace, "question", "") if trace is not None else ""))
+        self.set_title(title or str(getattr(trace, "question", "") or ""))
         if trace is not None:
             for step in list(trace.steps):
                 self.add_step(step)

@@ -20,7 +20,7 @@ from mcp.server.mcpserver.resources import FunctionResource, ResourceSecurity
 from medmo_agent.errors import MedmoError
 
 from .errors import resource_error
-from .state import ServerState
+from .state import ServerState, lifespan_state
 
 if TYPE_CHECKING:
     from medmo_agent.imaging import ImageResolver
@@ -38,7 +38,7 @@ def file_uri(path: Path) -> str:
 
 
 def _state(ctx: Context) -> ServerState:
-    return ctx.request_context.lifespan_context
+    return lifespan_state(ctx)
 
 
 async def _png_of(state: ServerState, handle: str) -> bytes:

@@ -25,6 +25,7 @@ from medmo_agent.errors import InputError, MedmoError
 from .errors import check_answer, tool_error_result
 from .progress import ProgressRelay
 from .render import render_result
+from .state import lifespan_state
 from .store import RESULT_URI_PREFIX
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class ToolCall:
 
 async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
     """Run ``call`` and turn its result (or its ``MedmoError``) into a tool result."""
-    state: ServerState = ctx.request_context.lifespan_context
+    state = lifespan_state(ctx)
     start = time.perf_counter()
     outcome, error_name, result_uri = "error", None, None
     try:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -22,11 +22,13 @@ from .config import ServerConfig
 from .store import ResultStore
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
     from medmo_agent.backends.base import Backend
     from medmo_agent.imaging import ImageResolver
     from medmo_agent.toolkit import Toolkit
 
-__all__ = ["ServerState", "build_state", "state_lifespan"]
+__all__ = ["ServerState", "build_state", "lifespan_state", "state_lifespan"]
 
 logger = logging.getLogger("mcp_server")
 
@@ -114,3 +116,10 @@ def state_lifespan(
                 state.backend.close()
 
     return lifespan
+
+
+def lifespan_state(ctx: Context) -> ServerState:
+    """The state :func:`state_lifespan` built, from a request's context."""
+    # MCP's Context types the lifespan value as a dict unless parameterised, and tool
+    # functions take a plain Context (that is how MCP finds the parameter to fill)
+    return cast("ServerState", ctx.request_context.lifespan_context)

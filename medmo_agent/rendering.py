@@ -88,7 +88,7 @@ def image_html(image: Any, boxes: Iterable[Any] = (), max_side: int = 512) -> st
 
 def _load_local(result: Any) -> Any:
     """The result's image when its handle is a readable local file, else ``None``."""
-    ref = getattr(result, "image", None)
+    ref: Any = getattr(result, "image", None)
     handle = getattr(ref, "handle", None)
     if not handle or "://" in handle or handle.startswith("data:"):
         return None

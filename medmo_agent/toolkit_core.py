@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends.base import Completion, GenerationRequest
 from .config import Settings
@@ -28,6 +28,10 @@ __all__ = ["TOOL_NAMES", "ImageInput", "ToolkitCore"]
 #: What an image argument accepts: a file or folder path, a ``data:image/...;base64,`` URI,
 #: a ``medmo://images/<id>`` handle of an image already held, or a loaded image.
 ImageInput = str | os.PathLike[str] | MedImage
+
+#: A task's own result model: ``finish`` and ``boxes`` hand back the type they were given.
+R = TypeVar("R", bound=TaskResult)
+G = TypeVar("G", bound=GroundingResult)
 
 #: Tool name -> toolkit method name, in the order tools are listed (the task registry's).
 TOOL_NAMES: dict[str, str] = {name: name for name in TASKS}
@@ -148,7 +152,7 @@ class ToolkitCore:
         return self.backend.generate(request, on_text=gen.on_text, cancel=gen.cancel)
 
     @staticmethod
-    def finish(result: TaskResult, completion: Completion, image: MedImage | None) -> TaskResult:
+    def finish(result: R, completion: Completion, image: MedImage | None) -> R:
         """Fill in what every result carries: model, backend, usage, image, notes."""
         result.model = completion.model
         result.backend = completion.backend
@@ -171,19 +175,20 @@ class ToolkitCore:
 
     def _input_size(self, completion: Completion, image: MedImage) -> tuple[int, int]:
         if completion.image_input_sizes:
-            return tuple(completion.image_input_sizes[0])  # type: ignore[return-value]
+            width, height = completion.image_input_sizes[0]
+            return width, height
         # a backend that cannot report it: the processor's resize rule gives the same size
         return model_input_size(image.size, self.settings.min_pixels, self.settings.max_pixels)
 
     def boxes(
         self,
         build: Callable[[MedImage], list[Message]],
-        parse: Callable[..., GroundingResult],
+        parse: Callable[..., G],
         image: ImageInput,
         view: View,
         gen: Generation,
         **parse_kwargs: Any,
-    ) -> GroundingResult:
+    ) -> G:
         """Run a box task: load, generate, parse boxes into original-image pixels."""
         img = self.load(image, **view.as_dict())
         completion = self.generate(build(img), gen)
@@ -196,4 +201,4 @@ class ToolkitCore:
         )
         if not completion.image_input_sizes:
             result.notes.append("The backend did not report the model-input size; computed it.")
-        return self.finish(result, completion, img)  # type: ignore[return-value]
+        return self.finish(result, completion, img)

@@ -174,7 +174,10 @@ class MedImage:
     viewer can re-window without reloading; it is ``None`` for ordinary photos.
     """
 
-    pixels: np.ndarray = _Pixels()  # type: ignore[assignment]  # uint8, (H, W, 3) or (H, W)
+    if TYPE_CHECKING:  # to callers a required array field; at run time the descriptor
+        pixels: np.ndarray  # uint8, (H, W, 3) or (H, W)
+    else:
+        pixels: np.ndarray = _Pixels()
     meta: ImageMeta
     raw: np.ndarray | None = None
     volume: Any = None  # loader-specific handle for re-slicing (never serialised)
@@ -212,8 +215,9 @@ class MedImage:
 
         gray = self.gray
         pil = Image.fromarray(gray, mode="L") if gray is not None else self.to_pil()
-        if pil.size != tuple(size):
-            pil = pil.resize(tuple(size), Image.Resampling.BICUBIC)
+        width, height = size
+        if pil.size != (width, height):
+            pil = pil.resize((width, height), Image.Resampling.BICUBIC)
         return pil.convert("RGB") if pil.mode != "RGB" else pil
 
 

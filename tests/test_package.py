@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+import types
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,74 @@ def test_import_medmo_agent_loads_no_torch_transformers_or_langchain():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_the_whole_public_api_loads_no_torch_transformers_or_langchain():
+    code = (
+        "import sys, json; from medmo_agent import *; "
+        "from medmo_agent import Toolkit, Settings, load_image, create_backend; "
+        "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'langchain', "
+        "'langchain_core', 'langgraph') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_public_api_all_is_complete_and_every_name_is_importable():
+    import medmo_agent
+
+    assert len(medmo_agent.__all__) == len(set(medmo_agent.__all__))
+    for name in medmo_agent.__all__:  # importable, and defined inside the package
+        value = getattr(medmo_agent, name)
+        if callable(value):  # classes and functions: the package's own, not a re-export
+            assert value.__module__.startswith("medmo_agent."), name
+    # after every name has been loaded, nothing public is left that __all__ does not list
+    public = {
+        name
+        for name, value in vars(medmo_agent).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public | {"__version__"} == set(medmo_agent.__all__)
+    assert dir(medmo_agent) == sorted(medmo_agent.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Toolkti'"):
+        medmo_agent.Toolkti  # noqa: B018
+
+
+def test_public_api_is_the_objects_the_modules_define():
+    import medmo_agent
+    from medmo_agent.backends import create_backend
+    from medmo_agent.config import Settings
+    from medmo_agent.imaging import load_image
+    from medmo_agent.tasks.registry import TASKS
+    from medmo_agent.tasks.results import GroundingResult
+    from medmo_agent.toolkit import Toolkit
+
+    assert medmo_agent.Toolkit is Toolkit
+    assert medmo_agent.Settings is Settings
+    assert medmo_agent.load_image is load_image
+    assert medmo_agent.create_backend is create_backend
+    assert medmo_agent.TASKS is TASKS
+    assert medmo_agent.find_task("ground").result is GroundingResult
+    assert medmo_agent.Box is Box and medmo_agent.MedmoError is MedmoError
+
+
+def test_type_checkers_see_the_same_public_names_as_run_time_imports():
+    """The ``if TYPE_CHECKING:`` imports (what mypy and editors read) list __all__."""
+    import medmo_agent
+
+    tree = ast.parse(Path(medmo_agent.__file__).read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "typing.TYPE_CHECKING"
+    )
+    static = {
+        alias.asname or alias.name
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert static | {"__version__"} == set(medmo_agent.__all__)
 
 
 @pytest.mark.parametrize(

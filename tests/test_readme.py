@@ -46,6 +46,7 @@ EXTERNAL = {
     "pip": "installs packages (CI installs them this way); the extras named are checked",
     "pytest": "is this test suite; the -m marker expressions are checked",
     "ruff": "the linter, run by CI",
+    "mypy": "the type checker, run by CI",
     "vllm": "needs GPUs and vLLM's own environment",
     "python -m sglang.launch_server": "needs GPUs and SGLang's own environment",
     "claude": "Claude Code's CLI, not installed here; the medmo command it adds is parsed",

@@ -32,7 +32,7 @@ from langgraph.errors import GraphBubbleUp
 from ..errors import MedmoError
 from ..types import Box
 from .tools import format_tool_error
-from .trace import Trace, boxes_of
+from .trace import StepKind, Trace, boxes_of
 
 __all__ = ["MedmoAgentMiddleware", "RunContext", "limit_message", "record_tool_message"]
 
@@ -184,7 +184,7 @@ class MedmoAgentMiddleware(AgentMiddleware):
         text = _text(ai.content).strip()
         calls = list(ai.tool_calls or [])
         if text or not calls:
-            kind = "thought" if calls else "final"
+            kind: StepKind = "thought" if calls else "final"
             if kind == "final":
                 if not text:
                     text = "Stopped: the planner ended without a conclusion."
@@ -250,7 +250,7 @@ class MedmoAgentMiddleware(AgentMiddleware):
         for _ in range(self.parse_retries):
             ai = self._ai(response)
             error = self._bad_calls(ai) if ai is not None else None
-            if error is None:
+            if ai is None or error is None:
                 break
             self._note_retry(ctx, ai, error)
             response = handler(self._retry_request(request, ai, error))
@@ -267,7 +267,7 @@ class MedmoAgentMiddleware(AgentMiddleware):
         for _ in range(self.parse_retries):
             ai = self._ai(response)
             error = self._bad_calls(ai) if ai is not None else None
-            if error is None:
+            if ai is None or error is None:
                 break
             self._note_retry(ctx, ai, error)
             response = await handler(self._retry_request(request, ai, error))

@@ -172,7 +172,10 @@ def parse_tool_calls(text: str, *, make_id: Callable[[], str] | None = None) -> 
     invalid: list[InvalidCall] = []
     for match in _BLOCK.finditer(text):
         parsed = _read_call(match.group(1), make_id)
-        (calls if isinstance(parsed, ToolCall) else invalid).append(parsed)  # type: ignore[arg-type]
+        if isinstance(parsed, ToolCall):
+            calls.append(parsed)
+        else:
+            invalid.append(parsed)
     content = _BLOCK.sub("", text)
     # A stray closing tag (opening tag lost) is noise, not prose.
     content = content.replace(TOOL_CALL_END, "").strip()

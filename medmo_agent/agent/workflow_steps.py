@@ -116,7 +116,9 @@ class StepContext:
         self._run.trace.add("thought", text=text, workflow_step=self.name)
 
 
-StepFn = Callable[[StepContext], Awaitable[dict[str, Any] | None] | dict[str, Any] | None]
+#: What a step returns: a result dict, one per finding (verify), or nothing.
+StepOutput = dict[str, Any] | list[dict[str, Any] | None] | None
+StepFn = Callable[[StepContext], Awaitable[StepOutput] | StepOutput]
 
 
 def _call_id() -> str:

@@ -11,6 +11,7 @@ Imports torch; only :mod:`medmo_agent.backends.transformers` imports this module
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,8 @@ class _RowTracker(StoppingCriteria):
             if row.finish is not None:
                 self.done[i] = True
                 row.done_at = time.perf_counter()
-        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+        done = torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+        return typing.cast("torch.BoolTensor", done)
 
 
 class HFEngine:

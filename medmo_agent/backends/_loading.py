@@ -67,7 +67,7 @@ def load_checkpoint(
             processor = AutoProcessor.from_pretrained(model_id, revision=revision)
             model = Qwen3VLForConditionalGeneration.from_pretrained(model_id, **kwargs)
         if "device_map" not in kwargs:
-            model = model.to(device)
+            model = model.to(device)  # type: ignore[arg-type]  # transformers' hints take no str
     except MedmoError:
         raise
     except Exception as exc:

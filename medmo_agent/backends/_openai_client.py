@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -100,7 +100,8 @@ class _Client(openai.OpenAI):
         if isinstance(failure, httpx.TimeoutException) and not isinstance(
             failure, httpx.ConnectTimeout
         ):
-            raise openai.APITimeoutError(request=failure.request) from failure
+            # our client is an httpx one (openai accepts it); openai's hints name httpx2's
+            raise openai.APITimeoutError(request=cast(Any, failure.request)) from failure
         delay = self.backoff_s * 2**retries_taken
         if response is not None:
             delay, reason = _retry_after(response, delay), f"HTTP {response.status_code}"
@@ -177,7 +178,8 @@ class ServerErrors:
                 fix=START_HINT,
             )
         if isinstance(exc, openai.APIStatusError):
-            return self._status_error(exc.response, model, served_models)
+            # an httpx response at run time: the client is ours (see make_client)
+            return self._status_error(cast(httpx.Response, exc.response), model, served_models)
         message = message_of({"error": exc.body}) or exc.message
         if mid_stream:
             return BackendError(

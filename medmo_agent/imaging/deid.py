@@ -120,10 +120,11 @@ def deidentified_attributes(ds: Any, *, include_phi: bool = False) -> dict[str, 
 @functools.cache
 def _tags(include_phi: bool) -> tuple[tuple[str, int], ...]:
     """(keyword, tag) of the attributes that may leave, in :data:`ALLOWED` order."""
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.datadict import keyword_dict
 
     names = ALLOWED + PHI_ATTRIBUTES if include_phi else ALLOWED
-    return tuple((name, tag_for_keyword(name)) for name in names)
+    # every name is a standard keyword (a misspelt one fails here, not silently)
+    return tuple((name, keyword_dict[name]) for name in names)
 
 
 def _jsonable(value: Any) -> Any:

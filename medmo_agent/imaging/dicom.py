@@ -18,7 +18,7 @@ pydicom's own RLE decoder, Pillow, or python-gdcm.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -120,7 +120,10 @@ def _parse(pydicom: Any, stream: Any, src: Source, settings: Settings, stop: boo
 
     body = _InflatingStream(stream, stream.tell(), settings.max_image_bytes, src.label)
     stop_when = _stop_at_pixels if stop else None
-    dataset = read_body(body, False, True, stop_when=stop_when, defer_size=DEFER_BYTES)
+    # a read-only binary file as far as pydicom is concerned: read, seek, tell
+    dataset = read_body(
+        cast(BinaryIO, body), False, True, stop_when=stop_when, defer_size=DEFER_BYTES
+    )
     ds = FileDataset(body, dataset, preamble, meta, False, True)
     ds.set_original_encoding(False, True, dataset._character_set)
     return ds

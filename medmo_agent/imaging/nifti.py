@@ -137,7 +137,8 @@ class NiftiVolume:
         affine = self.image.affine
         self._ornt = io_orientation(affine)
         canon = affine @ inv_ornt_aff(self._ornt, self.spatial)
-        self._zooms = tuple(float(z) for z in np.sqrt((canon[:3, :3] ** 2).sum(axis=0)))
+        x, y, z = (float(v) for v in np.sqrt((canon[:3, :3] ** 2).sum(axis=0)))
+        self._zooms = (x, y, z)
 
     @property
     def is_open(self) -> bool:

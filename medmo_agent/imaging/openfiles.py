@@ -37,9 +37,11 @@ class OpenVolumes:
         for that volume's lock.
         """
         key = id(volume)
-        self._open.put(
-            key, weakref.ref(volume, lambda _, k=key: self._open.discard(k)), max_items=limit
-        )
+
+        def forget_collected(_ref: weakref.ref[_Closable]) -> None:
+            self._open.discard(key)
+
+        self._open.put(key, weakref.ref(volume, forget_collected), max_items=limit)
 
     def forget(self, volume: _Closable) -> None:
         """Take ``volume`` off the list (it closed its files)."""

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..errors import ImageLoadError, ImageTooLargeError
 from ..types import ImageMeta, MedImage, WindowInfo
 from .sources import Source
-from .windowing import parse_window, render_window
+from .windowing import WindowSpec, parse_window, render_window
 
 __all__ = ["read_raster"]
 
@@ -37,7 +37,7 @@ def read_raster(
     settings: Settings,
     *,
     frame: int | None = None,
-    window: object = None,
+    window: str | tuple[float, float] | WindowSpec | None = None,
     fmt: str | None = None,
 ) -> MedImage:
     """Read a raster image into a :class:`MedImage`.
@@ -61,7 +61,7 @@ def read_raster(
         with warnings.catch_warnings():
             # Our own cap (below) decides; Pillow's warning would only add noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(fp)
+            im: Image.Image = Image.open(fp)
     except Image.DecompressionBombError as exc:
         raise _pillow_bomb(src, settings) from exc
     except UnidentifiedImageError as exc:

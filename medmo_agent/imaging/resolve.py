@@ -153,6 +153,7 @@ class ImageResolver:
         # opened once, here: the same descriptor is checked and read (see fileaccess)
         src = open_source(given, self.settings, allowed_dirs=confined)
         path = src.path
+        assert path is not None  # a path argument always opens a file or folder
         loaded = load_image(src, settings=self.settings, **opts)
         loaded.handle = os.fspath(path)
         return loaded

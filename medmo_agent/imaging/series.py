@@ -55,7 +55,7 @@ class _Header:
     series: str
     series_number: int
     instance: int | None
-    position: tuple[float, float, float] | None
+    position: tuple[float, ...] | None
     orientation: tuple[float, ...] | None
 
 
@@ -247,9 +247,11 @@ def _read_header(handle: FileHandle, folder: DirHandle, settings: Settings) -> _
 
 def _sort(headers: list[_Header]) -> list[_Header]:
     first = headers[0].orientation
-    if first is not None and all(h.position is not None for h in headers):
+    placed = [(h, h.position) for h in headers if h.position is not None]
+    if first is not None and len(placed) == len(headers):
         normal = np.cross(np.array(first[:3]), np.array(first[3:]))
-        return sorted(headers, key=lambda h: (float(np.dot(h.position, normal)), h.path.name))
+        ordered = sorted(placed, key=lambda hp: (float(np.dot(hp[1], normal)), hp[0].path.name))
+        return [h for h, _ in ordered]
     if all(h.instance is not None for h in headers):
         return sorted(headers, key=lambda h: (h.instance, h.path.name))
     return sorted(headers, key=lambda h: h.path.name)

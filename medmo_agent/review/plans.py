@@ -60,7 +60,9 @@ class TaskListPlan:
 
 def _questions(run: CaseRun, image: int) -> list[tuple[int | None, str]]:
     """The case's questions about one image, or the default question for the first."""
-    asked = [(i, q.question) for i, q in enumerate(run.case.questions) if q.image == image]
+    asked: list[tuple[int | None, str]] = [
+        (i, q.question) for i, q in enumerate(run.case.questions) if q.image == image
+    ]
     if asked:
         return asked
     return [(None, _DEFAULT_QUESTION)] if image == 0 or not run.case.questions else []

@@ -9,6 +9,7 @@ and the run goes on.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -185,7 +186,7 @@ class _Reviewer:
                 img = run.call(
                     "load",
                     "load",
-                    lambda i=i, spec=spec: self.toolkit.load(case.image_path(i), **spec.options()),
+                    functools.partial(self._load, case, i),
                     inputs={"path": spec.path, **spec.options()},
                     image=i,
                     dump=_image_summary,
@@ -196,12 +197,13 @@ class _Reviewer:
             if self.cancel.is_set():
                 return None
             outputs = collect_outputs(run.records, len(case.images))
-            sizes = [tuple(im.size) for im in run.images]
+            sizes = [im.size for im in run.images]
             agreement = case_agreement(case, outputs, sizes)
-            if self.store is not None:
+            store = self.store
+            if store is not None:
                 for i, img in enumerate(run.images):
                     images[i].boxes = outputs["boxes"][i]
-                    images[i].overlay = self._overlay(case.id, i, img, outputs["boxes"][i])
+                    images[i].overlay = _overlay(store, case.id, i, img, outputs["boxes"][i])
         except BaseException as exc:
             if self.cancel.is_set() or isinstance(exc, KeyboardInterrupt):
                 return None
@@ -234,16 +236,25 @@ class _Reviewer:
             self.store.write_record(_shown(record, self.include_paths))
         return record
 
-    def _overlay(self, case_id: str, index: int, image: MedImage, boxes: list[dict]) -> str:
-        from ..imaging.overlay import draw_boxes
-        from ..types import Box
+    def _load(self, case: Case, index: int) -> MedImage:
+        """Load image ``index`` of ``case`` with the view options the case gives it."""
+        spec = case.images[index]
+        return self.toolkit.load(case.image_path(index), **spec.options())
 
-        drawn = draw_boxes(image, [Box.model_validate(b) for b in boxes], max_size=_OVERLAY_MAX)
-        import io
 
-        buf = io.BytesIO()
-        drawn.save(buf, format="PNG")
-        return self.store.write_file(case_id, f"overlay-{index}.png", buf.getvalue())
+def _overlay(
+    store: ReviewStore, case_id: str, index: int, image: MedImage, boxes: list[dict]
+) -> str:
+    """Draw ``boxes`` on ``image`` and keep the PNG in ``store``; returns its file name."""
+    import io
+
+    from ..imaging.overlay import draw_boxes
+    from ..types import Box
+
+    drawn = draw_boxes(image, [Box.model_validate(b) for b in boxes], max_size=_OVERLAY_MAX)
+    buf = io.BytesIO()
+    drawn.save(buf, format="PNG")
+    return store.write_file(case_id, f"overlay-{index}.png", buf.getvalue())
 
 
 def _shown(record: CaseRecord, include_paths: bool) -> CaseRecord:

@@ -19,6 +19,7 @@ of the case unless ``image: N`` picks one. Question templates may use ``{box}``,
 
 from __future__ import annotations
 
+import functools
 import string
 import threading
 import time
@@ -341,7 +342,7 @@ def _run_step(step: Any, run: CaseRun) -> None:
             run.call(
                 name,
                 step.task,
-                lambda a=arguments: task.run(tk, **a, **common),
+                functools.partial(task.run, tk, **arguments, **common),
                 inputs=arguments,
                 question_index=qi,
             )
@@ -369,7 +370,7 @@ def _run_step(step: Any, run: CaseRun) -> None:
         run.call(
             name,
             step.task,
-            lambda im=image, a=arguments: task.run(tk, im, **a, **common),
+            functools.partial(task.run, tk, image, **arguments, **common),
             inputs=arguments,
             image=i,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Protocol
 
 from ..errors import InputError
 from ..types import ImagePart, MedImage, Message, TextPart
@@ -182,7 +183,15 @@ def choice_from_text(answer: str, options: dict[str, str]) -> str | None:
     return None
 
 
-def apply_choice(result: object, answer: str, options: object) -> None:
+class _Choosing(Protocol):
+    """A result that can carry a multiple-choice pick (VQA, text QA)."""
+
+    notes: list[str]
+    choice: str | None
+    choice_text: str | None
+
+
+def apply_choice(result: _Choosing, answer: str, options: object) -> None:
     """Set ``result.choice``/``result.choice_text`` from the option ``answer`` names, or add
     a note when it names none (options that cannot be read are left to input checks)."""
     try:
@@ -191,6 +200,6 @@ def apply_choice(result: object, answer: str, options: object) -> None:
         return
     key = choice_from_text(answer, opts)
     if key is None:
-        result.notes.append("The answer names none of the options.")  # type: ignore[attr-defined]
+        result.notes.append("The answer names none of the options.")
     else:
-        result.choice, result.choice_text = key, opts[key]  # type: ignore[attr-defined]
+        result.choice, result.choice_text = key, opts[key]

@@ -38,8 +38,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, SupportsInt, TypeGuard, cast
 
 from ..errors import InputError
 from ..types import Box
@@ -143,12 +144,12 @@ def _floats(groups: tuple[str | None, ...]) -> tuple[float, float, float, float]
     if len(vals) != 4:
         return None
     try:
-        nums = tuple(float(v) for v in vals)
+        x1, y1, x2, y2 = (float(v) for v in vals)
     except ValueError:
         return None
-    if not all(math.isfinite(v) for v in nums):
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         return None
-    return nums  # type: ignore[return-value]
+    return x1, y1, x2, y2
 
 
 def extract_raw_boxes(text: str) -> list[RawBox]:
@@ -190,22 +191,30 @@ def extract_raw_boxes(text: str) -> list[RawBox]:
 
 def _checked_input_size(size: object) -> tuple[int, int]:
     """``size`` as (width, height) in whole pixels, or a clear error."""
+    w: object
+    h: object
     try:
-        w, h = size  # type: ignore[misc]
+        w, h = cast("Iterable[object]", size)  # not iterable or not two: refused below
     except (TypeError, ValueError):
         w = h = None
-    ok = all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer() and v > 0
-        for v in (w, h)
-    )
-    if not ok:
+    if not (_whole_above_zero(w) and _whole_above_zero(h)):
         raise InputError(
             f"The model-input size must be (width, height) in whole pixels above 0; got {size!r}.",
             input="input_size",
             fix="Pass the size the model saw (Completion.image_input_sizes), or None when it "
             "is unknown (the original size is then assumed).",
         )
-    return int(w), int(h)  # type: ignore[arg-type]
+    return int(w), int(h)
+
+
+def _whole_above_zero(value: object) -> TypeGuard[SupportsInt]:
+    """Whether ``value`` is a real number (not a bool) that is whole and above 0."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and float(value) > 0
+    )
 
 
 def detect_space(raws: list[RawBox], input_size: tuple[int, int]) -> CoordinateSpace:

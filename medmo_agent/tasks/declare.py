@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
     from ..types import MedImage, Message
     from .results import GroundingResult, TaskResult
 
+#: A task's own result model: what ``finish`` and ``boxes`` hand back is the type they got.
+R = TypeVar("R", bound="TaskResult")
+G = TypeVar("G", bound="GroundingResult")
+
 __all__ = ["Parameter", "Task", "TaskCore", "task"]
 
 #: The call control a Python caller may pass besides the arguments; surfaces wire them to
@@ -56,23 +60,29 @@ class TaskCore(Protocol):
 
     def check_tokens(self, max_new_tokens: int | None) -> int | None: ...
 
-    def load(self, image: Any, **view: Any) -> MedImage: ...
+    def load(
+        self,
+        image: Any,
+        *,
+        window: str | None = None,
+        slice: int | None = None,
+        frame: int | None = None,
+        plane: str | None = None,
+    ) -> MedImage: ...
 
     def generate(self, messages: list[Message], gen: Generation) -> Completion: ...
 
-    def finish(
-        self, result: TaskResult, completion: Completion, image: MedImage | None
-    ) -> TaskResult: ...
+    def finish(self, result: R, completion: Completion, image: MedImage | None) -> R: ...
 
     def boxes(
         self,
         build: Callable[[MedImage], list[Message]],
-        parse: Callable[..., GroundingResult],
+        parse: Callable[..., G],
         image: Any,
         view: View,
         gen: Generation,
         **parse_kwargs: Any,
-    ) -> GroundingResult: ...
+    ) -> G: ...
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,13 @@ def scripted_backend(
     """
     env = os.environ if environ is None else environ
     path = env.get(SCRIPTED_REPLIES_ENV)
-    sizes = {"min_pixels": settings.min_pixels, "max_pixels": settings.max_pixels}
     if not path:
-        return ScriptedBackend(scripted_replies(env), model_id=settings.model, **sizes)
+        return ScriptedBackend(
+            scripted_replies(env),
+            model_id=settings.model,
+            min_pixels=settings.min_pixels,
+            max_pixels=settings.max_pixels,
+        )
     rules = load_rules(path)
     fallback = next((reply for key, reply in rules if key == "*"), "")
 
@@ -74,4 +78,9 @@ def scripted_backend(
                 return reply
         return fallback
 
-    return ScriptedBackend(responder=respond, model_id=settings.model, **sizes)
+    return ScriptedBackend(
+        responder=respond,
+        model_id=settings.model,
+        min_pixels=settings.min_pixels,
+        max_pixels=settings.max_pixels,
+    )

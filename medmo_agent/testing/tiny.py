@@ -166,7 +166,9 @@ def build_tiny_checkpoint(
 
     model = Qwen3VLForConditionalGeneration(config)
     _randomize(model, seed)
-    model = model.to(torch.bfloat16)
+    # transformers wraps ``to`` with functools.wraps, which hides the bound ``self`` from
+    # type checkers: the call is right, the stub is not
+    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
