@@ -11,7 +11,6 @@ images loaded in the notebook (not from a file) travel as PNG data URIs.
 from __future__ import annotations
 
 import base64
-import inspect
 import os
 import threading
 from collections.abc import Callable
@@ -135,19 +134,15 @@ def _remote_method(task: Task) -> Callable[..., Any]:
                 arguments[p.name] = [arguments[p.name]]  # one item, as the toolkit allows
         return self.call(task.name, cancel, **arguments)
 
-    signature = task.signature()
-    own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[own, *signature.parameters.values()]
-    )
-    method.__name__ = task.name
-    method.__qualname__ = f"RemoteToolkit.{task.name}"
-    method.__doc__ = f"{task.description}\n\n(Answered by the server's ``{task.name}`` tool.)"
     return method
 
 
 for _task in TASKS.values():
-    setattr(RemoteToolkit, _task.name, _remote_method(_task))
+    _task.method(
+        _remote_method(_task),
+        RemoteToolkit,
+        doc=f"{_task.description}\n\n(Answered by the server's ``{_task.name}`` tool.)",
+    )
 RemoteToolkit.summarize = RemoteToolkit.summarize_report  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,6 @@ declarations and call these methods.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from .tasks.declare import Task
@@ -43,24 +42,15 @@ class Toolkit(ToolkitCore):
         def __getattr__(self, name: str) -> Callable[..., TaskResult]: ...
 
 
-def _task_method(task: Task) -> Callable[..., TaskResult]:
+def _run_on_toolkit(task: Task) -> Callable[..., TaskResult]:
     def method(self: Toolkit, /, *args: Any, **kwargs: Any) -> TaskResult:
         return task.run(self, *args, **kwargs)
 
-    signature = task.signature()
-    own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[own, *signature.parameters.values()]
-    )
-    method.__name__ = task.name
-    method.__qualname__ = f"Toolkit.{task.name}"
-    method.__doc__ = task.docstring()
-    method.__module__ = __name__
     return method
 
 
 for _task in TASKS.values():
-    setattr(Toolkit, _task.name, _task_method(_task))
+    _task.method(_run_on_toolkit(_task), Toolkit)
     for _alias in _task.aliases:
         if _alias == "summarize":  # the toolkit's older name for summarize_report
             setattr(Toolkit, _alias, getattr(Toolkit, _task.name))

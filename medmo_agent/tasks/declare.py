@@ -218,6 +218,23 @@ class Task:
         params += [inspect.Parameter(n, keyword, default=None, annotation=t) for n, t in CONTROL]
         return inspect.Signature(params, return_annotation=self.result)
 
+    def method(
+        self, body: Callable[..., Any], owner: type, *, doc: str | None = None
+    ) -> Callable[..., Any]:
+        """``body(self, *args, **kwargs)`` dressed as the method ``owner.<task name>``: with
+        the task's signature (after ``self``) and docstring, for ``help()`` and editors."""
+        signature = self.signature()
+        own = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        body.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[own, *signature.parameters.values()]
+        )
+        body.__name__ = self.name
+        body.__qualname__ = f"{owner.__name__}.{self.name}"
+        body.__doc__ = doc if doc is not None else self.docstring()
+        body.__module__ = owner.__module__
+        setattr(owner, self.name, body)
+        return body
+
     def docstring(self) -> str:
         """A Google-style docstring: description, ``Args:`` from the parameters, ``Returns:``."""
         lines = [self.description, "", "Args:"]
