@@ -98,7 +98,6 @@ class DecodeStep:
         *,
         max_batch: int,
         use_cuda_graphs: bool,
-        contiguous_kv: bool = False,
         attention_backends: tuple[str, ...] | None = DEFAULT_SDPA_BACKENDS,
         kernels: bool | None = None,
     ):
@@ -122,8 +121,6 @@ class DecodeStep:
         self.hidden = self.lm.config.hidden_size
         self.q_width = attn0.config.num_attention_heads * attn0.head_dim
         self.use_cuda_graphs = bool(use_cuda_graphs and self.device.type == "cuda")
-        # Diagnostic: hand attention contiguous copies of the keys, as a DynamicCache would.
-        self.contiguous_kv = contiguous_kv
         # Which SDPA kernels attention may use, in order of preference (see attention_policy).
         self.attention_backends = attention_backends
         # One request attends without a mask, so the policy picks flash attention: call its
@@ -396,8 +393,6 @@ class DecodeStep:
                 attn = self.layers[i].self_attn
                 keys = self.cache.keys[i][: st.size, :, :kv_len]
                 values = self.cache.values[i][: st.size, :, :kv_len]
-                if self.contiguous_kv:
-                    keys, values = keys.contiguous(), values.contiguous()
                 if mask is None and self.direct_flash:
                     attn_out = self._flash(out[1], keys, values, attn.scaling)
                 else:
