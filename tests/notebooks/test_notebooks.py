@@ -12,6 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from medmo_agent.testing import SCRIPTED_REPLIES_ENV
+
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -19,7 +21,6 @@ ALL = sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 _CHECK = """\
 from jupyter_ext.jobs import describe_error, wait_all
-from medmo_agent.testing import SCRIPTED_REPLIES_ENV
 _failed = wait_all(240)
 assert not _failed, [f"{j.name}: {describe_error(j.error)}" for j in _failed]
 """
