@@ -26,9 +26,7 @@ class Deviation(enum.Enum):
     SLAKE_JUDGE_CLOSED_TWICE = (
         "with the LLM judge, SLAKE keeps the rule-based closed count and adds the judge's"
     )
-    MMMU_OPEN_CHARACTERS = (
-        "MMMU open answers are the raw response, iterated character by character"
-    )
+    MMMU_OPEN_CHARACTERS = "MMMU open answers are the raw response, iterated character by character"
 
 
 def check_compat(compat: str) -> Compat:

@@ -122,9 +122,7 @@ def pubmedqa_prompt(
     return f"Context: {joined}\n" + multiple_choice_prompt(question, options, reasoning=reasoning)
 
 
-def mmmu_prompt(
-    question: str, options: Sequence[str] | None, *, reasoning: bool = False
-) -> str:
+def mmmu_prompt(question: str, options: Sequence[str] | None, *, reasoning: bool = False) -> str:
     """MMMU's layout: the question, a blank line, ``(A) text`` lines, the instruction.
 
     Args:

@@ -35,7 +35,7 @@ OPEN_METRICS: tuple[str, ...] = (
 
 
 def bleu_tokens(text: str) -> list[str]:
-    """BLEU's tokens: lowercase, a space before each ``.``, split on single spaces (empties kept)."""
+    """BLEU tokens: lowercase, a space before each ``.``, split on single spaces (empties kept)."""
     return text.lower().replace(".", " .").split(" ")
 
 
