@@ -127,7 +127,7 @@ def create_server(
     )
     register_tools(server)
     register_prompts(server)
-    register_completions(server)
+    register_completions(server, resolver)
     register_resources(
         server,
         {

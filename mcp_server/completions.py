@@ -23,9 +23,9 @@ from mcp_types import (
 from .resources import MAX_LISTED
 
 if TYPE_CHECKING:
-    from medmo_agent.imaging import ImageResolver
+    from mcp.server.mcpserver import MCPServer
 
-    from .app import MedmoServer
+    from medmo_agent.imaging import ImageResolver
 
 __all__ = ["MAX_VALUES", "complete_argument", "register_completions"]
 
@@ -84,8 +84,13 @@ async def complete_argument(
     return _answer([])
 
 
-def register_completions(server: MedmoServer) -> None:
-    """Answer ``completion/complete`` on ``server`` (and declare the capability)."""
+def register_completions(server: MCPServer, resolver: ImageResolver) -> None:
+    """Answer ``completion/complete`` on ``server`` (and declare the capability).
+
+    Args:
+        server: The server.
+        resolver: The confined image resolver whose allowed folders are suggested.
+    """
 
     @server.completion()
     async def complete(
@@ -93,4 +98,4 @@ def register_completions(server: MedmoServer) -> None:
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> MCPCompletion:
-        return await complete_argument(server.resolver, ref, argument)
+        return await complete_argument(resolver, ref, argument)
