@@ -15,6 +15,7 @@ from medmo_agent import __version__
 from medmo_agent.config import Settings
 
 from .arguments import prompt_arguments_problem, tool_arguments_text
+from .completions import register_completions
 from .config import ServerConfig
 from .prompts import register_prompts
 from .resources import image_file_resources, register_resources
@@ -126,6 +127,7 @@ def create_server(
     )
     register_tools(server)
     register_prompts(server)
+    register_completions(server, resolver)
     register_resources(
         server,
         {
