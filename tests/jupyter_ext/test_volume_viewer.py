@@ -136,11 +136,7 @@ def test_the_view_exports_the_shown_slice_with_its_boxes(viewer, tmp_path):
 
 
 def test_a_result_object_with_to_dict_is_accepted(volume, result, scripted_session):
-    class Result:
-        def to_dict(self):
-            return result
-
-    viewer = VolumeViewer.from_result(Result(), volume)
+    viewer = VolumeViewer.from_result(_SweepResult(result), volume)
     assert len(viewer.finding_toggles) == 2
 
 
@@ -188,3 +184,45 @@ def test_a_volume_loaded_in_another_plane_is_resliced_in_the_sweeps(
     assert coronal.meta.plane == "coronal" and coronal.meta.num_slices == synth.SHAPE[1]
     viewer = VolumeViewer(result, coronal)
     assert viewer.image.meta.plane == "axial" and viewer.image.meta.slice == 20
+
+
+class _SweepResult:
+    """Stands in for the volume task's result model: its task name, summary and dict."""
+
+    task = "ground_volume"
+
+    def __init__(self, data):
+        self.data = data
+
+    def summary(self):
+        return f"{len(self.data['findings'])} findings"
+
+    def to_dict(self):
+        return self.data
+
+
+def test_a_task_panel_shows_a_volume_sweep_result_in_the_volume_viewer(
+    volume, result, scripted_session, monkeypatch
+):
+    import jupyter_ext.panels as panels
+
+    # the volume task is answered by a stand-in; the panel's loading and display are real
+    monkeypatch.setattr(panels, "call_task", lambda *_a, **_k: _SweepResult(result))
+    panel = panels.TaskPanel("ground", volume, "lesion", session=scripted_session)
+    panel.wait(60)
+    assert isinstance(panel.viewer, VolumeViewer)
+    assert panel.viewer.slice_slider.value == result["findings"][0]["key_slice"]
+    assert panel.body.children[0] is panel.viewer
+
+
+def test_a_task_panel_says_why_a_sweep_cannot_be_shown_on_its_volume(
+    volume, result, scripted_session, monkeypatch
+):
+    import jupyter_ext.panels as panels
+
+    result["shape"] = [40, 50, 64]
+    monkeypatch.setattr(panels, "call_task", lambda *_a, **_k: _SweepResult(result))
+    panel = panels.TaskPanel("ground", volume, "lesion", session=scripted_session)
+    panel.wait(60)
+    assert "but the sweep ran on 40 slices of 64 × 50 px" in panel.status.value
+    assert not isinstance(panel.viewer, VolumeViewer)
