@@ -278,7 +278,8 @@ class VolumeViewer(ImageViewer):
                 self.canvas.selected = selected
         finally:
             self._syncing = False
-        self.slice_note.value = _slice_note(self.sweep, index, len(drawn))
+        shown = sum(1 for b in drawn if b["visible"])
+        self.slice_note.value = _slice_note(self.sweep, index, shown, len(drawn) - shown)
 
     def _info_text(self, index: int | None) -> str:
         text = super()._info_text(index)
@@ -337,7 +338,7 @@ def _title(sweep: VolumeSweep) -> str:
     )
 
 
-def _slice_note(sweep: VolumeSweep, index: int | None, count: int) -> str:
+def _slice_note(sweep: VolumeSweep, index: int | None, shown: int, hidden: int) -> str:
     if index is None:
         return ""
     swept = sweep.at(index)
@@ -348,7 +349,8 @@ def _slice_note(sweep: VolumeSweep, index: int | None, count: int) -> str:
             f"<span class='medmo-slice-error' style='color:#cf222e'>Slice {index} failed: "
             f"{escape(swept.error)}</span>"
         )
-    return f"<span style='color:#57606a'>Slice {index}: {count} box(es)</span>"
+    more = f", {hidden} hidden" if hidden else ""
+    return f"<span style='color:#57606a'>Slice {index}: {shown} box(es){more}</span>"
 
 
 def _notes_html(sweep: VolumeSweep) -> str:

@@ -102,6 +102,7 @@ def test_toggling_a_finding_hides_its_boxes_on_every_slice(viewer, result):
         viewer.slice_slider.value = index
         assert [visible for *_, visible in _drawn(viewer)] == [False], index
         assert viewer.visible_boxes == []
+        assert f"Slice {index}: 0 box(es), 1 hidden" in viewer.slice_note.value
     assert "hidden" in viewer.table.value
     # the other finding is untouched
     viewer.slice_slider.value = synth.ISOLATED_SLICE
