@@ -294,9 +294,9 @@ def _finding(data: Mapping[str, Any], position: int) -> VolumeFinding:
         slice_range=(first, last),
         key_slice=int(data.get("key_slice", first)),
         boxes=boxes,
-        extent_mm=_numbers(extent, f"{where}.extent_mm", 3, float) if extent else None,  # type: ignore[arg-type]
+        extent_mm=_numbers(extent, f"{where}.extent_mm", 3, float) if extent else None,
         volume_ml=None if volume is None else float(volume),
-        center_mm=_numbers(centre, f"{where}.center_mm", 3, float) if centre else None,  # type: ignore[arg-type]
+        center_mm=_numbers(centre, f"{where}.center_mm", 3, float) if centre else None,
         isolated=bool(data.get("isolated", first == last)),
     )
 

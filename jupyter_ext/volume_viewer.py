@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as widgets
 
@@ -81,8 +81,9 @@ class VolumeViewer(ImageViewer):
         self.add_class("medmo-volume-viewer")
         self.slice_box.children = [self.slice_slider, self.slice_note]
         self.canvas.observe(self._on_canvas_selected, names="selected")
+        above = tuple(cast(Any, self).children)  # traitlets leave mypy without its type
         self.children = [
-            *self.children,
+            *above,
             widgets.HTML("<b>Findings in 3D</b>"),
             self.table,
             self.notes,
@@ -279,7 +280,8 @@ class VolumeViewer(ImageViewer):
         finally:
             self._syncing = False
         shown = sum(1 for b in drawn if b["visible"])
-        self.slice_note.value = _slice_note(self.sweep, index, shown, len(drawn) - shown)
+        word = self.slice_slider.description or "Slice"
+        self.slice_note.value = _slice_note(self.sweep, index, word, shown, len(drawn) - shown)
 
     def _info_text(self, index: int | None) -> str:
         text = super()._info_text(index)
@@ -338,19 +340,19 @@ def _title(sweep: VolumeSweep) -> str:
     )
 
 
-def _slice_note(sweep: VolumeSweep, index: int | None, shown: int, hidden: int) -> str:
+def _slice_note(sweep: VolumeSweep, index: int | None, word: str, shown: int, hidden: int) -> str:
     if index is None:
         return ""
     swept = sweep.at(index)
     if swept is None:
-        return f"<span style='color:#6e7781'>Slice {index} was not swept.</span>"
+        return f"<span style='color:#6e7781'>{word} {index} was not swept.</span>"
     if swept.error:
         return (
-            f"<span class='medmo-slice-error' style='color:#cf222e'>Slice {index} failed: "
+            f"<span class='medmo-slice-error' style='color:#cf222e'>{word} {index} failed: "
             f"{escape(swept.error)}</span>"
         )
     more = f", {hidden} hidden" if hidden else ""
-    return f"<span style='color:#57606a'>Slice {index}: {shown} box(es){more}</span>"
+    return f"<span style='color:#57606a'>{word} {index}: {shown} box(es){more}</span>"
 
 
 def _notes_html(sweep: VolumeSweep) -> str:

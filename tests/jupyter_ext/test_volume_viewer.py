@@ -227,3 +227,37 @@ def test_a_task_panel_says_why_a_sweep_cannot_be_shown_on_its_volume(
     panel.wait(60)
     assert "but the sweep ran on 40 slices of 64 × 50 px" in panel.status.value
     assert not isinstance(panel.viewer, VolumeViewer)
+
+
+def test_a_multi_frame_dicom_is_stepped_through_by_frame(scripted_session):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("emri_small.dcm")  # 10 frames of 64 x 64
+    box = [10.0, 12.0, 30.0, 28.0]
+    per_slice = [
+        {"slice": k, "boxes": [{"label": "cyst", "box": box}] if k == 3 else [], "answer": ""}
+        for k in range(10)
+    ]
+    result = {
+        "plane": "axial",
+        "shape": [10, 64, 64],
+        "per_slice": per_slice,
+        "findings": [
+            {
+                "id": 1,
+                "label": "cyst",
+                "slice_range": [3, 3],
+                "key_slice": 3,
+                "boxes": [{"slice": 3, "box": box}],
+                "isolated": True,
+            }
+        ],
+    }
+    viewer = VolumeViewer(result, path)
+    assert viewer.slice_slider.description == "Frame" and viewer.slice_slider.max == 9
+    assert viewer.image.meta.frame == 3
+    assert _drawn(viewer) == [("cyst #1 (isolated)", box, True)]
+    assert "–" in viewer.table.value  # no extent or centre given: shown as unknown
+    viewer.slice_slider.value = 4
+    assert viewer.image.meta.frame == 4 and viewer.canvas.boxes == []
+    assert "Frame 4: 0 box(es)" in viewer.slice_note.value
