@@ -359,8 +359,7 @@ def _notes_html(sweep: VolumeSweep) -> str:
     parts = []
     failed = [s.slice for s in sweep.slices if s.error]
     if failed:
-        shown = ", ".join(str(i) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
-        parts.append(f"{len(failed)} slice(s) failed: {shown}")
+        parts.append(f"{len(failed)} slice(s) failed: {_runs(failed)}")
     parts += [escape(w) for w in sweep.warnings]
     html = ""
     if parts:
@@ -372,3 +371,14 @@ def _notes_html(sweep: VolumeSweep) -> str:
             f"<b>Study read</b>: {escape(sweep.study_read)}</div>"
         )
     return html
+
+
+def _runs(indices: list[int]) -> str:
+    """``[3, 4, 5, 9]`` as ``"3–5, 9"``: a long failed stretch stays one short item."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)

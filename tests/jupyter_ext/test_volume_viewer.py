@@ -261,3 +261,21 @@ def test_a_multi_frame_dicom_is_stepped_through_by_frame(scripted_session):
     viewer.slice_slider.value = 4
     assert viewer.image.meta.frame == 4 and viewer.canvas.boxes == []
     assert "Frame 4: 0 box(es)" in viewer.slice_note.value
+
+
+def test_failed_slices_are_listed_as_runs(volume, result, scripted_session):
+    for k in (7, 8, 9, 10, 12):
+        result["per_slice"][k]["error"] = "The server closed the connection."
+    viewer = VolumeViewer(result, volume)
+    assert "6 slice(s) failed: 7–10, 12, 33" in viewer.notes.value
+
+
+def test_slices_the_sweep_stepped_over_say_so(volume, result, scripted_session):
+    result["per_slice"] = [s for s in result["per_slice"] if s["slice"] % 2 == 0]
+    result["slices"] = [s["slice"] for s in result["per_slice"]]
+    viewer = VolumeViewer(result, volume)
+    viewer.slice_slider.value = 17
+    assert "Slice 17 was not swept." in viewer.slice_note.value
+    assert viewer.canvas.boxes == []
+    viewer.slice_slider.value = 18
+    assert [label for label, *_ in _drawn(viewer)] == ["lesion #1"]
