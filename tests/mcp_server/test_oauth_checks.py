@@ -8,7 +8,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -322,3 +324,40 @@ async def _verify_with_issuer(issuer: LocalIssuer, configured: str):
 async def test_openid_configuration_is_found_when_rfc8414_metadata_is_absent():
     with LocalIssuer(metadata_path="/.well-known/openid-configuration") as oidc:
         assert (await _verify(oidc, oidc.token(RESOURCE))).subject == "user-42"
+
+
+# ---- the README ------------------------------------------------------------------------
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+async def test_the_readmes_example_access_token_is_accepted_with_both_scopes(issuer):
+    (block,) = [
+        body
+        for body in re.findall(r"^```json\n(.*?)^```", README, flags=re.S | re.M)
+        if '"iss"' in body
+    ]
+    example = json.loads(block)
+    assert example["aud"] == "https://medmo.example.org/mcp"
+    # the same claims, issued by the local issuer for its audience, valid now
+    now = int(time.time())
+    claims = {**example, "iss": issuer.url, "aud": RESOURCE, "iat": now, "exp": now + 60}
+    grant = await _verify(issuer, issuer.sign(claims))
+    assert set(grant.scopes) >= {"medmo:read", "medmo:model"}
+    assert grant.client_id == example["client_id"]
+
+
+def test_the_readme_lists_every_auth_setting_with_its_default():
+    from mcp_server.cli import AUTH_SETTINGS
+
+    names = [n for n in Settings.model_fields if n.startswith("auth_")]
+    assert set(AUTH_SETTINGS) == set(names) - {"auth_client_secret"}
+    for name in names:
+        (row,) = [ln for ln in README.splitlines() if ln.startswith(f"| `MEDMO_{name.upper()}`")]
+        default = Settings.model_fields[name].default
+        if name in AUTH_SETTINGS:
+            assert f"`--{name.replace('_', '-')}`" in row
+        if isinstance(default, float):
+            assert f"| {default:g} |" in row, row
+        elif isinstance(default, str):
+            assert f"| `{default}` |" in row, row
