@@ -153,6 +153,7 @@ class SigningKeys:
         self.clock = clock or metadata.clock
         self._keys: list[dict[str, Any]] | None = None
         self._fetched_at = 0.0
+        self._failed_at: float | None = None
         self._lock = anyio.Lock()
         #: How many times the key set was fetched (for operators and tests).
         self.fetches = 0
@@ -181,14 +182,28 @@ class SigningKeys:
         async with self._lock:
             if self._keys is not None and self._fetched_at != seen:
                 return  # another request refreshed the set while this one waited
+            now = self.clock()
+            retry_in = self.config.jwks_refetch_min_s
+            if self._failed_at is not None and now - self._failed_at < retry_in:
+                if self._keys is None:
+                    raise IssuerUnavailable(
+                        f"the signing keys could not be fetched {now - self._failed_at:.0f} s "
+                        f"ago; the next attempt is {retry_in:g} s after that "
+                        "(auth_jwks_refetch_min_s)"
+                    )
+                return
             try:
                 self._keys = await self._fetch()
             except IssuerUnavailable:
+                self._failed_at = now
                 if self._keys is None:
                     raise
-                # Keep serving with the keys already known; try again after the refetch
-                # interval rather than on every request.
+                # Keep serving with the keys already known, and try again once the
+                # refetch interval has passed rather than on every request.
                 logger.warning("Could not refresh the issuer's signing keys", exc_info=True)
+                self._fetched_at = now - self.config.jwks_cache_s + retry_in
+                return
+            self._failed_at = None
             self._fetched_at = self.clock()
 
     async def _fetch(self) -> list[dict[str, Any]]:

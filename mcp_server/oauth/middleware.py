@@ -111,7 +111,8 @@ class OAuthResourceServer:
             return
         received: list[Message] = []
         if scope.get("method") == "POST":
-            read = await self._read_body(receive)
+            too_large = _declared_length(scope) > self.max_body_bytes
+            read = None if too_large else await self._read_body(receive)
             if read is None:
                 await self._reply(send, 413, {"error": self._too_large_text()})
                 return
@@ -218,6 +219,13 @@ def _bearer(scope: Scope) -> str | None:
             token = token.strip()
             return token if scheme.lower() == "bearer" and token else None
     return None
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _authenticate(scope: Scope, grant: AccessToken) -> None:

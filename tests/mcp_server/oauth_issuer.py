@@ -44,13 +44,15 @@ class LocalIssuer:
 
     Attributes:
         keys: The published signing keys (replace to rotate).
-        jwks_fetches: How many times the JWKS was served.
+        jwks_fetches: How many times the JWKS was asked for.
+        jwks_status: The HTTP status the JWKS is served with (set 503 for an outage).
         introspection: Token -> introspection answer, for tokens the issuer knows.
     """
 
     def __init__(self, metadata_path: str = "/.well-known/oauth-authorization-server"):
         self.keys = [SigningKey("rsa-1", "RS256"), SigningKey("ec-1", "ES256")]
         self.jwks_fetches = 0
+        self.jwks_status = 200
         self.introspection: dict[str, dict[str, Any]] = {}
         self.introspection_auth: list[str] = []
         self._metadata_path = metadata_path
@@ -125,7 +127,7 @@ class LocalIssuer:
                     self._json(200, issuer.metadata())
                 elif self.path == "/jwks":
                     issuer.jwks_fetches += 1
-                    self._json(200, {"keys": [k.jwk for k in issuer.keys]})
+                    self._json(issuer.jwks_status, {"keys": [k.jwk for k in issuer.keys]})
                 else:
                     self._json(404, {"error": "not_found"})
 

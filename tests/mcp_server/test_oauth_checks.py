@@ -361,3 +361,104 @@ def test_the_readme_lists_every_auth_setting_with_its_default():
             assert f"| {default:g} |" in row, row
         elif isinstance(default, str):
             assert f"| `{default}` |" in row, row
+
+
+# ---- an outage of the issuer -----------------------------------------------------------
+
+
+async def test_an_issuer_outage_keeps_cached_keys_and_retries_at_the_refetch_interval(issuer):
+    config = _config(issuer.url, auth_jwks_refetch_min_s=30, auth_jwks_cache_s=600)
+    clock = Clock()
+    async with httpx.AsyncClient() as client:
+        verifier = JWTVerifier(config, SigningKeys(IssuerMetadata(config, client, clock)))
+        issuer.jwks_status = 503
+        try:
+            asked = issuer.jwks_fetches
+            with pytest.raises(IssuerUnavailable, match="without a JWK set"):
+                await verifier.verify(issuer.token(RESOURCE))
+            # no keys yet: a request within the interval fails at once, without asking
+            clock.now += 10
+            with pytest.raises(IssuerUnavailable, match="auth_jwks_refetch_min_s"):
+                await verifier.verify(issuer.token(RESOURCE))
+            assert issuer.jwks_fetches == asked + 1
+            issuer.jwks_status = 200
+            clock.now += 30
+            assert (await verifier.verify(issuer.token(RESOURCE))).subject == "user-42"
+            assert issuer.jwks_fetches == asked + 2
+            # the cache expires during an outage: the known keys stay in use, and the
+            # issuer is asked again only after the refetch interval
+            issuer.jwks_status = 503
+            clock.now += 600
+            assert (await verifier.verify(issuer.token(RESOURCE))).subject == "user-42"
+            clock.now += 10
+            assert (await verifier.verify(issuer.token(RESOURCE))).subject == "user-42"
+            assert issuer.jwks_fetches == asked + 3
+            clock.now += 30
+            await verifier.verify(issuer.token(RESOURCE))
+            assert issuer.jwks_fetches == asked + 4
+        finally:
+            issuer.jwks_status = 200
+
+
+# ---- the middleware on its own (ASGI, in process) --------------------------------------
+
+
+def _asgi(issuer: LocalIssuer, seen: list, max_body_bytes: int = 1000, **settings):
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    from mcp_server.oauth.middleware import OAuthResourceServer
+
+    async def inner(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        seen.append((scope["user"].access_token, get_access_token(), body))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = OAuthResourceServer(inner, _config(issuer.url, **settings), max_body_bytes)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://127.0.0.1:8000")
+
+
+async def test_the_grant_reaches_the_app_with_the_body_intact(issuer):
+    seen: list = []
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "vqa"}}
+    async with _asgi(issuer, seen) as client:
+        token = issuer.token(RESOURCE)
+        response = await client.post(
+            "/mcp", json=call, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200
+    ((grant, in_context, body),) = seen
+    assert grant.subject == "user-42" and in_context == grant
+    assert json.loads(body) == call
+
+
+async def test_oversized_bodies_get_413_and_an_unreachable_issuer_503(issuer):
+    seen: list = []
+    async with _asgi(issuer, seen, max_body_bytes=100) as client:
+        auth = {"Authorization": f"Bearer {issuer.token(RESOURCE)}"}
+        big = await client.post("/mcp", content=b"x" * 101, headers=auth)
+        assert big.status_code == 413 and "limit of 100 bytes" in big.json()["error"]
+
+        async def chunks():
+            for _ in range(3):
+                yield b"x" * 60  # no Content-Length: counted as it arrives
+
+        streamed = await client.post("/mcp", content=chunks(), headers=auth)
+        assert streamed.status_code == 413
+        preflight = await client.options("/.well-known/oauth-protected-resource/mcp")
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "*"
+    assert not seen
+    issuer.jwks_status = 503
+    try:
+        async with _asgi(issuer, seen) as client:
+            down = await client.post("/mcp", json={}, headers=auth)
+    finally:
+        issuer.jwks_status = 200
+    assert down.status_code == 503 and down.json()["error"] == "temporarily_unavailable"
+    assert not seen
