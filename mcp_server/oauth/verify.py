@@ -33,6 +33,26 @@ class Verifier(Protocol):
         ...
 
 
+class _SDKTokenVerifier:
+    """The SDK's ``TokenVerifier`` protocol on top of :meth:`verify`, so a verifier can also
+    be handed to ``MCPServer(token_verifier=..., auth=AuthSettings(...))``.
+
+    ``medmo serve`` does not take that route: the SDK's middleware requires one fixed set
+    of scopes for the whole endpoint (not per tool), gives no reason with a 401, and would
+    turn an identity-provider outage into a 401 rather than a 503.
+    """
+
+    async def verify(self, token: str) -> AccessToken:
+        raise NotImplementedError
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The token's grant, or ``None`` if it is not accepted."""
+        try:
+            return await self.verify(token)
+        except TokenRejected:
+            return None
+
+
 def scopes_of(claims: dict[str, Any]) -> list[str]:
     """Granted scopes: ``scope`` (RFC 9068/7662, space-separated) or ``scp`` (a string or a
     list, as Microsoft Entra ID and Okta write it)."""
@@ -66,7 +86,7 @@ def _audience(config: OAuthConfig) -> str:
     return audience
 
 
-class JWTVerifier:
+class JWTVerifier(_SDKTokenVerifier):
     """Verify JWT access tokens (RFC 9068) with PyJWT and the issuer's published keys.
 
     Args:
@@ -124,7 +144,7 @@ class JWTVerifier:
         return _access_token(token, claims, audience)
 
 
-class IntrospectionVerifier:
+class IntrospectionVerifier(_SDKTokenVerifier):
     """Ask the issuer about each token (RFC 7662), authenticating with client credentials.
 
     Nothing is cached: a revoked token is refused from the next request on.

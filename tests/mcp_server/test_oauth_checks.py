@@ -297,10 +297,27 @@ async def test_an_unknown_key_id_refetches_the_keys_at_most_once_per_interval(is
             issuer.keys.remove(rotated)
 
 
+async def test_the_verifier_also_serves_the_sdks_token_verifier_protocol(issuer):
+    config = _config(issuer.url)
+    async with httpx.AsyncClient() as client:
+        verifier = JWTVerifier(config, SigningKeys(IssuerMetadata(config, client, Clock())))
+        grant = await verifier.verify_token(issuer.token(RESOURCE))
+        assert grant is not None and grant.resource == RESOURCE
+        assert await verifier.verify_token(issuer.token("https://other.example.org")) is None
+
+
 async def test_a_token_without_a_key_id_needs_an_unambiguous_key(issuer):
     claims = issuer.claims(RESOURCE)
     only_rsa = jwt.encode(claims, issuer.keys[0].private, algorithm="RS256")  # no kid
     assert (await _verify(issuer, only_rsa)).subject == "user-42"
+    # with two RSA keys published, a token without a kid does not pick one
+    second = SigningKey("rsa-b", "RS256")
+    issuer.keys.append(second)
+    try:
+        with pytest.raises(TokenRejected, match="kid None"):
+            await _verify(issuer, jwt.encode(claims, second.private, algorithm="RS256"))
+    finally:
+        issuer.keys.remove(second)
 
 
 async def test_metadata_for_another_issuer_or_no_metadata_is_unavailable_not_valid(issuer):
