@@ -291,3 +291,22 @@ async def test_introspection_mode_accepts_active_tokens_and_refuses_the_rest(iss
         assert extract_field_from_www_auth(read_only, "error") == "insufficient_scope"
     expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     assert set(issuer.introspection_auth) == {f"Basic {expected}"}
+
+
+def test_a_session_belongs_to_the_user_whose_token_opened_it(jwt_server, issuer):
+    opened = _post(jwt_server, issuer.token(jwt_server))
+    session = opened.headers["mcp-session-id"]
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Mcp-Session-Id": session,
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    listing = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
+
+    def post(token: str) -> httpx.Response:
+        auth = {**headers, "Authorization": f"Bearer {token}"}
+        return httpx.post(jwt_server, json=listing, headers=auth, timeout=30)
+
+    # the same user with a fresh token (a refresh) carries on; another user cannot
+    assert post(issuer.token(jwt_server)).status_code == 200
+    assert post(issuer.token(jwt_server, sub="user-99")).status_code == 404
