@@ -36,7 +36,8 @@ class ServerConfig:
 
     Attributes:
         transport: ``"stdio"`` (what desktop clients launch) or ``"http"`` (streamable HTTP).
-        host: Address to bind over HTTP; anything but loopback requires ``auth_token``.
+        host: Address to bind over HTTP; anything but loopback requires ``auth_token``
+            or ``oauth``.
         port: Port to bind over HTTP (0 picks a free one).
         path: URL path of the MCP endpoint.
         stateless: Streamable HTTP without sessions, for replicas behind a load balancer.
