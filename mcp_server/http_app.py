@@ -175,7 +175,12 @@ async def serve_http(
     url = f"http://{shown}:{port}{config.path}"
 
     def default_ready(endpoint: str) -> None:
-        note = "" if config.host in LOOPBACK_HOSTS else " (bearer token required)"
+        if config.oauth is not None:
+            note = f" (OAuth access tokens from {config.oauth.issuer})"
+        elif config.auth_token or config.host not in LOOPBACK_HOSTS:
+            note = " (bearer token required)"
+        else:
+            note = ""
         print(f"MedMO MCP server listening on {endpoint}{note}", file=sys.stderr, flush=True)
 
     ready = on_ready or default_ready
