@@ -277,8 +277,11 @@ def test_the_yaml_cases_load_in_the_format_review_help_shows(workdir: Path, caps
 
 @pytest.mark.parametrize("index", range(len(JSON_BLOCKS)))
 def test_each_client_configuration_starts_medmo_with_arguments_it_accepts(index: int):
-    servers = json.loads(JSON_BLOCKS[index])["mcpServers"]
+    config = json.loads(JSON_BLOCKS[index])
+    # Claude Desktop and Cursor say mcpServers; VS Code says servers, with a type
+    servers = config.get("mcpServers") or config["servers"]
     for server in servers.values():
+        assert server.get("type", "stdio") == "stdio"
         assert server["command"] == "medmo"
         _parse(["medmo", *server["args"]])
 

@@ -18,8 +18,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from PIL import Image
 from mcp_helpers import model_tools
+from PIL import Image
 from servers import free_port, start_process
 
 from medmo_agent.testing import scripted_env

@@ -118,7 +118,9 @@ async def test_render_tool_rewindows_the_held_image_and_styles_the_boxes(ct_serv
 
 async def test_render_tool_moves_through_the_slices_of_a_volume(ct_server, image_dir):
     async with Client(ct_server) as client:
-        ground = await client.call_tool("ground", {"image": str(image_dir / "head.nii"), "slice": 5})
+        ground = await client.call_tool(
+            "ground", {"image": str(image_dir / "head.nii"), "slice": 5}
+        )
         uri = ground.structured_content["result_uri"]
         same = await client.call_tool(VIEW_TOOL, {"result": uri})
         other = await client.call_tool(VIEW_TOOL, {"result": uri, "slice": 6})
