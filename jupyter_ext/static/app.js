@@ -196,6 +196,9 @@ function startViewer(root) {
     const view = state.view;
     const boxes = (state.result && state.result.boxes) || [];
     const onSlice = !view || view.position === view.box_position;
+    // A box may name its own slice (findings across a volume); else it lies on the slice
+    // the result was about.
+    const shownOn = (b) => (!view || b.slice == null ? onSlice : b.slice === view.position);
     model.set(
       "boxes",
       boxes.map((b, i) => {
@@ -208,12 +211,16 @@ function startViewer(root) {
           y2: b.y2,
           color: style.color || "#ff4136",
           detail: style.detail || b.label,
-          visible: onSlice && state.toggles[i],
+          visible: shownOn(b) && state.toggles[i],
         };
       }),
     );
-    if (boxes.length && view && !onSlice) {
-      setStatus(`The boxes were found on ${view.axis} ${view.box_position}; move back to it to see them.`);
+    if (boxes.length && view && !boxes.some(shownOn)) {
+      setStatus(
+        view.box_position == null
+          ? `The boxes lie on other ${view.axis}s.`
+          : `The boxes were found on ${view.axis} ${view.box_position}; move back to it to see them.`,
+      );
     } else if (!ui.status.classList.contains("medmo-error")) {
       setStatus("");
     }
