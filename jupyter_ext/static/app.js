@@ -109,7 +109,7 @@ function buildPage(root) {
   ui.findings = el("div", "medmo-findings", side);
   ui.info = el("div", "medmo-info", side);
   ui.pointer = el("div", "medmo-pointer", side);
-  ui.selected = el("div", "medmo-selected", side);
+  ui.selected = el("div", "medmo-box-detail", side);
 
   ui.windowRow = el("div", "medmo-row medmo-window", root);
   ui.windowRow.hidden = true;
@@ -417,9 +417,9 @@ function startViewer(root) {
   function zoomBy(factor) {
     let current = model.get("zoom");
     if (current <= 0) {
+      // fitted: zoom from the size shown now (small images are scaled up to fit)
       const w = Math.max(model.get("image_width"), 1);
-      const h = Math.max(model.get("image_height"), 1);
-      current = Math.min(1, model.get("max_height") / h, 800 / w);
+      current = ui.canvas.querySelector(".medmo-stage").getBoundingClientRect().width / w;
     }
     model.set("zoom", Math.min(Math.max(current * factor, 0.05), 16));
   }

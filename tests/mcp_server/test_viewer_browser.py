@@ -293,6 +293,12 @@ async def test_ct_boxes_toggle_hover_window_and_export_in_a_spec_host(browser, i
         assert abs(int(px[1]) - expected_x) <= 1 and abs(int(px[2]) - expected_y) <= 1
         assert abs(float(mm[1]) - expected_x * col_mm) <= 0.7
         assert abs(float(mm[2]) - expected_y * row_mm) <= 0.7
+        # a click pins the position; a click on a box shows that box's corners and size
+        await host.page.mouse.click(sx, sy)
+        await expect(frame.locator(".medmo-pointer")).to_contain_text(f"Pinned: x {px[1]}")
+        await frame.locator(".medmo-box[data-index='0']").click()
+        await expect(frame.locator(".medmo-box-detail")).to_contain_text("Box 1: nodule")
+        await expect(frame.locator(".medmo-box-detail")).to_contain_text("mm")
 
         # a window change goes through the app-only tool to the server and back
         before = await frame.locator("img.medmo-image").get_attribute("src")
@@ -312,6 +318,14 @@ async def test_ct_boxes_toggle_hover_window_and_export_in_a_spec_host(browser, i
         # the toggle survives a re-render
         await expect(app.locator(".medmo-canvas")).to_have_attribute("data-visible-boxes", "1")
         await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-ct-window.png"))
+
+        # zoom changes the drawn size, fit restores it
+        fitted = (await frame.locator("img.medmo-image").bounding_box())["width"]
+        await frame.locator("button", has_text="+").click()
+        zoomed = (await frame.locator("img.medmo-image").bounding_box())["width"]
+        assert zoomed > fitted * 1.1, (fitted, zoomed)
+        await frame.locator("button", has_text="Fit").click()
+        assert (await frame.locator("img.medmo-image").bounding_box())["width"] == fitted
 
         # export: the host saves a full-resolution PNG with the visible box drawn
         await frame.locator("button", has_text="Export PNG").click()
