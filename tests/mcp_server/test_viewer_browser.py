@@ -282,6 +282,7 @@ async def test_ct_boxes_toggle_hover_window_and_export_in_a_spec_host(browser, i
         await frame.locator(".medmo-box[data-index='0']").hover()
         await expect(frame.locator(".medmo-tip")).to_contain_text("mm")
         await expect(frame.locator(".medmo-tip")).to_contain_text("nodule")
+        await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-ct-hover.png"))
         row_mm, col_mm = view["structuredContent"]["pixel_spacing"]
         sx, sy = round(img["x"] + 100 * scale_x), round(img["y"] + 110 * scale_y)
         await host.page.mouse.move(sx, sy)
