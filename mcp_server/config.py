@@ -49,7 +49,8 @@ class ServerConfig:
             ``name:*``), for servers reached through a DNS name.
         max_request_bytes: Largest HTTP request body accepted.
         max_result_store: How many earlier results are kept for ``medmo://results/<id>``.
-        overlay_max_side: Longest side, in pixels, of the box overlay image returned by
+        overlay_max_side: Longest side, in pixels, of the box overlay image (and of the
+            viewer app's rendering, :mod:`.viewer_app`) returned by
             ``ground`` and ``detect``.
         overlay_max_bytes: Byte budget of that PNG; it is downscaled further to fit.
         audit_log: JSON-lines file recording every tool call (no pixel data).

@@ -36,7 +36,7 @@ YAML_BLOCKS = [body for lang, body in BLOCKS if lang == "yaml"]
 JSON_BLOCKS = [body for lang, body in BLOCKS if lang == "json"]
 #: MCP client configurations (each starts ``medmo``); the other JSON block is the example
 #: access token, which tests/mcp_server/test_oauth_checks.py has the server accept.
-CLIENT_BLOCKS = [body for body in JSON_BLOCKS if '"mcpServers"' in body]
+CLIENT_BLOCKS = [body for body in JSON_BLOCKS if '"mcpServers"' in body or '"servers"' in body]
 TOKEN_BLOCKS = [body for body in JSON_BLOCKS if '"iss"' in body]
 HANDLED = {"bash", "python", "ipython", "yaml", "json"}
 
@@ -286,8 +286,11 @@ def test_each_json_block_is_a_client_configuration_or_the_access_token_example()
 
 @pytest.mark.parametrize("index", range(len(CLIENT_BLOCKS)))
 def test_each_client_configuration_starts_medmo_with_arguments_it_accepts(index: int):
-    servers = json.loads(CLIENT_BLOCKS[index])["mcpServers"]
+    config = json.loads(CLIENT_BLOCKS[index])
+    # Claude Desktop and Cursor say mcpServers; VS Code says servers, with a type
+    servers = config.get("mcpServers") or config["servers"]
     for server in servers.values():
+        assert server.get("type", "stdio") == "stdio"
         assert server["command"] == "medmo"
         _parse(["medmo", *server["args"]])
 
