@@ -2,8 +2,8 @@
 
 Every request needs the read scope: listing and reading images, results and resources,
 prompts, completions, the session itself. Calling a tool that runs the model needs the
-model scope as well. Every MedMO tool runs the model; a tool that only re-renders what
-the server already holds may be named in :data:`MODEL_FREE_TOOLS`. A call whose tool
+model scope as well. Every MedMO task tool runs the model; the viewer's app-only tool only
+re-renders what the server already holds, so it is in :data:`MODEL_FREE_TOOLS`. A call whose tool
 name cannot be read needs both scopes (the SDK refuses it anyway).
 """
 
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..viewer_app import VIEW_TOOL
+
 if TYPE_CHECKING:
     from .config import OAuthConfig
 
 __all__ = ["MODEL_FREE_TOOLS", "required_scopes", "tool_runs_model"]
 
 #: Tools callable with the read scope alone (they never run the model).
-MODEL_FREE_TOOLS: frozenset[str] = frozenset()
+MODEL_FREE_TOOLS: frozenset[str] = frozenset({VIEW_TOOL})
 
 
 def tool_runs_model(name: Any) -> bool:

@@ -161,6 +161,9 @@ def test_model_tools_need_the_model_scope_and_everything_needs_the_read_scope():
     assert required_scopes({"method": "tools/call", "params": []}, config)[-1] == "medmo:model"
     assert required_scopes([read, call], config) == ["medmo:read", "medmo:model"]
     assert required_scopes(None, config) == ["medmo:read"]
+    # the viewer's app-only tool re-renders a held image: reading, not a model call
+    render = {"method": "tools/call", "params": {"name": "viewer_render", "arguments": {}}}
+    assert required_scopes(render, config) == ["medmo:read"]
 
 
 # ---- tokens against the local issuer ---------------------------------------------------
