@@ -18,8 +18,8 @@ Layout::
 
 An item record (``items.jsonl``) has ``item_id``, ``benchmark``, ``mode``,
 ``question_type`` (``yes_no``, ``closed``, ``open`` or ``multiple_choice``), ``modality``
-(or null), ``prompt_hash`` (SHA-256 of the prompt text and image digests), ``prompt``,
-``raw_answer``, ``extracted`` (the part the rules compared), ``correct`` (true, false, or
+(or null), ``prompt_hash`` (SHA-256 of the prompt text and image pixels), ``prompt``,
+``answer`` (the gold answer), ``raw_answer``, ``extracted`` (the part the rules compared), ``correct`` (true, false, or
 null when the item failed), ``verdict`` (the rule's details, and ``judge`` when an LLM
 judge scored it), ``metrics`` (open-answer metrics, else empty), ``error`` (null, or the
 reason the item failed), ``fingerprint`` (what decided the answer: model, revision,
@@ -36,6 +36,7 @@ the same command skips items already answered with the same ``prompt_hash`` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -45,7 +46,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ..review.store import atomic_write
+from ..review.store import _TMP_PREFIX, atomic_write
 
 __all__ = [
     "ITEMS_FILE",
@@ -79,6 +80,7 @@ class ItemRecord(BaseModel):
     modality: str | None = None
     prompt_hash: str
     prompt: str
+    answer: str = ""
     raw_answer: str | None = None
     extracted: str | None = None
     correct: bool | None = None
@@ -100,6 +102,13 @@ class EvalStore:
     def __init__(self, out: str | Path):
         self.root = Path(out).expanduser()
         self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Create the folder and remove temporary files a killed run left behind."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for tmp in self.root.rglob(_TMP_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def mode_dir(self, benchmark: str, mode: str) -> Path:
         """The folder of one benchmark in one mode."""
