@@ -72,7 +72,9 @@ class EvalResult:
     @property
     def failed(self) -> list[ItemRecord]:
         """Every item record that failed."""
-        return [r for modes in self.records.values() for rs in modes.values() for r in rs if r.error]
+        return [
+            r for modes in self.records.values() for rs in modes.values() for r in rs if r.error
+        ]
 
     def accuracy(self, benchmark: str, mode: str = "direct") -> float | None:
         """The overall accuracy of one benchmark in one mode."""
@@ -222,6 +224,8 @@ def run_eval(
         raise InputError("No benchmark given.", fix="Name one, e.g. medmo eval vqa_rad.")
     mode_list = list(dict.fromkeys(check_mode(m) for m in _as_list(modes)))
     compat_ = check_compat(compat)
+    # the data first: a missing or malformed copy fails before the model loads
+    loaded = {s.id: load_items(s, data_dir, limit=limit, seed=seed) for s in specs}
     if toolkit is None:
         from ..toolkit import Toolkit
 
@@ -245,11 +249,10 @@ def run_eval(
 
     fingerprints = {m: _fingerprint(toolkit, m, tokens) for m in mode_list}
     answerers = {m: make_answerer(m, toolkit, tokens) for m in mode_list}
-    loaded: dict[str, list[EvalItem]] = {}
     done: dict[tuple[str, str], dict[str, ItemRecord]] = {}
     jobs: list[_Job] = []
     for spec in specs:
-        items = loaded[spec.id] = load_items(spec, data_dir, limit=limit, seed=seed)
+        items = loaded[spec.id]
         for mode in mode_list:
             if spec.text_only and mode in IMAGE_MODES:
                 result.skipped_modes.append((spec.id, mode))

@@ -271,8 +271,7 @@ def load_items(
                 f"Benchmark {spec.id!r}, row {i}{f' of {config}' if config else ''}: "
                 f"cannot read it ({type(exc).__name__}: {exc}).",
                 input=spec.id,
-                fix=f"The rows need the fields {', '.join(spec.fields)} as {spec.hub_id} "
-                "has them.",
+                fix=f"The rows need the fields {', '.join(spec.fields)} as {spec.hub_id} has them.",
             ) from exc
         except OSError as exc:  # a missing or unreadable image fails this item only
             item = EvalItem(

@@ -121,7 +121,9 @@ def write_pmc_vqa(root: Path) -> None:
     base.mkdir(parents=True, exist_ok=True)
     with open(base / "test_2.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["Figure_path", "Question", "Answer", *[f"Choice {x}" for x in "ABCD"], "Answer_label"])
+        w.writerow(
+            ["Figure_path", "Question", "Answer", *[f"Choice {x}" for x in "ABCD"], "Answer_label"]
+        )
         for i, (q, opts, label) in enumerate(rows):
             fig = f"PMC{i}_fig1.jpg"
             _save(draw(20 + i), base / "figures" / fig)
@@ -205,7 +207,9 @@ def write_mmmu(root: Path) -> None:
             rows.append(
                 {
                     "id": f"validation_{subject}_{j + 1}",
-                    "question": "<image 1> Which structure is marked?" if mc else "How many lesions? <image 1>",
+                    "question": "<image 1> Which structure is marked?"
+                    if mc
+                    else "How many lesions? <image 1>",
                     "options": str(["Aorta", "Trachea", "Esophagus", "Spine"]) if mc else "[]",
                     "explanation": "",
                     "image_1": draw(50 + s * 2 + j),
@@ -249,7 +253,11 @@ def write_pubmedqa(root: Path) -> None:
             },
         }
         for i, (q, letter) in enumerate(
-            [("Does aspirin reduce risk?", "A"), ("Is the test accurate?", "B"), ("Does it help?", "C")]
+            [
+                ("Does aspirin reduce risk?", "A"),
+                ("Is the test accurate?", "B"),
+                ("Does it help?", "C"),
+            ]
         )
     ]
     _parquet(root / "pubmedqa/data/test-00000-of-00001.parquet", rows)
