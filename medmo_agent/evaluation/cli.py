@@ -173,7 +173,8 @@ def _print_summary(result: Any) -> None:
     for bench, modes in result.metrics.items():
         for mode, m in modes.items():
             total = m["total metrics"]
-            line = f"{bench:<16} {mode:<9} acc {_pct(total['acc'])} ({total['right']}/{total['total']})"
+            line = f"{bench:<16} {mode:<9} acc {_pct(total['acc'])} "
+            line += f"({total['right']}/{total['total']})"
             if "close" in m:
                 line += f"  closed {_pct(m['close']['acc'])}  open {_pct(m['open']['acc'])}"
             if total.get("failed"):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..toolkit import Toolkit
     from ..types import MedImage, Message
 
-__all__ = ["MODES", "IMAGE_MODES", "Mode", "check_mode", "make_answerer", "reasoning_prompt"]
+__all__ = ["IMAGE_MODES", "MODES", "Mode", "check_mode", "make_answerer", "reasoning_prompt"]
 
 Mode = Literal["direct", "reason", "workflow", "agent"]
 MODES: tuple[Mode, ...] = ("direct", "reason", "workflow", "agent")

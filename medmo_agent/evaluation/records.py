@@ -17,13 +17,14 @@ Layout::
                                         ``{"total metrics"}`` (see evaluation/aggregate.py)
 
 An item record (``items.jsonl``) has ``item_id``, ``benchmark``, ``mode``,
-``question_type`` (``yes_no``, ``closed``, ``open`` or ``multiple_choice``), ``modality``
-(or null), ``prompt_hash`` (SHA-256 of the prompt text and image pixels), ``prompt``,
-``answer`` (the gold answer), ``raw_answer``, ``extracted`` (the part the rules compared), ``correct`` (true, false, or
-null when the item failed), ``verdict`` (the rule's details, and ``judge`` when an LLM
-judge scored it), ``metrics`` (open-answer metrics, else empty), ``error`` (null, or the
-reason the item failed), ``fingerprint`` (what decided the answer: model, revision,
-backend, mode, generation settings) and ``seconds``.
+``question_type`` (``yes_no``, ``closed``, ``open`` or ``multiple_choice``),
+``modality`` (or null), ``prompt_hash`` (SHA-256 of the prompt text and image pixels),
+``prompt``, ``answer`` (the gold answer), ``raw_answer``, ``extracted`` (the part the
+rules compared), ``correct`` (true, false, or null when the item failed), ``verdict``
+(the rule's details, and ``judge`` when an LLM judge scored it), ``metrics`` (open-answer
+metrics, else empty), ``error`` (null, or the reason the item failed), ``fingerprint``
+(what decided the answer: model, revision, backend, mode, generation settings) and
+``seconds``.
 
 Writing: a finished item is appended to ``items.jsonl`` as one line, flushed and synced,
 so a killed run loses only the items in flight. A torn last line is dropped when the file

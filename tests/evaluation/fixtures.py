@@ -168,7 +168,7 @@ def write_medxpertqa(root: Path) -> None:
         rows.append(
             {
                 "id": f"MM-{i}",
-                "question": f"A patient presents with cough. What is shown?\nAnswer Choices: {choices}",
+                "question": f"A patient has a cough. What is shown?\nAnswer Choices: {choices}",
                 "options": opts,
                 "label": label,
                 "images": [name],
