@@ -1,4 +1,4 @@
-"""``medmo eval`` from the shell, and ``run_eval`` on the tiny checkpoint (real transformers path)."""
+"""``medmo eval`` from the shell, and ``run_eval`` on the tiny checkpoint (transformers)."""
 
 from __future__ import annotations
 
