@@ -136,8 +136,19 @@ def _trace_answerer(mode: str, toolkit: Toolkit, max_new_tokens: int) -> Answere
         runner: Any = DiagnosticWorkflow(toolkit=toolkit, max_new_tokens=max_new_tokens)
     else:
         from ..agent import create_medmo_agent
+        from ..toolkit import Toolkit
 
-        runner = create_medmo_agent(toolkit=toolkit)
+        # the planner's turns and its tools take their cap from the toolkit's settings
+        capped = toolkit.settings.replace(
+            max_new_tokens=min(max_new_tokens, toolkit.settings.max_new_tokens_limit)
+        )
+        agent_toolkit = Toolkit(backend=toolkit.backend, settings=capped, resolver=toolkit.resolver)
+        from ..agent.chat_model import ChatMedMO
+
+        planner = ChatMedMO(
+            backend=toolkit.backend, toolkit=agent_toolkit, max_new_tokens=capped.max_new_tokens
+        )
+        runner = create_medmo_agent(planner, toolkit=agent_toolkit)
     settings = toolkit.settings
 
     def traced(item: EvalItem) -> str:
