@@ -16,12 +16,11 @@ records the item as failed and goes on).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError
-from .items import EvalItem
+from .items import EvalItem, ImageSource
 
 if TYPE_CHECKING:
     from ..toolkit import Toolkit
@@ -58,13 +57,11 @@ def reasoning_prompt(mode: str) -> bool:
     return mode != "direct"
 
 
-def to_med_image(image: Any, settings: Any) -> MedImage:
-    """A PIL image as the toolkit's image, through the ordinary loader (caps apply)."""
+def to_med_image(image: ImageSource, settings: Any) -> MedImage:
+    """An item's image as the toolkit's image, through the ordinary loader (caps apply)."""
     from ..imaging import load_image
 
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
-    return load_image(buf.getvalue(), settings=settings)
+    return load_image(image.read_bytes(), settings=settings)
 
 
 def direct_messages(item: EvalItem, images: list[MedImage]) -> list[Message]:
