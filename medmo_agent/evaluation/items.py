@@ -80,6 +80,9 @@ class EvalItem:
         answer_type: SLAKE's ``OPEN``/``CLOSED``.
         lang: ``en`` or ``zh``.
         modality: the dataset's modality label, when it has one.
+        category: the dataset's own grouping, when it has one (OmniMedVQA's question
+            type, MedXpertQA's medical task, MMLU's subject, MMMU's subfield, SLAKE's
+            content type, MedMCQA's subject, SuperGPQA's field).
         gold: every accepted answer (MMMU open questions may list several).
         load_error: why the row could not be read (an image file missing): the item is
             recorded as failed without asking the model.
@@ -97,6 +100,7 @@ class EvalItem:
     answer_type: str | None = None
     lang: str = "en"
     modality: str | None = None
+    category: str | None = None
     gold: tuple[str, ...] = ()
     load_error: str | None = None
 
@@ -115,6 +119,7 @@ class EvalItem:
             "answer_type": self.answer_type,
             "lang": self.lang,
             "modality": self.modality,
+            "category": self.category,
             "images": len(self.images),
         }
 
@@ -163,6 +168,7 @@ def _choice_item(
     *,
     images: Sequence[Any] = (),
     modality: str | None = None,
+    category: str | None = None,
     context: Sequence[str] | None = None,
 ) -> EvalItem:
     lines = P.format_options(texts, style)
@@ -183,6 +189,7 @@ def _choice_item(
         options=tuple(lines),
         images=list(images),
         modality=modality,
+        category=category,
     )
 
 
@@ -239,6 +246,7 @@ def slake_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         answer_type=answer_type,
         lang=lang,
         modality=row.get("modality"),
+        category=row.get("content_type"),
     )
 
 
@@ -282,6 +290,7 @@ def omnimedvqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         _letter_of(texts, row["gt_answer"], ctx),
         images=[_image(row["image_path"], ctx)],
         modality=row.get("modality_type"),
+        category=row.get("question_type"),
     )
 
 
@@ -297,7 +306,7 @@ def medxpertqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         _letters_to_texts(row["options"]),
         str(row["label"]),
         images=images,
-        modality=row.get("medical_task"),
+        category=row.get("medical_task"),
     )
 
 
@@ -322,6 +331,7 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
             options=tuple(lines),
             images=images,
             modality=row.get("img_type"),
+            category=row.get("subfield"),
         )
     answer = str(row["answer"])
     try:
@@ -338,6 +348,7 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         answer=answer,
         images=images,
         modality=row.get("img_type"),
+        category=row.get("subfield"),
         gold=tuple(str(g) for g in gold),
     )
 
@@ -349,7 +360,12 @@ def mmlu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     """MMLU: ``question``, ``choices`` (a list), ``answer`` (an index)."""
     texts = [str(t) for t in row["choices"]]
     return _choice_item(
-        ctx, ctx.default_id(), str(row["question"]), texts, P.option_letter(int(row["answer"]))
+        ctx,
+        ctx.default_id(),
+        str(row["question"]),
+        texts,
+        P.option_letter(int(row["answer"])),
+        category=row.get("subject") or ctx.config,
     )
 
 
@@ -379,6 +395,7 @@ def medmcqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         str(row["question"]),
         texts,
         P.option_letter(int(row["cop"])),
+        category=row.get("subject_name"),
     )
 
 
@@ -415,5 +432,5 @@ def supergpqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         [str(t) for t in row["options"]],
         str(row["answer_letter"]),
         P.OptionStyle.DOT,
-        modality=row.get("field"),
+        category=row.get("field"),
     )

@@ -18,13 +18,14 @@ Layout::
 
 An item record (``items.jsonl``) has ``item_id``, ``benchmark``, ``mode``,
 ``question_type`` (``yes_no``, ``closed``, ``open`` or ``multiple_choice``),
-``modality`` (or null), ``prompt_hash`` (SHA-256 of the prompt text and image pixels),
-``prompt``, ``answer`` (the gold answer), ``raw_answer``, ``extracted`` (the part the
-rules compared), ``correct`` (true, false, or null when the item failed), ``verdict``
-(the rule's details, and ``judge`` when an LLM judge scored it), ``metrics`` (open-answer
-metrics, else empty), ``error`` (null, or the reason the item failed), ``fingerprint``
-(what decided the answer: model, revision, backend, mode, generation settings) and
-``seconds``.
+``modality`` and ``category`` (the dataset's own labels: modality; question type,
+subject or subfield; each null when the dataset has none), ``prompt_hash`` (SHA-256 of
+the prompt text and the encoded images), ``prompt``, ``answer`` (the gold answer),
+``raw_answer``, ``extracted`` (the part the rules compared), ``correct`` (true, false,
+or null when the item failed), ``verdict`` (the rule's details, and ``judge`` when an
+LLM judge scored it), ``metrics`` (open-answer metrics, else empty), ``error`` (null, or
+the reason the item failed), ``fingerprint`` (what decided the answer: model, revision,
+backend, mode, generation settings) and ``seconds``.
 
 Writing: a finished item is appended to ``items.jsonl`` as one line, flushed and synced,
 so a killed run loses only the items in flight. A torn last line is dropped when the file
@@ -79,6 +80,7 @@ class ItemRecord(BaseModel):
     mode: str
     question_type: QuestionType
     modality: str | None = None
+    category: str | None = None
     prompt_hash: str
     prompt: str
     answer: str = ""

@@ -94,6 +94,7 @@ class _Worker:
             mode=job.mode,
             question_type=item.question_type,
             modality=item.modality,
+            category=item.category,
             prompt_hash=job.prompt_hash,
             prompt=item.prompt_for(reasoning_prompt(job.mode)),
             answer=item.answer,

@@ -85,6 +85,7 @@ def test_omnimedvqa_maps_the_answer_text_to_its_letter(bench_data):
         ("B", 3, "MR"),
         ("B", 2, "CT"),
     ]
+    assert {i.category for i in items} == {"Modality Recognition"}
 
 
 def test_supergpqa_keeps_medicine_only(bench_data):
@@ -96,6 +97,7 @@ def test_limit_takes_the_first_items_and_a_seed_draws_the_same_ones_again(bench_
     spec = find_benchmark("mmlu_med")
     first = [i.item_id for i in load_items(spec, bench_data, limit=3)]
     assert first == ["anatomy-000000", "clinical_knowledge-000000", "college_biology-000000"]
+    assert load_items(spec, bench_data, limit=1)[0].category == "anatomy"
     drawn = [i.item_id for i in load_items(spec, bench_data, limit=3, seed=7)]
     assert drawn == [i.item_id for i in load_items(spec, bench_data, limit=3, seed=7)]
     assert drawn != [i.item_id for i in load_items(spec, bench_data, limit=3, seed=8)]
