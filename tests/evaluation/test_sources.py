@@ -149,3 +149,50 @@ def test_items_keep_images_encoded_until_asked(bench_data):
     slake = load_items(find_benchmark("slake"), bench_data)[0]
     assert slake.images[0].data is None
     assert slake.images[0].path == bench_data / "slake/imgs/xmlab0/source.jpg"
+
+
+def test_the_hub_path_asks_for_the_published_files_and_reads_what_comes_back(
+    bench_data, tmp_path, monkeypatch
+):
+    """Offline, the Hub's answers are the fixture files; what is asked for is recorded."""
+    import zipfile
+
+    import datasets
+    import huggingface_hub
+
+    local = {"flaviagiammarino/vqa-rad": "vqa_rad", "cais/mmlu": "mmlu_med"}
+    real_load = datasets.load_dataset
+    asked: list[tuple] = []
+
+    def load_dataset(path, name=None, **kw):
+        asked.append((path, name, kw.get("split")))
+        if path in local:  # the hub's repository: its files, as the fixture holds them
+            return real_load(str(bench_data / local[path]), data_dir=name, split=kw["split"])
+        return real_load(path, name, **kw)  # the json/csv builders read local files
+
+    def hf_hub_download(repo_id, filename, repo_type=None):
+        asked.append((repo_id, filename, repo_type))
+        if filename == "imgs.zip":
+            archive = tmp_path / "imgs.zip"
+            with zipfile.ZipFile(archive, "w") as zf:
+                for f in (bench_data / "slake/imgs").rglob("*.jpg"):
+                    zf.write(f, f.relative_to(bench_data / "slake"))
+            return str(archive)
+        return str(bench_data / "slake" / filename)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+
+    assert len(load_items(find_benchmark("vqa_rad"))) == 4
+    assert ("flaviagiammarino/vqa-rad", None, "test") in asked
+    assert len(load_items(find_benchmark("mmlu_med"), limit=2)) == 2
+    assert [a[1] for a in asked if a[0] == "cais/mmlu"] == list(BENCHMARKS["mmlu_med"].configs)
+    slake = load_items(find_benchmark("slake"))
+    assert [i.load_error for i in slake] == [None] * 4
+    assert slake[0].images[0].to_pil().size == (64, 64)
+    assert ("BoKelvin/SLAKE", "test.json", "dataset") in asked
+    assert ("BoKelvin/SLAKE", "imgs.zip", "dataset") in asked
+    unpacked = tmp_path / "cache/medmo-eval/slake/imgs"
+    assert (unpacked / ".complete").is_file() and slake[0].images[0].path is not None
+    assert unpacked in slake[0].images[0].path.parents
