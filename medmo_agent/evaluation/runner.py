@@ -206,6 +206,13 @@ def run_eval(
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}.", input="workers")
     tokens = max_new_tokens or settings.eval_max_new_tokens
+    if tokens > settings.max_new_tokens_limit:
+        raise InputError(
+            f"max_new_tokens {tokens} is over the limit of {settings.max_new_tokens_limit} "
+            "new tokens per call (MEDMO_MAX_NEW_TOKENS_LIMIT).",
+            input="max_new_tokens",
+            fix="Ask for fewer (--eval-max-new-tokens), or raise MEDMO_MAX_NEW_TOKENS_LIMIT.",
+        )
     started = _now()
     store = EvalStore(out) if out is not None else None
     if store is not None:

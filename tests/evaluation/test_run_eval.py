@@ -306,3 +306,14 @@ def test_a_killed_process_resumes_without_asking_finished_items_again(tmp_path, 
     assert len(backend.requests) == 9 - finished
     assert result.metrics["mmlu_med"]["direct"]["total metrics"]["right"] == 9
     assert len(items.read_text().splitlines()) == 9
+
+
+def test_a_token_cap_over_the_limit_is_refused_naming_both_settings(bench_data):
+    from medmo_agent.errors import InputError
+
+    settings = Settings(max_new_tokens_limit=100)
+    with pytest.raises(InputError) as info:
+        run_eval("pubmedqa", None, data_dir=bench_data, backend=_backend(), settings=settings,
+                 max_new_tokens=101)  # fmt: skip
+    assert "MEDMO_MAX_NEW_TOKENS_LIMIT" in str(info.value)
+    assert "--eval-max-new-tokens" in str(info.value)
