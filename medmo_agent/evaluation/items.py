@@ -222,17 +222,19 @@ def yes_no_open_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
 
 def slake_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     """SLAKE ``test.json``: ``img_name`` (under ``imgs/``), ``question``, ``answer``,
-    ``answer_type``, ``q_lang``, ``modality``, ``qid``."""
+    ``answer_type``, ``q_lang``, ``modality``, ``qid``.
+
+    Every closed question is asked with the single-word-or-phrase suffix (in the item's
+    language); a closed ``yes``/``no`` answer is then judged by the yes/no rule, any other
+    by exact equality.
+    """
     question, answer = str(row["question"]), str(row["answer"])
     lang = "zh" if row.get("q_lang") == "zh" else "en"
     answer_type = str(row["answer_type"])
-    if answer_type == "OPEN":
-        qtype: QuestionType = "open"
-        build = P.open_prompt
-    elif answer in ("yes", "no"):
-        qtype, build = "yes_no", P.yes_no_prompt
-    else:
-        qtype, build = "closed", P.closed_prompt
+    build = P.open_prompt if answer_type == "OPEN" else P.closed_prompt
+    qtype: QuestionType = "open" if answer_type == "OPEN" else "closed"
+    if qtype == "closed" and answer in ("yes", "no"):
+        qtype = "yes_no"
     qid = row.get("qid")
     return EvalItem(
         item_id=str(qid) if qid is not None else ctx.default_id(),

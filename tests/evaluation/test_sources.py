@@ -74,7 +74,9 @@ def test_vqa_items_split_yes_no_and_open_and_slake_keeps_its_language(bench_data
     assert rad[2].prompt.endswith("\nPlease answer the question concisely.")
     slake = load_items(find_benchmark("slake"), bench_data)
     assert [i.question_type for i in slake] == ["yes_no", "closed", "open", "closed"]
-    assert slake[1].prompt.endswith("\nAnswer the question using a single word or phrase.")
+    closed_suffix = "\nAnswer the question using a single word or phrase."
+    assert slake[0].prompt == "Is the lung healthy?" + closed_suffix  # yes/no answer, closed
+    assert slake[1].prompt.endswith(closed_suffix)
     assert slake[3].lang == "zh" and slake[3].prompt.endswith("请用一个单词或者短语回答该问题。")
     assert [i.item_id for i in slake] == ["1", "2", "3", "4"]
 
