@@ -84,7 +84,8 @@ def score_item(
     else:  # MMMU's open questions
         gold = item.gold or (item.answer,)
         correct = judge_open(gold, response, compat=compat)
-        extracted = " | ".join(str(c) for c in parse_open_response(response))
+        candidates = dict.fromkeys(str(c).strip() for c in parse_open_response(response))
+        extracted = " | ".join(candidates)
         verdict["rule"] = "mmmu_open"
     verdict["rule_correct"] = correct
     if judge is not None and item.question_type == "open":
