@@ -317,3 +317,22 @@ def test_a_token_cap_over_the_limit_is_refused_naming_both_settings(bench_data):
                  max_new_tokens=101)  # fmt: skip
     assert "MEDMO_MAX_NEW_TOKENS_LIMIT" in str(info.value)
     assert "--eval-max-new-tokens" in str(info.value)
+
+
+def test_mmmu_scores_choices_and_open_answers_and_compat_reproduces_the_character_bug(
+    tmp_path, bench_data
+):
+    def reply(request: GenerationRequest) -> str:
+        text = request.messages[-1].text
+        return "(B) Trachea" if "Which structure" in text else "I count them: the answer is 2"
+
+    kw = dict(data_dir=bench_data, settings=Settings())
+    fixed = run_eval("mmmu_med", tmp_path / "a", backend=ScriptedBackend(responder=reply), **kw)
+    assert fixed.metrics["mmmu_med"]["direct"]["total metrics"]["right"] == 10
+    records = fixed.records["mmmu_med"]["direct"]
+    assert {r.verdict["rule"] for r in records} == {"multiple_choice", "mmmu_open"}
+    bugged = run_eval(
+        "mmmu_med", tmp_path / "b", backend=ScriptedBackend(responder=reply), compat="medevalkit",
+        **kw,
+    )  # fmt: skip
+    assert bugged.metrics["mmmu_med"]["direct"]["total metrics"]["right"] == 5
