@@ -249,8 +249,10 @@ def _metrics_line(metrics: dict[str, Any] | None) -> str:
 
 def _benchmarks_section(run: RunDir) -> str:
     out = ["<section id='benchmarks'><h2>Per benchmark</h2>"]
+    order = run.mode_names()
     for bench, modes in run.modes.items():
-        for mode, mode_run in modes.items():
+        for mode in (m for m in order if m in modes):
+            mode_run = modes[mode]
             out.append(
                 f"<div class='benchmark' data-benchmark='{_e(bench)}' data-mode='{_e(mode)}'>"
                 f"<h3>{_e(bench)} <span class='muted'>({_e(mode)}, {len(mode_run.items)} "
