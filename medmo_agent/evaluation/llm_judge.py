@@ -89,11 +89,19 @@ def judged_response(benchmark: str, response: str) -> str:
     return text
 
 
+JUDGED_BENCHMARKS: tuple[str, ...] = ("vqa_rad", "path_vqa", "slake")
+"""The benchmarks MedEvalKit's judge scores (MMMU's open items keep MMMU's own rule)."""
+
+
 def needs_judge(benchmark: str, kind: Literal["open", "close"], compat: Compat) -> bool:
-    """Whether an item of this kind is sent to the judge (open always; SLAKE closed in compat)."""
+    """Whether an item goes to the judge: open items of :data:`JUDGED_BENCHMARKS`, and
+    SLAKE's closed items under ``compat="medevalkit"``."""
+    compat = check_compat(compat)
+    if benchmark not in JUDGED_BENCHMARKS:
+        return False
     if kind == "open":
         return True
-    return benchmark == "slake" and check_compat(compat) == "medevalkit"
+    return benchmark == "slake" and compat == "medevalkit"
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,29 @@ class LlmJudge:
             # one failed call must not stop the run: the item records it and the run goes on
             return JudgeVerdict(self.model, prompt, None, None, f"{type(exc).__name__}: {exc}")
         return JudgeVerdict(self.model, prompt, reply, parse_verdict(reply))
+
+    def judge_item(
+        self,
+        benchmark: str,
+        kind: Literal["open", "close"],
+        question: str,
+        answer: str,
+        response: str,
+        compat: Compat = "correct",
+    ) -> JudgeVerdict | None:
+        """Judge one benchmark item when :func:`needs_judge` says so, else ``None``.
+
+        Args:
+            benchmark: the benchmark id.
+            kind: the item's kind as scored (``VqaItemScore.kind``).
+            question: the raw question (without the prompt's suffix).
+            answer: the gold answer.
+            response: the model's raw response (:func:`judged_response` is applied).
+            compat: the scoring mode.
+        """
+        if not needs_judge(benchmark, kind, compat):
+            return None
+        return self.judge(question, answer, judged_response(benchmark, response))
 
     def judge_many(self, items: Sequence[tuple[str, str, str]]) -> list[JudgeVerdict]:
         """Judge ``(question, answer, response)`` triples concurrently, in input order."""

@@ -241,9 +241,35 @@ def _metrics_line(metrics: dict[str, Any] | None) -> str:
         cells.append(
             "open " + ", ".join(f"{k} {open_block[k]:.3f}" for k in named if open_block.get(k))
         )
-    return f"<p>{' · '.join(cells)}</p>" + (
-        f"<details><summary>metrics.json</summary><pre>{_e(json.dumps(metrics, indent=1))}"
-        "</pre></details>"
+    return (
+        f"<p>{' · '.join(cells)}</p>"
+        + _per_label(metrics)
+        + (
+            f"<details><summary>metrics.json</summary><pre>{_e(json.dumps(metrics, indent=1))}"
+            "</pre></details>"
+        )
+    )
+
+
+def _per_label(metrics: dict[str, Any]) -> str:
+    labels = metrics.get("per label")
+    if not isinstance(labels, dict) or not labels:
+        return ""
+    rows, at = [], "IoU threshold"
+    for label, m in labels.items():
+        key = next((k for k in m if k.startswith("acc@")), "")
+        hit, at = m.get(key), f"IoU {key[4:]}" if key else at
+        rows.append(
+            f"<tr><td>{_e(label)}</td><td class='num'>{_e(m.get('items'))}</td>"
+            f"<td class='num'>{_e(m.get('true_boxes'))}</td>"
+            f"<td class='num'>{_e(m.get('unmatched_predictions'))}</td>"
+            f"<td class='num'>{_pct(m.get('mean_iou'))}</td><td class='num'>{_pct(hit)}</td></tr>"
+        )
+    return (
+        "<table class='per-label'><tr><th>label</th><th>items</th><th>true boxes</th>"
+        f"<th>unmatched predictions</th><th>mean IoU (%)</th><th>found at {_e(at)} (%)</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
 
 
@@ -312,11 +338,11 @@ def _scoring_section(run: RunDir, compat: str) -> str:
         f"{'warn' if reproduced else 'ok'}'>{state}</span></td></tr>"
         for d, exposed in report_tables.bug_rows(run)
     )
-    judge = report_tables.judge_used(run)
+    judges = report_tables.judge_models(run)
     judge_line = (
-        f"Open answers were also judged by an LLM ({_e(run.run.get('judge_model') or 'judge')}), "
+        f"Open answers were also judged by an LLM ({_e(', '.join(judges))}), "
         "with MedEvalKit's prompt; each item keeps the prompt and the verdict."
-        if judge
+        if judges
         else "Open answers were scored by rule only (exact match, token F1, BLEU, ROUGE)."
     )
     return (

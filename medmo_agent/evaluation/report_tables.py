@@ -28,6 +28,7 @@ KIND_OF_TYPE = {
     "closed": "closed",
     "open": "open",
     "multiple_choice": "multiple choice",
+    "grounding": "grounding",
 }
 
 VQA_BENCHMARKS = ("vqa_rad", "slake", "path_vqa")
@@ -222,14 +223,21 @@ def _scored(mode_run: ModeRun) -> dict[str, bool]:
     }
 
 
-def judge_used(run: RunDir) -> bool:
-    """Whether any item carries an LLM judge's verdict."""
-    return any(
-        isinstance((i.get("verdict") or {}).get("judge"), dict)
+def judge_models(run: RunDir) -> list[str]:
+    """The LLM judge models named in the items' verdicts (empty: no judge was used)."""
+    models = {
+        str(judge.get("model") or "judge")
         for modes in run.modes.values()
         for m in modes.values()
         for i in m.items
-    )
+        if isinstance(judge := (i.get("verdict") or {}).get("judge"), dict)
+    }
+    return sorted(models)
+
+
+def judge_used(run: RunDir) -> bool:
+    """Whether any item carries an LLM judge's verdict."""
+    return bool(judge_models(run))
 
 
 def bug_rows(run: RunDir) -> list[tuple[Deviation, bool]]:

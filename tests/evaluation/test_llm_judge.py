@@ -88,6 +88,9 @@ def test_open_items_are_always_judged_slake_closed_ones_only_in_compat():
     assert not needs_judge("path_vqa", "close", "medevalkit")
     assert not needs_judge("slake", "close", "correct")
     assert needs_judge("slake", "close", "medevalkit")
+    assert not needs_judge("mmmu_med", "open", "correct")  # MMMU keeps its own open rule
+    with pytest.raises(ValueError, match="unknown scoring compat"):
+        needs_judge("slake", "open", "strict")  # type: ignore[arg-type]
 
 
 def test_item_verdicts_with_a_judge_in_both_modes():
@@ -229,6 +232,12 @@ def test_slake_with_the_judge_counts_as_hand_worked(judge_server, compat):
     ]
     answers = iter(judge.judge_many(triples))
     verdicts = [next(answers) if ask else None for ask in asked]
+    # the runner's one-call path gives the same verdicts
+    one_by_one = [
+        judge.judge_item("slake", s.kind, "What is shown?", a, r, compat)
+        for (a, _, r), s in zip(SLAKE, scores, strict=True)
+    ]
+    assert one_by_one == verdicts
 
     metrics = vqa_metrics("slake", scores, judge=verdicts_for_metrics(verdicts), compat=compat)
     per_item = [

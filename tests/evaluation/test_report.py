@@ -222,3 +222,39 @@ def test_a_partial_run_without_run_json_or_metrics_still_reports(tmp_path):
     # without run.json the modes come in name order: agent first
     assert "agent vs direct" in html
     assert Path(root / "report.html").is_file()
+
+
+def test_a_grounding_benchmark_is_set_against_the_published_iou_with_per_label_figures(tmp_path):
+    from medmo_agent.evaluation.grounding import GroundingItem, grounding_metrics
+
+    root = make_run(tmp_path / "r")
+    items = [
+        GroundingItem("bacteria", [(0, 0, 10, 10)], [(0, 0, 10, 10)]),
+        GroundingItem("bacteria", [(0, 0, 10, 5)], [(0, 0, 10, 10), (50, 50, 60, 60)]),
+        GroundingItem("cell", [(0, 0, 4, 4), (9, 9, 10, 10)], [(0, 0, 4, 4)]),
+    ]
+    folder = root / "bacteria" / "direct"
+    folder.mkdir(parents=True)
+    records = [
+        {"item_id": f"b-{n}", "question_type": "grounding", "correct": n != 1, "error": None}
+        for n in range(3)
+    ]
+    (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "metrics.json").write_text(json.dumps(grounding_metrics(items)))
+
+    html = write_report(root).read_text()
+
+    row = _row(html, "bacteria", "mean_iou")
+    mean = (1 + 0.5 + 0 + 1) / 4 * 100
+    assert f"<td class='num'>4</td><td class='num'>{mean:.1f}</td><td></td>" in row
+    assert f"<td class='num'>56.1</td><td class='num'>{mean - 56.1:+.1f}</td>" in row
+    assert "<td class='muted'>not published</td>" in row  # the card has no grounding figure
+    per_label = html.split("<table class='per-label'>", 1)[1].split("</table>")[0]
+    assert "<th>found at IoU 0.5 (%)</th>" in per_label
+    assert (
+        "<td>bacteria</td><td class='num'>2</td><td class='num'>3</td><td class='num'>0</td>"
+        "<td class='num'>50.0</td><td class='num'>66.7</td>"
+    ) in per_label
+    assert "<td>cell</td><td class='num'>1</td><td class='num'>1</td><td class='num'>1</td>" in (
+        per_label
+    )
