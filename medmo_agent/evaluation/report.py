@@ -11,12 +11,14 @@ which MedEvalKit bugs the scoring fixes, and the run's provenance. Plots are PNG
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from medmo_agent.evaluation.compat import Deviation
 from medmo_agent.evaluation.published import PublishedTable, tables_for
 from medmo_agent.evaluation.rundir import ModeRun, RunDir, failure_reason, read_run
+from medmo_agent.privacy import path_label
 from medmo_agent.rendering import escape
 
 from . import report_plots, report_tables
@@ -25,6 +27,9 @@ from .report_tables import ComparisonRow, Measured
 __all__ = ["REPORT_FILE", "render_report", "write_report"]
 
 REPORT_FILE = "report.html"
+
+# An absolute path inside an error message (a local data set's file name can name a patient)
+_ABS_PATH = re.compile(r"(?<![\w:/.])(?:file://)?/(?:[^\s'\"<>()\[\],;:/]+/)+[^\s'\"<>()\[\],;:/]*")
 
 _e = escape
 
@@ -50,11 +55,13 @@ details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
 
 
-def write_report(out_dir: str | Path) -> Path:
+def write_report(out_dir: str | Path, *, include_paths: bool | None = None) -> Path:
     """Write ``OUT/report.html`` for an evaluation's output folder.
 
     Args:
         out_dir: the ``--out`` folder of a ``medmo eval`` run (finished or partial).
+        include_paths: show file paths named in error messages; by default they are
+            replaced by labels (``Settings.include_paths``, ``MEDMO_INCLUDE_PATHS``).
 
     Returns:
         The report's path.
@@ -64,14 +71,18 @@ def write_report(out_dir: str | Path) -> Path:
     """
     from medmo_agent.review.store import atomic_write
 
+    if include_paths is None:
+        from medmo_agent.config import Settings
+
+        include_paths = Settings.from_env().include_paths
     run = read_run(out_dir)
     path = run.root / REPORT_FILE
-    atomic_write(path, render_report(run))
+    atomic_write(path, render_report(run, include_paths=include_paths))
     return path
 
 
-def render_report(run: RunDir) -> str:
-    """The whole report as one HTML string."""
+def render_report(run: RunDir, *, include_paths: bool = False) -> str:
+    """The whole report as one HTML string (see :func:`write_report`)."""
     info = run.run
     tables = tables_for(info.get("model"))
     rows = report_tables.comparison_rows(run, tables)
@@ -94,7 +105,7 @@ def render_report(run: RunDir) -> str:
         _comparison_section(run, rows, tables),
         _modes_section(run),
         _benchmarks_section(run),
-        _failed_section(run),
+        _failed_section(run, include_paths),
         _scoring_section(run, compat),
         _provenance_section(info),
         "</main></body></html>\n",
@@ -302,10 +313,15 @@ def _benchmarks_section(run: RunDir) -> str:
     return "".join(out)
 
 
-def _failed_section(run: RunDir) -> str:
+def _reason(item: dict[str, Any], include_paths: bool) -> str:
+    text = failure_reason(item)
+    return text if include_paths else _ABS_PATH.sub(lambda m: path_label(m.group(0)), text)
+
+
+def _failed_section(run: RunDir, include_paths: bool) -> str:
     rows = [
         f"<tr><td>{_e(b)}</td><td>{_e(m)}</td><td>{_e(i.get('item_id'))}</td>"
-        f"<td>{_e(failure_reason(i))}</td></tr>"
+        f"<td>{_e(_reason(i, include_paths))}</td></tr>"
         for b, ms in run.modes.items()
         for m, r in ms.items()
         for i in r.failed

@@ -258,3 +258,22 @@ def test_a_grounding_benchmark_is_set_against_the_published_iou_with_per_label_f
     assert "<td>cell</td><td class='num'>1</td><td class='num'>1</td><td class='num'>1</td>" in (
         per_label
     )
+
+
+def test_paths_in_error_messages_are_labelled_unless_asked_for(tmp_path):
+    from medmo_agent.privacy import path_label
+
+    root = make_run(tmp_path / "r")
+    items = root / "pubmedqa" / "direct" / "items.jsonl"
+    secret = "/data/patients/Jane_Doe_1961/chest.png"
+    lines = items.read_text().splitlines()
+    record = json.loads(lines[-1])
+    url = "http://127.0.0.1:8000/v1/chat/completions"
+    record["error"] = f"ImageLoadError: cannot read {secret}: truncated; server {url}"
+    items.write_text("\n".join([*lines[:-1], json.dumps(record)]) + "\n")
+
+    hidden = write_report(root, include_paths=False).read_text()
+    assert "Jane_Doe" not in hidden
+    assert f"cannot read {path_label(secret)}: truncated; server {url}" in hidden  # URL kept
+    shown = write_report(root, include_paths=True).read_text()
+    assert f"cannot read {secret}: truncated" in shown
