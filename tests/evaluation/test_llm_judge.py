@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import free_port, start_process
+from servers import free_port, start_process, transformers_serve
 
 from medmo_agent.config import Settings
 from medmo_agent.errors import ConfigError
@@ -283,3 +283,19 @@ def test_pathvqa_with_the_judge_loses_its_closed_count_only_in_compat(judge_serv
         assert metrics["total metrics"] == {"total": 3, "right": 1, "acc": 1 / 3}
         assert metrics["open"]["acc"] == 0.25
     judge.close()
+
+
+@pytest.mark.slow
+def test_a_real_model_server_judges_and_its_reply_is_kept_whatever_it_says(tiny_checkpoint):
+    base_url, ctx = transformers_serve(tiny_checkpoint)
+    with ctx:
+        settings = Settings(
+            judge_model=str(tiny_checkpoint), judge_base_url=base_url, judge_max_new_tokens=8
+        )
+        judge = LlmJudge.from_settings(settings)
+        assert judge is not None
+        verdict = judge.judge("Which organ?", "liver", "the liver")
+        judge.close()
+    assert verdict.error is None and verdict.reply is not None
+    assert verdict.prompt == judge_prompt("Which organ?", "liver", "the liver")
+    assert verdict.correct is parse_verdict(verdict.reply)  # random weights: whatever it said
