@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     max_batch_size: int = 32
     batch_wait_ms: float = 5.0
 
+    # benchmark evaluation (medmo eval): items in flight at once (the local engine batches
+    # them, so this is best at or above max_batch_size) and the cap on new tokens per
+    # model call (MedEvalKit allows 8192; short answers need far fewer, reasoning more)
+    eval_workers: int = Field(32, ge=1, description="benchmark items sent to the model at once")
+    eval_max_new_tokens: int = Field(
+        1024, ge=1, description="cap on generated tokens per benchmark item"
+    )
+
     # images handed to the model (Qwen3-VL smart_resize budget)
     min_pixels: int = 65_536
     max_pixels: int = 1_048_576  # 1024x1024 -> 1024 visual tokens
