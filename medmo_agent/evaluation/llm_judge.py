@@ -19,7 +19,7 @@ no ``judge_model`` is set) and offers :data:`JUDGE_SETTINGS` as command-line opt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -256,6 +256,23 @@ class LlmJudge:
         if not needs_judge(benchmark, kind, compat):
             return None
         return self.judge(question, answer, judged_response(benchmark, response))
+
+    def runner_judge(self, compat: Compat = "correct") -> Callable[[Any, str], dict[str, Any]]:
+        """This judge in the evaluation runner's shape: ``judge(item, response) -> dict``.
+
+        ``item`` is the runner's item (``benchmark``, ``question``, ``answer``); the dict is
+        :meth:`JudgeVerdict.to_dict` with ``correct`` as :func:`item_correct` gives it for
+        an open item (``None`` for a failed call, or ``False`` under MedEvalKit's rules).
+        """
+        compat = check_compat(compat)
+
+        def judge(item: Any, response: str) -> dict[str, Any]:
+            text = judged_response(item.benchmark, response)
+            verdict = self.judge(item.question, item.answer, text)
+            correct = item_correct(item.benchmark, "open", False, verdict, compat)
+            return {**verdict.to_dict(), "correct": correct}
+
+        return judge
 
     def judge_many(self, items: Sequence[tuple[str, str, str]]) -> list[JudgeVerdict]:
         """Judge ``(question, answer, response)`` triples concurrently, in input order."""

@@ -133,6 +133,19 @@ def _measured_cells(m: Measured | None) -> str:
 def _comparison_section(
     run: RunDir, rows: list[ComparisonRow], tables: list[PublishedTable]
 ) -> str:
+    if not run.modes:
+        skipped = run.run.get("skipped_modes") or []
+        why = (
+            " Skipped (benchmark, mode): "
+            + ", ".join(" ".join(str(x) for x in pair) for pair in skipped)
+            + "."
+            if skipped
+            else ""
+        )
+        return (
+            "<section id='comparison'><h2>Published and measured</h2><p>No benchmark results "
+            f"in this run.{_e(why)}</p></section>"
+        )
     mode = report_tables.reference_mode(run)
     head = "<tr><th>group</th><th>figure</th><th>n</th>" + f"<th>measured ({_e(mode)})</th>"
     head += "<th>95% interval</th>"

@@ -48,7 +48,7 @@ def wilson(right: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
 def reference_mode(run: RunDir) -> str:
     """The mode set against the card: ``direct`` (one call, as MedEvalKit) when it ran."""
     modes = run.mode_names()
-    return "direct" if "direct" in modes else modes[0]
+    return modes[0] if modes and "direct" not in modes else "direct"
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,12 @@ def read_items(path: Path) -> list[dict[str, Any]]:
 def read_run(out_dir: str | Path) -> RunDir:
     """Read an output folder.
 
+    A folder with ``run.json`` but no results (every mode skipped, or stopped before the
+    first item) reads as a run with no benchmarks.
+
     Raises:
-        InputError: the folder does not exist or holds no benchmark results, or a file is
-            unreadable.
+        InputError: the folder does not exist or holds neither ``run.json`` nor results,
+            or a file is unreadable.
     """
     root = Path(out_dir).expanduser()
     if not root.is_dir():
@@ -123,7 +126,7 @@ def read_run(out_dir: str | Path) -> RunDir:
         result.modes.setdefault(bench, {})[mode] = ModeRun(
             bench, mode, read_items(items_path), metrics
         )
-    if not result.modes:
+    if not result.modes and not run:
         raise InputError(
             f"{root} holds no benchmark results (no <BENCH>/<MODE>/{ITEMS_FILE})",
             input=str(root),

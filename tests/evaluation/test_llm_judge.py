@@ -141,7 +141,8 @@ def judge_server(tmp_path_factory):
         "The liver": RIGHT,
         "the liver": RIGHT,
         "yes": RIGHT,
-        "MRI": RIGHT,  # the judge calls a wrong closed answer right (SLAKE compat counts it)
+        "MRI": RIGHT,
+        "left lung": RIGHT,  # the judge calls a wrong closed answer right (SLAKE compat counts it)
         "Kidney": WRONG,
         "kidney": WRONG,
         "LUNGS fail": "HTTP 500",
@@ -299,3 +300,44 @@ def test_a_real_model_server_judges_and_its_reply_is_kept_whatever_it_says(tiny_
     assert verdict.error is None and verdict.reply is not None
     assert verdict.prompt == judge_prompt("Which organ?", "liver", "the liver")
     assert verdict.correct is parse_verdict(verdict.reply)  # random weights: whatever it said
+
+
+def test_the_runner_asks_the_judge_keeps_its_verdicts_and_reports_them(
+    judge_server, tmp_path, bench_data
+):
+    from medmo_agent.backends.scripted import ScriptedBackend
+    from medmo_agent.evaluation.records import EvalStore
+    from medmo_agent.evaluation.runner import run_eval
+
+    replies = {"pneumothorax": "Yes.", "heart": "no", "organ": "Left lung", "modality": "CT"}
+
+    def reply(request) -> str:
+        text = request.messages[-1].text.lower()
+        return next(r for key, r in replies.items() if key in text)
+
+    url, _ = judge_server
+    judge = _judge(url)
+    out = tmp_path / "run"
+    result = run_eval(
+        "vqa_rad",
+        out,
+        data_dir=bench_data,
+        backend=ScriptedBackend(responder=reply),
+        settings=Settings(),
+        judge=judge.runner_judge("correct"),
+    )
+    judge.close()
+
+    records = EvalStore(out).read_items("vqa_rad", "direct")
+    judged = {k: r.verdict["judge"] for k, r in records.items() if "judge" in r.verdict}
+    assert len(judged) == 2  # the two open items
+    by_answer = {
+        v["prompt"].split("The standard answer: ")[1].split("\n")[0]: v for v in judged.values()
+    }
+    assert by_answer["left lung"]["reply"] == RIGHT and by_answer["left lung"]["correct"] is True
+    assert "The user's answer: left lung\n" in by_answer["left lung"]["prompt"]
+    assert by_answer["x-ray"]["correct"] is False and by_answer["x-ray"]["model"] == "judge-model"
+    rad = result.metrics["vqa_rad"]["direct"]
+    assert rad["open"]["right"] == 1 and rad["total metrics"]["right"] == 3
+    html = (out / "report.html").read_text()
+    assert "judged by an LLM (judge-model)" in html

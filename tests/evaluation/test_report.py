@@ -277,3 +277,13 @@ def test_paths_in_error_messages_are_labelled_unless_asked_for(tmp_path):
     assert f"cannot read {path_label(secret)}: truncated; server {url}" in hidden  # URL kept
     shown = write_report(root, include_paths=True).read_text()
     assert f"cannot read {secret}: truncated" in shown
+
+
+def test_a_run_that_answered_nothing_still_gets_a_report_saying_why(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    run = {"model": "m", "modes": ["workflow"], "skipped_modes": [["pubmedqa", "workflow"]]}
+    (root / "run.json").write_text(json.dumps(run))
+    html = write_report(root).read_text()
+    assert "No benchmark results in this run. Skipped (benchmark, mode): pubmedqa workflow." in html
+    assert "<section id='provenance'>" in html
