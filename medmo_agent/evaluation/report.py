@@ -263,7 +263,12 @@ def _metrics_line(metrics: dict[str, Any] | None) -> str:
     if isinstance(open_block, dict) and open_block.get("total"):
         named = ("bleu1", "rougel", "f1")
         cells.append(
-            "open " + ", ".join(f"{k} {open_block[k]:.3f}" for k in named if open_block.get(k))
+            "open "
+            + ", ".join(
+                f"{k} {open_block[k]:.3f}"
+                for k in named
+                if isinstance(open_block.get(k), int | float)
+            )
         )
     return (
         f"<p>{' · '.join(cells)}</p>"

@@ -111,6 +111,7 @@ def test_paired_json_of_the_run_is_used_when_present(tmp_path):
 
 def test_breakdowns_by_kind_question_type_and_modality(report):
     vqa = report.split("data-benchmark='vqa_rad' data-mode='direct'>", 1)[1].split("</div>")[0]
+    assert "open: 1/2 = 50.0% · open bleu1 0.500, rougel 0.500, f1 0.500" in vqa
     kinds = vqa.split("data-by='closed / open'>", 1)[1].split("</table>")[0]
     assert "<td>closed</td><td class='num'>4</td><td class='num'>4</td><td class='num'>2</td>" in (
         kinds

@@ -60,3 +60,51 @@ def test_the_eval_report_opens_offline_with_tables_and_plots(tmp_path):
             browser.close()
     # self-contained: the page itself, its data: images, and nothing fetched
     assert [u for u in requests if not u.startswith("data:")] == [report.as_uri()]
+
+
+@pytest.mark.browser
+def test_the_report_of_a_real_two_mode_run_shows_the_paired_difference(tmp_path, bench_data):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from medmo_agent.backends.scripted import ScriptedBackend
+    from medmo_agent.config import Settings
+    from medmo_agent.evaluation.runner import run_eval
+
+    def reply(request) -> str:
+        text = request.messages[-1].text.lower()
+        if "boxed" in text:  # the reason mode: always the right letter
+            for key, letter in (("aspirin", "A"), ("test accurate", "B"), ("it help", "C")):
+                if key in text:
+                    return f"<think>weighing it</think><answer>\\boxed{{{letter}}}</answer>"
+        return "A"
+
+    out = tmp_path / "run"
+    run_eval(
+        ["pubmedqa", "vqa_rad"],
+        out,
+        modes=["direct", "reason"],
+        data_dir=bench_data,
+        backend=ScriptedBackend(responder=reply),
+        settings=Settings(),
+        seed=3,
+    )
+    report = out / "report.html"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(report.as_uri())
+            paired = page.locator("#paired").inner_text()
+            assert "pubmedqa\tdirect vs reason\t3\t33.3\t100.0\t+66.7" in paired
+            pubmed = page.locator("#comparison-table tr[data-benchmark='pubmedqa']").inner_text()
+            assert "33.3" in pubmed and "75.6" in pubmed
+            assert page.locator("#provenance-table").inner_text().count("seed\t3") == 1
+            assert (
+                "open bleu1 0.000, rougel 0.000, f1 0.000"
+                in page.locator("#benchmarks").inner_text()
+            )  # zeros are figures too
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "eval-report-run.png"), full_page=True)
+        finally:
+            browser.close()
