@@ -115,10 +115,10 @@ class Settings(BaseSettings):
     judge_api_key: str | None = Field(
         None, description="API key of the judge server (OPENAI_API_KEY is read too)"
     )
-    # MedEvalKit asks the judge for up to 4096 tokens at temperature 0
-    judge_max_new_tokens: int = 4096
-    # judge requests in flight at once (each is one HTTP call)
-    judge_concurrency: int = 8
+    judge_max_new_tokens: int = Field(
+        4096, ge=1, description="cap on the judge's reply, in tokens (MedEvalKit asks 4096)"
+    )
+    judge_concurrency: int = Field(8, ge=1, description="judge requests in flight at once")
 
     # batching in the local backend
     # "auto": continuous batching with CUDA-graph decode steps on a CUDA GPU, batched

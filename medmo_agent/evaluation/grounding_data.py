@@ -68,6 +68,18 @@ def _need(record: dict[str, Any], key: str, path: Path, where: str) -> Any:
     return record[key]
 
 
+def _size(img: dict[str, Any], path: Path) -> tuple[int, int]:
+    where = f"image {img.get('id')!r}"
+    width, height = _need(img, "width", path, where), _need(img, "height", path, where)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+        raise _fail(
+            path,
+            f"{where}: width and height {width!r} x {height!r} are not positive whole numbers",
+            "Give each image its original size in pixels.",
+        )
+    return width, height
+
+
 def _box(ann: dict[str, Any], size: tuple[int, int], path: Path) -> Box:
     where = f"annotation {ann.get('id')!r}"
     bbox = _need(ann, "bbox", path, where)
@@ -139,8 +151,7 @@ def load_coco_grounding(
             )
         if ann.get("iscrowd"):
             continue
-        img = images[image_id]
-        size = (int(_need(img, "width", path, "image")), int(_need(img, "height", path, "image")))
+        size = _size(images[image_id], path)
         boxes[image_id].append(LabelledBox(categories[category_id], _box(ann, size, path)))
     samples: list[GroundingSample] = []
     for image_id, img in images.items():
@@ -148,7 +159,7 @@ def load_coco_grounding(
         if not found:
             continue
         file = root / str(_need(img, "file_name", path, "image"))
-        size = (int(img["width"]), int(img["height"]))
+        size = _size(img, path)
         labels = sorted({b.label for b in found}, key=order.__getitem__)
         if group == "image":
             samples.append(GroundingSample(str(image_id), file, size, tuple(labels), tuple(found)))

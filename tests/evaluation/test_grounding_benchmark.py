@@ -185,6 +185,10 @@ def test_coco_by_image_asks_for_every_category_of_the_image(tmp_path):
             "annotation 5 has no 'bbox'",
         ),
         ({"categories": None}, "the file has no 'categories'"),
+        (
+            {"images": [{"id": 1, "file_name": "a.png", "width": 0, "height": 80}]},
+            "image 1: width and height 0 x 80 are not positive whole numbers",
+        ),
     ],
 )
 def test_malformed_coco_is_refused_naming_the_file_and_annotation(tmp_path, change, message):
