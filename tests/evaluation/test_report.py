@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from medmo_agent.errors import InputError
@@ -19,6 +21,7 @@ from medmo_agent.evaluation.published import FIGURES, PUBLISHED, tables_for
 from medmo_agent.evaluation.report import write_report
 from medmo_agent.evaluation.report_tables import wilson
 from medmo_agent.evaluation.rundir import read_items, read_run
+from medmo_agent.rendering import escape
 
 from .run_fixture import make_run
 
@@ -288,3 +291,28 @@ def test_a_run_that_answered_nothing_still_gets_a_report_saying_why(tmp_path):
     html = write_report(root).read_text()
     assert "No benchmark results in this run. Skipped (benchmark, mode): pubmedqa workflow." in html
     assert "<section id='provenance'>" in html
+
+
+@given(right=st.integers(0, 500), extra=st.integers(0, 500))
+def test_the_wilson_interval_holds_the_observed_rate_within_zero_and_one(right, extra):
+    n = right + extra
+    interval = wilson(right, n)
+    if n == 0:
+        assert interval is None
+        return
+    low, high = interval
+    assert 0.0 <= low <= right / n + 1e-12 and right / n - 1e-12 <= high <= 1.0
+    assert high - low > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(text=st.text(min_size=1, max_size=40))
+def test_any_item_id_and_error_text_is_shown_escaped(tmp_path_factory, text):
+    root = tmp_path_factory.mktemp("esc")
+    folder = root / "pubmedqa" / "direct"
+    folder.mkdir(parents=True)
+    record = {"item_id": text, "question_type": "multiple_choice", "error": "<b>" + text}
+    (folder / "items.jsonl").write_text(json.dumps(record) + "\n")
+    html = write_report(root, include_paths=True).read_text()
+    failed = html.split("<table id='failed-table'>", 1)[1].split("</table>")[0]
+    assert f"<td>{escape(text)}</td><td>&lt;b&gt;{escape(text)}</td>" in failed
