@@ -13,12 +13,40 @@ import hashlib
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import prompts as P
 from .records import QuestionType
 
-__all__ = ["EvalItem", "RowContext", "prompt_hash"]
+__all__ = ["EvalItem", "ImageSource", "RowContext", "prompt_hash"]
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An item's image, still encoded: its bytes (parquet rows) or its file (image folders).
+
+    Items keep images encoded and decode them when asked, so a benchmark of many
+    thousands of images does not sit decoded in memory.
+    """
+
+    data: bytes | None = None
+    path: Path | None = None
+
+    def read_bytes(self) -> bytes:
+        """The encoded image (PNG, JPEG, ...)."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path.read_bytes()
+
+    def to_pil(self) -> Any:
+        """The decoded image, as PIL opens it."""
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(self.read_bytes()))
+        img.load()
+        return img
 
 
 @dataclass(frozen=True)
@@ -28,7 +56,7 @@ class RowContext:
     benchmark: str
     index: int
     config: str | None = None
-    open_image: Callable[[str], Any] | None = None
+    find_image: Callable[[str], Path] | None = None
 
     def default_id(self) -> str:
         """``<config>-<index>`` (or ``<index>``), zero-padded, unique within a benchmark."""
@@ -48,7 +76,7 @@ class EvalItem:
         question: the bare question (for workflows that phrase their own prompt).
         answer: the gold answer (a letter for multiple choice).
         options: the option lines as the judge compares them (``A. text``).
-        images: PIL images, in order (MMMU keeps the first only, as MedEvalKit).
+        images: the encoded images, in order (MMMU keeps the first only, as MedEvalKit).
         answer_type: SLAKE's ``OPEN``/``CLOSED``.
         lang: ``en`` or ``zh``.
         modality: the dataset's modality label, when it has one.
@@ -65,7 +93,7 @@ class EvalItem:
     question: str
     answer: str
     options: tuple[str, ...] = ()
-    images: list[Any] = field(default_factory=list)
+    images: list[ImageSource] = field(default_factory=list)
     answer_type: str | None = None
     lang: str = "en"
     modality: str | None = None
@@ -91,33 +119,34 @@ class EvalItem:
         }
 
 
-def prompt_hash(text: str, images: Sequence[Any]) -> str:
-    """SHA-256 of a prompt text and its images' pixels (PNG-independent: raw RGB bytes)."""
+def prompt_hash(text: str, images: Sequence[ImageSource]) -> str:
+    """SHA-256 of a prompt text and its images' encoded bytes, in order."""
     digest = hashlib.sha256(text.encode("utf-8"))
     for img in images:
-        rgb = img.convert("RGB")
-        digest.update(f"\0{rgb.size[0]}x{rgb.size[1]}\0".encode())
-        digest.update(rgb.tobytes())
+        data = img.read_bytes()
+        digest.update(f"\0{len(data)}\0".encode())
+        digest.update(data)
     return digest.hexdigest()
 
 
-def _image(value: Any, ctx: RowContext) -> Any:
-    """A PIL image from a ``datasets`` Image value, encoded bytes, or a file name."""
-    from PIL import Image
-
+def _image(value: Any, ctx: RowContext) -> ImageSource:
+    """An image from a ``datasets`` Image value (undecoded ``{"bytes", "path"}`` or
+    decoded), encoded bytes, or a file name in the benchmark's image folder."""
     if value is None:
         raise ValueError(f"{ctx.benchmark} row {ctx.index} has no image")
-    if isinstance(value, Image.Image):
-        return value
-    if isinstance(value, Mapping):  # undecoded {"bytes", "path"}
+    if isinstance(value, Mapping):
         if value.get("bytes"):
-            return Image.open(io.BytesIO(value["bytes"]))
+            return ImageSource(data=bytes(value["bytes"]))
         value = value.get("path")
     if isinstance(value, (bytes, bytearray)):
-        return Image.open(io.BytesIO(value))
-    if ctx.open_image is None:
+        return ImageSource(data=bytes(value))
+    if hasattr(value, "save"):  # a decoded PIL image
+        buf = io.BytesIO()
+        value.save(buf, format="PNG")
+        return ImageSource(data=buf.getvalue())
+    if ctx.find_image is None:
         raise ValueError(f"{ctx.benchmark} row {ctx.index}: no image folder for {value!r}")
-    return ctx.open_image(str(value))
+    return ImageSource(path=ctx.find_image(str(value)))
 
 
 def _letters_to_texts(options: Mapping[str, Any]) -> list[str]:

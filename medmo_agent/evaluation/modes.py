@@ -16,12 +16,11 @@ records the item as failed and goes on).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InputError
-from .items import EvalItem
+from .items import EvalItem, ImageSource
 
 if TYPE_CHECKING:
     from ..toolkit import Toolkit
@@ -58,13 +57,11 @@ def reasoning_prompt(mode: str) -> bool:
     return mode != "direct"
 
 
-def to_med_image(image: Any, settings: Any) -> MedImage:
-    """A PIL image as the toolkit's image, through the ordinary loader (caps apply)."""
+def to_med_image(image: ImageSource, settings: Any) -> MedImage:
+    """An item's image as the toolkit's image, through the ordinary loader (caps apply)."""
     from ..imaging import load_image
 
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
-    return load_image(buf.getvalue(), settings=settings)
+    return load_image(image.read_bytes(), settings=settings)
 
 
 def direct_messages(item: EvalItem, images: list[MedImage]) -> list[Message]:
@@ -136,8 +133,19 @@ def _trace_answerer(mode: str, toolkit: Toolkit, max_new_tokens: int) -> Answere
         runner: Any = DiagnosticWorkflow(toolkit=toolkit, max_new_tokens=max_new_tokens)
     else:
         from ..agent import create_medmo_agent
+        from ..toolkit import Toolkit
 
-        runner = create_medmo_agent(toolkit=toolkit)
+        # the planner's turns and its tools take their cap from the toolkit's settings
+        capped = toolkit.settings.replace(
+            max_new_tokens=min(max_new_tokens, toolkit.settings.max_new_tokens_limit)
+        )
+        agent_toolkit = Toolkit(backend=toolkit.backend, settings=capped, resolver=toolkit.resolver)
+        from ..agent.chat_model import ChatMedMO
+
+        planner = ChatMedMO(
+            backend=toolkit.backend, toolkit=agent_toolkit, max_new_tokens=capped.max_new_tokens
+        )
+        runner = create_medmo_agent(planner, toolkit=agent_toolkit)
     settings = toolkit.settings
 
     def traced(item: EvalItem) -> str:

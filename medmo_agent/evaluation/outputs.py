@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import importlib.util
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .benchmarks import BenchmarkSpec
 from .compat import Compat
@@ -27,10 +27,8 @@ from .records import (
     EvalStore,
     ItemRecord,
 )
+from .result import EvalResult
 from .scoring import benchmark_metrics
-
-if TYPE_CHECKING:
-    from .runner import EvalResult
 
 __all__ = ["paired_differences", "results_entry", "write_outputs"]
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from .items import EvalItem, prompt_hash
 from .modes import IMAGE_MODES, check_mode, make_answerer, reasoning_prompt
 from .outputs import write_outputs
 from .records import EvalStore, ItemRecord
+from .result import EvalResult
 from .scoring import Judge, score_item
 from .sources import load_items
 
@@ -43,42 +44,6 @@ __all__ = ["EvalResult", "run_eval"]
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class EvalResult:
-    """What a run did: records and metrics per benchmark and mode.
-
-    Attributes:
-        records: ``{benchmark: {mode: [ItemRecord, ...]}}`` for the selected items.
-        metrics: ``{benchmark: {mode: metrics}}`` in MedEvalKit's layout.
-        paired: ``{benchmark: {"A vs B": {...}}}`` when several modes ran.
-        out: the output folder, if any.
-        ran: items answered now.
-        skipped: items already answered in an earlier run.
-        skipped_modes: ``(benchmark, mode)`` pairs not run (text-only in an image mode).
-        interrupted: the run was stopped before the end.
-    """
-
-    records: dict[str, dict[str, list[ItemRecord]]] = field(default_factory=dict)
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    paired: dict[str, dict[str, Any]] = field(default_factory=dict)
-    out: Path | None = None
-    ran: int = 0
-    skipped: int = 0
-    skipped_modes: list[tuple[str, str]] = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def failed(self) -> list[ItemRecord]:
-        """Every item record that failed."""
-        return [
-            r for modes in self.records.values() for rs in modes.values() for r in rs if r.error
-        ]
-
-    def accuracy(self, benchmark: str, mode: str = "direct") -> float | None:
-        """The overall accuracy of one benchmark in one mode."""
-        return self.metrics[benchmark][mode]["total metrics"]["acc"]
 
 
 def _fingerprint(toolkit: Toolkit, mode: str, max_new_tokens: int) -> str:
@@ -222,7 +187,7 @@ def run_eval(
     specs = [find_benchmark(b) for b in _as_list(benchmarks)]
     if not specs:
         raise InputError("No benchmark given.", fix="Name one, e.g. medmo eval vqa_rad.")
-    mode_list = list(dict.fromkeys(check_mode(m) for m in _as_list(modes)))
+    mode_list: list[str] = list(dict.fromkeys(check_mode(m) for m in _as_list(modes)))
     compat_ = check_compat(compat)
     # the data first: a missing or malformed copy fails before the model loads
     loaded = {s.id: load_items(s, data_dir, limit=limit, seed=seed) for s in specs}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .aggregate import VqaItemScore, choice_metrics, score_vqa_item, vqa_metrics
 from .benchmarks import BenchmarkSpec
@@ -95,7 +95,7 @@ def score_item(
 
 
 def _vqa_score(rec: ItemRecord) -> VqaItemScore:
-    kind = "open" if rec.question_type == "open" else "close"
+    kind: Literal["close", "open"] = "open" if rec.question_type == "open" else "close"
     return VqaItemScore(kind, bool(rec.verdict.get("rule_correct")), dict(rec.metrics))
 
 

@@ -44,7 +44,7 @@ class LoadedRows:
     """A benchmark's rows: one ``datasets.Dataset`` per config, and an image opener."""
 
     parts: list[tuple[str | None, Any]]
-    open_image: Callable[[str], Any] | None = None
+    find_image: Callable[[str], Path] | None = None
 
     def __len__(self) -> int:
         return sum(len(d) for _, d in self.parts)
@@ -117,10 +117,8 @@ def _image_dir(spec: BenchmarkSpec, root: Path | None) -> Path:
     return nested if nested.is_dir() else base
 
 
-def _opener(spec: BenchmarkSpec, folder: Path) -> Callable[[str], Any]:
-    def open_image(name: str) -> Any:
-        from PIL import Image
-
+def _finder(spec: BenchmarkSpec, folder: Path) -> Callable[[str], Path]:
+    def find_image(name: str) -> Path:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
             raise InputError(
@@ -131,18 +129,22 @@ def _opener(spec: BenchmarkSpec, folder: Path) -> Callable[[str], Any]:
         path = folder / rel
         if not path.is_file():
             raise FileNotFoundError(f"{spec.id}: image {name!r} not found in {folder}")
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
+        return path
 
-    return open_image
+    return find_image
 
 
 def _load_repo(spec: BenchmarkSpec, root: Path | None, config: str | None) -> Any:
     datasets = _datasets()
     if root is None:
-        return datasets.load_dataset(spec.hub_id, config, split=spec.split)
-    return datasets.load_dataset(str(root), data_dir=config, split=spec.split)
+        dataset = datasets.load_dataset(spec.hub_id, config, split=spec.split)
+    else:
+        dataset = datasets.load_dataset(str(root), data_dir=config, split=spec.split)
+    # images stay encoded until an item is asked (thousands of decoded images do not fit)
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
+    return dataset
 
 
 def _load_file(spec: BenchmarkSpec, root: Path | None) -> Any:
@@ -201,14 +203,14 @@ def load_rows(spec: BenchmarkSpec, data_dir: str | Path | None = None) -> Loaded
     if spec.layout == "repo":
         parts = [(c, _load_repo(spec, root, c)) for c in spec.configs]
         if spec.image_folder:
-            opener = _opener(spec, _image_dir(spec, root))
+            opener = _finder(spec, _image_dir(spec, root))
     elif spec.layout == "file":
         parts = [(None, _load_file(spec, root))]
-        opener = _opener(spec, _image_dir(spec, root))
+        opener = _finder(spec, _image_dir(spec, root))
     else:
         base = _omnimed_root(spec, root)
         parts = [(None, _load_omnimed(base, spec))]
-        opener = _opener(spec, base)
+        opener = _finder(spec, base)
     if spec.keep is not None:
         keep = spec.keep
         parts = [(c, d.filter(keep)) for c, d in parts]
@@ -262,7 +264,7 @@ def load_items(
     seen: set[str] = set()
     for p, i in select_rows(rows, limit=limit, seed=seed):
         config, dataset = rows.parts[p]
-        ctx = RowContext(spec.id, i, config if multi else None, rows.open_image)
+        ctx = RowContext(spec.id, i, config if multi else None, rows.find_image)
         row = dataset[i]
         try:
             item = spec.row_to_item(row, ctx)

@@ -118,3 +118,20 @@ def test_end_to_end_on_the_tiny_checkpoint(tmp_path, bench_data, tiny_backend, t
         max_new_tokens=6,
     )
     assert (again.ran, again.skipped) == (0, 3 * 3 * 2 + 2 * 2)
+
+
+def test_agent_mode_on_the_tiny_checkpoint(tmp_path, bench_data, tiny_backend, tiny_settings):
+    result = run_eval(
+        ["vqa_rad", "pubmedqa"],
+        tmp_path / "run",
+        modes="agent",
+        data_dir=bench_data,
+        backend=tiny_backend,
+        settings=tiny_settings,
+        limit=1,
+        max_new_tokens=6,
+    )
+    assert result.skipped_modes == [("pubmedqa", "agent")]
+    (record,) = result.records["vqa_rad"]["agent"]
+    assert record.error is None and isinstance(record.raw_answer, str)
+    assert record.correct is not None and "boxed" in record.prompt

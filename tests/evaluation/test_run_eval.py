@@ -261,3 +261,48 @@ def test_unknown_mode_and_compat_are_refused_before_anything_loads(bench_data):
         run_eval("vqa_rad", None, modes="fast", data_dir=bench_data, backend=_backend())
     with pytest.raises(ValueError, match="medevalkit"):
         run_eval("vqa_rad", None, compat="mek", data_dir=bench_data, backend=_backend())
+
+
+_KILLED_RUN = """
+import sys
+from medmo_agent.backends.scripted import ScriptedBackend
+from medmo_agent.config import Settings
+from medmo_agent.evaluation.runner import run_eval
+
+backend = ScriptedBackend(["B"], delay_s=0.2)
+run_eval("mmlu_med", sys.argv[1], data_dir=sys.argv[2], backend=backend, settings=Settings(),
+         workers=1)
+"""
+
+
+def test_a_killed_process_resumes_without_asking_finished_items_again(tmp_path, bench_data):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    items = out / "mmlu_med/direct/items.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_RUN, str(out), str(bench_data)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (items.exists() and len(items.read_text().splitlines()) >= 3):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no items were written"
+        time.sleep(0.05)  # polling the file for the condition, not waiting for an event
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = len(EvalStore(out).read_items("mmlu_med", "direct"))
+    assert 3 <= finished < 9
+    backend = ScriptedBackend(["B"])
+    result = run_eval("mmlu_med", out, data_dir=bench_data, backend=backend, settings=Settings())
+    assert (result.ran, result.skipped) == (9 - finished, finished)
+    assert len(backend.requests) == 9 - finished
+    assert result.metrics["mmlu_med"]["direct"]["total metrics"]["right"] == 9
+    assert len(items.read_text().splitlines()) == 9

@@ -137,3 +137,13 @@ def test_an_unknown_benchmark_lists_the_known_ones():
         find_benchmark("vqa-radd")
     assert "vqa_rad" in str(info.value) and "--list" in str(info.value)
     assert find_benchmark("VQA-RAD").id == "vqa_rad"
+
+
+def test_items_keep_images_encoded_until_asked(bench_data):
+    rad = load_items(find_benchmark("vqa_rad"), bench_data)[0]
+    (image,) = rad.images
+    assert image.path is None and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image.to_pil().size == (64, 64)
+    slake = load_items(find_benchmark("slake"), bench_data)[0]
+    assert slake.images[0].data is None
+    assert slake.images[0].path == bench_data / "slake/imgs/xmlab0/source.jpg"
