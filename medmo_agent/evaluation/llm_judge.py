@@ -7,14 +7,16 @@ The question is the benchmark's raw question (not the prompt with its suffix); t
 judged is the response after the VQA first pass (``\\boxed{}`` or ``<answer>``), lowercased
 and stripped for VQA-RAD and PathVQA, as given for SLAKE.
 
-Which items are judged: open items always; SLAKE's closed items too under
+Which items are judged (:func:`needs_judge`): the open items of VQA-RAD, SLAKE and
+PathVQA (MMMU's open items keep MMMU's rule, as in MedEvalKit); SLAKE's closed items too under
 ``compat="medevalkit"`` (MedEvalKit judges every SLAKE item and counts the closed verdicts
 on top of the rule-based ones, :attr:`~medmo_agent.evaluation.compat.Deviation.
 SLAKE_JUDGE_CLOSED_TWICE`). The counting itself is in
 :func:`~medmo_agent.evaluation.aggregate.vqa_metrics`.
 
 The runner builds an :class:`LlmJudge` with :meth:`LlmJudge.from_settings` (``None`` when
-no ``judge_model`` is set) and offers :data:`JUDGE_SETTINGS` as command-line options.
+no ``judge_model`` is set), passes :meth:`LlmJudge.runner_judge` to ``run_eval(judge=...)``
+and offers :data:`JUDGE_SETTINGS` as command-line options.
 """
 
 from __future__ import annotations
