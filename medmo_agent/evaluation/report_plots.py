@@ -51,7 +51,9 @@ def comparison_plot(rows: Sequence[ComparisonRow], tables: Sequence[PublishedTab
     values = [r.measured.value * 100 for r in rows if r.measured and r.measured.value is not None]
     errors = [
         (
-            (v - r.measured.ci[0] * 100, r.measured.ci[1] * 100 - v)
+            # rounding can put a 100% figure a hair above its interval's upper end, and
+            # matplotlib refuses negative error bars
+            (max(0.0, v - r.measured.ci[0] * 100), max(0.0, r.measured.ci[1] * 100 - v))
             if r.measured and r.measured.ci
             else (0.0, 0.0)
         )
@@ -117,8 +119,9 @@ def paired_plot(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> str | None:
     ax = fig.add_subplot()
     ys = list(range(len(rows)))
     diffs = [d["difference"] * 100 for _, _, d in rows]
-    lows = [dv - d["ci_low"] * 100 for dv, (_, _, d) in zip(diffs, rows, strict=True)]
-    highs = [d["ci_high"] * 100 - dv for dv, (_, _, d) in zip(diffs, rows, strict=True)]
+    # clamped at 0 for the same reason as in comparison_plot: rounding at the interval's ends
+    lows = [max(0.0, dv - d["ci_low"] * 100) for dv, (_, _, d) in zip(diffs, rows, strict=True)]
+    highs = [max(0.0, d["ci_high"] * 100 - dv) for dv, (_, _, d) in zip(diffs, rows, strict=True)]
     ax.errorbar(diffs, ys, xerr=[lows, highs], fmt="o", color=_MEASURED, capsize=3)
     ax.axvline(0, color="#888", linewidth=1)
     ax.set_yticks(ys, [f"{b}: {label}" for b, label, _ in rows])
