@@ -117,7 +117,7 @@ def write_nifti(phantom: Phantom, path: Path) -> Path:
     treating the phantom's coordinates as RAS."""
     import nibabel as nib
 
-    n, rows, cols = phantom.shape
+    n = phantom.shape[0]
     row_mm, col_mm, slice_mm = phantom.spacing
     data = np.stack([phantom.slice_hu(k).T for k in range(n)], axis=-1)  # (x, y, z)
     affine = np.diag([col_mm, row_mm, slice_mm, 1.0])

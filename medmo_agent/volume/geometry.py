@@ -20,6 +20,7 @@ in more than one orientation are refused.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +96,7 @@ class VolumeGeometry:
         if len(swept) < 2:
             return {s: self.slice_mm() for s in swept}
         pos = self.slice_positions()
-        gaps = [abs(float(pos[b] - pos[a])) for a, b in zip(swept, swept[1:], strict=False)]
+        gaps = [abs(float(pos[b] - pos[a])) for a, b in itertools.pairwise(swept)]
         out = {s: gaps[i] for i, s in enumerate(swept[:-1])}
         out[swept[-1]] = gaps[-1]
         return out
@@ -278,7 +279,7 @@ def _check_stack(geo: VolumeGeometry, label: str, thickness: float | None) -> No
     if odd:
         shown = ", ".join(f"{i}-{i + 1}: {gaps[i]:.2f} mm" for i in odd[:5])
         more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
-        missing = sum(int(round(gaps[i] / median)) - 1 for i in odd if gaps[i] > median)
+        missing = sum(round(gaps[i] / median) - 1 for i in odd if gaps[i] > median)
         geo.warnings.append(
             f"Uneven slice spacing (typically {median:.2f} mm; {shown}{more})"
             + (f"; about {missing} slice(s) seem missing" if missing > 0 else "")

@@ -12,7 +12,8 @@ from ..errors import InputError
 from ..tasks import detect as detect_task
 from ..tasks import ground as ground_task
 from ..tasks.params import Generation
-from ..types import MedImage
+from ..tasks.results import GroundingResult
+from ..types import MedImage, Message
 from .geometry import geometry_of
 from .linking import link_findings
 from .results import SliceBox, SliceEntry, VolumeResult
@@ -91,6 +92,9 @@ def run_volume(
     source = first.meta.source
     chosen = select_slices(slices, count, limit=settings.max_volume_slices, label=source)
     geometry = geometry_of(first.volume, plane=plane_name, first=first)
+    build: Callable[[MedImage], list[Message]]
+    parse: Callable[..., GroundingResult]
+    kwargs: dict[str, Any]
     if mode == "detect":
         build = lambda img: detect_task.build_messages(img, label)  # noqa: E731
         parse, kwargs = detect_task.parse, {"label": label}
@@ -141,7 +145,7 @@ def run_volume(
         mode="detect" if mode == "detect" else "ground",
         targets=[label] if mode == "detect" else targets,
         source=_label(source, settings.include_paths),
-        plane=plane_name,  # type: ignore[arg-type]
+        plane=plane_name,
         shape=(count, geometry.rows, geometry.cols),
         slices=chosen,
         spacing_mm=(
@@ -149,7 +153,7 @@ def run_volume(
             round(geometry.col_mm, 4),
             round(geometry.slice_mm(), 4),
         ),
-        frame=geometry.frame,  # type: ignore[arg-type]
+        frame=geometry.frame,
         per_slice=entries,
         findings=findings,
         warnings=warnings,
