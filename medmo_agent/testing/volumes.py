@@ -112,16 +112,22 @@ def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
     return folder
 
 
-def write_nifti(phantom: Phantom, path: Path) -> Path:
-    """Write the phantom as a NIfTI volume with a RAS affine (axes i->x, j->y, k->z),
-    treating the phantom's coordinates as RAS."""
+def write_nifti(phantom: Phantom, path: Path, *, flipped: bool = False) -> Path:
+    """Write the phantom as a NIfTI volume, treating its coordinates as RAS: axes
+    i->x, j->y, k->z, or with ``flipped`` i->-x, j->-y (as converters often store
+    DICOM's LPS order), so that reorientation is exercised."""
     import nibabel as nib
 
-    n = phantom.shape[0]
+    n, rows, cols = phantom.shape
     row_mm, col_mm, slice_mm = phantom.spacing
     data = np.stack([phantom.slice_hu(k).T for k in range(n)], axis=-1)  # (x, y, z)
     affine = np.diag([col_mm, row_mm, slice_mm, 1.0])
     affine[:3, 3] = phantom.origin
+    if flipped:
+        data = np.ascontiguousarray(data[::-1, ::-1, :])
+        affine[0, 0], affine[1, 1] = -col_mm, -row_mm
+        affine[0, 3] += (cols - 1) * col_mm
+        affine[1, 3] += (rows - 1) * row_mm
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(data, affine), str(path))
     return path

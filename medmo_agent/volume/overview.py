@@ -4,15 +4,16 @@ by side, each captioned with its slice and finding; and per-slice overlays."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..types import Box, MedImage
-from .results import Finding, SliceEntry
+from .results import Finding, SliceEntry, VolumeResult
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["overview_strip", "slice_boxes", "slice_overlay"]
+__all__ = ["overview_strip", "slice_boxes", "slice_overlay", "write_overlay_dir"]
 
 
 def slice_boxes(entry: SliceEntry, size: tuple[int, int]) -> list[Box]:
@@ -56,10 +57,12 @@ def overview_strip(
     tiles = []
     for f in shown:
         image = render(f.key_slice)
-        box = next(b.box for b in f.boxes if b.slice == f.key_slice)
-        drawn = draw_boxes(image, [Box.from_pixels(f"#{f.id} {f.label}", box, image.size)])
-        scale = tile / drawn.height
-        drawn = drawn.resize((max(1, round(drawn.width * scale)), tile), Image.Resampling.LANCZOS)
+        # scaled first, then drawn: lines and captions keep one size whatever the slice's
+        scale = tile / image.size[1]
+        size = (max(1, round(image.size[0] * scale)), tile)
+        base = image.to_pil().resize(size, Image.Resampling.LANCZOS)
+        x1, y1, x2, y2 = (v * scale for v in next(b.box for b in f.boxes if b.slice == f.key_slice))
+        drawn = draw_boxes(base, [Box.from_pixels(f"#{f.id} {f.label}", (x1, y1, x2, y2), size)])
         caption = ImageDraw.Draw(drawn)
         caption.text((4, tile - 16), f"slice {f.key_slice}", fill=(255, 255, 0), font=_font(12))
         tiles.append(drawn)
@@ -69,3 +72,27 @@ def overview_strip(
         strip.paste(t, (x, 0))
         x += t.width + 2
     return strip
+
+
+def write_overlay_dir(
+    result: VolumeResult, render: Callable[[int], MedImage], folder: Path
+) -> list[Path]:
+    """Write ``slice_NNNN.png`` for every swept slice with boxes (the boxes drawn) and
+    ``overview.png`` (the key-slice strip) into ``folder``; returns the files written.
+
+    Raises:
+        OSError: The folder cannot be created or written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in result.per_slice:
+        if not entry.boxes:
+            continue
+        path = folder / f"slice_{entry.slice:04d}.png"
+        slice_overlay(render(entry.slice), entry).save(path, format="PNG")
+        written.append(path)
+    if result.overview_png is not None:
+        path = folder / "overview.png"
+        path.write_bytes(result.overview_png)
+        written.append(path)
+    return written
