@@ -37,7 +37,7 @@ def test_slices_in_two_orientations_are_refused_naming_the_fix(series):
 def test_more_slices_than_the_cap_are_refused_before_any_request(series):
     backend = ScriptedBackend(["No Finding"])
     kit = Toolkit(backend=backend, settings=Settings(max_volume_slices=10))
-    with pytest.raises(LimitExceededError, match="24 slices .* limit of 10") as info:
+    with pytest.raises(LimitExceededError, match=r"24 slices .* limit of 10") as info:
         kit.ground_volume(str(series))
     assert "MEDMO_MAX_VOLUME_SLICES" in info.value.fix
     assert backend.requests == []
