@@ -141,7 +141,7 @@ def run_volume(
         boxes_by_slice, chosen, geometry, iou_threshold=settings.volume_link_iou
     )
     result = VolumeResult(
-        raw_text="",
+        raw_text=_raw_text(entries),
         mode="detect" if mode == "detect" else "ground",
         targets=[label] if mode == "detect" else targets,
         source=_label(source, settings.include_paths),
@@ -200,12 +200,25 @@ def _read_study(
 
     result.study_read = clean_answer(completion.text)
     result.study_read_slices = chosen
-    result.raw_text = completion.text
+    result.raw_text = completion.text + ("\n\n" + result.raw_text if result.raw_text else "")
     result.usage.prompt_tokens += completion.prompt_tokens
     result.usage.completion_tokens += completion.completion_tokens
     if progress is not None:
         done = len(result.slices) + 1
         progress(done, done, "study read written")
+
+
+def _raw_text(entries: list[SliceEntry]) -> str:
+    """The answers worth keeping verbatim: each slice with boxes, labelled; with none, the
+    distinct answers (a few), so a clean study still says what the model said."""
+    boxed = [f"slice {e.slice}: {e.answer.strip()}" for e in entries if e.boxes]
+    if boxed:
+        return "\n".join(boxed)
+    distinct: dict[str, int] = {}
+    for e in entries:
+        if e.error is None and e.answer.strip():
+            distinct.setdefault(e.answer.strip(), e.slice)
+    return "\n".join(f"slice {i}: {text}" for text, i in list(distinct.items())[:5])
 
 
 def _add_usage(result: VolumeResult, seconds: float) -> None:
