@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from medmo_agent.backends.scripted import ScriptedBackend
+from medmo_agent.config import Settings
 from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series, write_nifti
 from medmo_agent.toolkit import Toolkit
 
@@ -156,3 +157,25 @@ def test_detect_mode_sweeps_with_the_detect_prompt_and_label(tmp_path):
     assert result.mode == "detect" and result.targets == ["lesion"]
     assert "lesions" in backend.requests[0].messages[-1].text
     assert [f.label for f in result.findings] == ["lesion"]
+
+
+def test_the_study_read_shows_key_slices_and_evenly_spaced_ones_each_labelled(tmp_path):
+    folder = write_dicom_series(Phantom(), tmp_path / "series")
+    backend = ScriptedBackend(responder=lesion_reply)
+    result = Toolkit(backend=backend, settings=Settings(volume_study_read_images=4)).ground_volume(
+        str(folder), ["nodule"], study_read=True
+    )
+    read = backend.requests[-1]
+    assert len(read.images) == 4
+    # the key slice, then the centres of three equal parts of the other slices
+    assert result.study_read_slices == [3, 8, 12, 20]
+    texts = [p.text for p in read.messages[-1].parts if hasattr(p, "text")]
+    assert texts[:4] == [
+        "<image_1>: slice 3",
+        "<image_2>: slice 8",
+        "<image_3>: slice 12",
+        "<image_4>: slice 20",
+    ]
+    assert "#1 nodule: slices 5-11, key slice 8" in texts[-1]
+    assert [i.meta.slice for i in read.images] == [3, 8, 12, 20]
+    assert result.study_read == "Findings: 4 slices reviewed; one nodule. Impression: nodule."
