@@ -151,6 +151,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     nii = (Path(data_path) / "anatomical.nii").read_bytes()
     (tmp_path / "ct.nii.gz").write_bytes(gzip.compress(nii))
     (tmp_path / "cases.yaml").write_text(YAML_BLOCKS[0])
+    from medmo_agent.testing.volumes import Phantom, write_dicom_series
+
+    write_dicom_series(Phantom(shape=(8, 32, 32)), tmp_path / "study")  # a CT series folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDMO_BACKEND", "scripted")
     monkeypatch.setenv("MEDMO_TEST_SCRIPTED_REPLY", REPLY)
