@@ -221,7 +221,7 @@ def _run_volume(
     toolkit: Any, args: argparse.Namespace, arguments: dict[str, Any], common: dict[str, Any]
 ) -> Any:
     """The sweep, with a line per slice on stderr under --stream, then --overlay-dir."""
-    from .volume import slice_progress
+    from .volume import VolumeResult, slice_progress
 
     def report(done: int, total: int, message: str) -> None:
         if args.stream:
@@ -230,6 +230,7 @@ def _run_volume(
 
     with slice_progress(report):
         result = VOLUME_TASK.run(toolkit, **arguments, **common)
+    assert isinstance(result, VolumeResult)
     if getattr(args, "overlay_dir", None):
         from .volume.overview import write_overlay_dir
         from .volume.pipeline import volume_renderer
