@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..volume.pipeline import run_volume
 from ..volume.results import VolumeResult
 from .declare import TaskCore, task
 from .detect import check_label
@@ -104,6 +103,8 @@ def ground_volume(
         `spacing_mm`, `frame`, `warnings` (uneven or missing slices, gantry tilt), and
         `study_read` when asked.
     """
+    from ..volume.pipeline import run_volume  # numpy and the imaging stack, on first use
+
     names = normalize_targets(targets)
     what = check_label(label or "lesion") if mode == "detect" else ""
     return run_volume(

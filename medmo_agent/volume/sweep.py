@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MedmoError
-from ..imaging.geometry import model_input_size
 from ..tasks.params import Generation
 from ..tasks.results import GroundingResult
 from ..types import MedImage, Message
@@ -88,6 +87,8 @@ def sweep(
             counts them, so progress never runs backwards).
         **parse_kwargs: Passed to ``parse`` (targets, label).
     """
+    from ..imaging.geometry import model_input_size
+
     progress = current_progress()
     total = len(slices) + extra_steps
     cancel = gen.cancel if gen.cancel is not None else threading.Event()

@@ -61,3 +61,20 @@ def test_chosen_steps_are_kept_for_a_volume_and_volume_false_reads_one_image(tmp
     )
     trace2 = wf2.run(str(folder))
     assert [s.workflow_step for s in trace2.steps if s.kind == "tool_call"] == ["sweep"]
+
+
+def test_a_review_step_sweeps_the_cases_volume_with_the_cases_targets(tmp_path):
+    from medmo_agent.review.cases import Case
+    from medmo_agent.review.steps import CaseRun, parse_task_steps, run_task_steps
+
+    folder = write_dicom_series(Phantom(), tmp_path / "study")
+    kit = Toolkit(backend=ScriptedBackend(responder=lesion_reply))
+    case = Case.model_validate({"id": "c1", "image": str(folder), "targets": ["nodule"]})
+    run = CaseRun(case=case, toolkit=kit, images=[kit.load(str(folder))])
+    run_task_steps(parse_task_steps("ground_volume"), run)
+    (record,) = run.records
+    assert record.status == "ok" and record.task == "ground_volume"
+    assert record.inputs["targets"] == ["nodule"]
+    (finding,) = record.result["findings"]
+    assert finding["slice_range"] == [5, 11] and finding["label"] == "nodule"
+    assert record.result["slices"] == list(range(24))
