@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Phantom", "lesion_reply", "write_dicom_series", "write_nifti"]
+__all__ = ["Phantom", "lesion_reply", "write_dicom_series", "write_multiframe", "write_nifti"]
 
 #: Hounsfield units of the lesion and of the background.
 LESION_HU = 300
@@ -153,3 +153,56 @@ def lesion_reply(
     sx, sy = in_w / w, in_h / h
     box = [xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy]
     return f"{label}: [{', '.join(f'{v:.1f}' for v in box)}]"
+
+
+def write_multiframe(phantom: Phantom, path: Path, *, positions: bool = True) -> Path:
+    """Write the phantom as one enhanced multi-frame CT file: the frames' positions in the
+    per-frame functional groups (or, without ``positions``, only SpacingBetweenSlices)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    n, rows, cols = phantom.shape
+    row_mm, col_mm, slice_mm = phantom.spacing
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = EnhancedCTImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, n
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    ds.WindowWidth, ds.WindowCenter = 400, 50
+    ds.PixelSpacing = [row_mm, col_mm]
+    ds.SpacingBetweenSlices = slice_mm
+    shared = Dataset()
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures = Dataset()
+    measures.PixelSpacing = [row_mm, col_mm]
+    measures.SliceThickness = slice_mm
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    if positions:
+        frames = []
+        x0, y0, z0 = phantom.origin
+        for k in range(n):
+            item, plane = Dataset(), Dataset()
+            plane.ImagePositionPatient = [x0, y0 + k * phantom.tilt_mm, z0 + k * slice_mm]
+            item.PlanePositionSequence = Sequence([plane])
+            frames.append(item)
+        ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds.PixelData = b"".join(phantom.slice_hu(k).tobytes() for k in range(n))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -9,7 +9,13 @@ import pytest
 
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.config import Settings
-from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series, write_nifti
+from medmo_agent.testing.volumes import (
+    Phantom,
+    lesion_reply,
+    write_dicom_series,
+    write_multiframe,
+    write_nifti,
+)
 from medmo_agent.toolkit import Toolkit
 
 # A sphere's bounding estimate (box areas x slab) is 4/pi of its volume.
@@ -179,3 +185,25 @@ def test_the_study_read_shows_key_slices_and_evenly_spaced_ones_each_labelled(tm
     assert "#1 nodule: slices 5-11, key slice 8" in texts[-1]
     assert [i.meta.slice for i in read.images] == [3, 8, 12, 20]
     assert result.study_read == "Findings: 4 slices reviewed; one nodule. Impression: nodule."
+
+
+def test_a_multiframe_dicom_uses_its_per_frame_positions(tmp_path):
+    phantom = Phantom(origin=(-25.0, -25.0, 100.0), centre=(10.0, -6.0, 120.0))
+    path = write_multiframe(phantom, tmp_path / "enhanced.dcm")
+    result = _toolkit().ground_volume(str(path), ["nodule"])
+    assert result.frame == "LPS" and result.shape == (24, 64, 64)
+    assert result.warnings == []
+    _check_against_truth(result, phantom)
+
+
+def test_a_multiframe_dicom_without_positions_is_stacked_by_spacing_and_says_so(tmp_path):
+    phantom = Phantom()
+    path = write_multiframe(phantom, tmp_path / "plain.dcm", positions=False)
+    result = _toolkit().ground_volume(str(path), ["nodule"])
+    (warning,) = result.warnings
+    assert "stacked 2.5 mm apart" in warning and "not patient coordinates" in warning
+    (f,) = result.findings
+    assert f.extent_mm[0] == pytest.approx(2 * phantom.radii[0], abs=0.8 + 0.01)
+    assert f.extent_mm[2] == pytest.approx(2 * phantom.radii[2], abs=2.5 + 0.01)
+    # relative to the first pixel of the first frame
+    assert f.center_mm[2] == pytest.approx(phantom.centre[2] - phantom.origin[2], abs=1.3)
