@@ -70,3 +70,38 @@ async def test_the_slices_resource_of_a_result_that_is_no_sweep_is_an_error(
             assert "not a volume sweep" in str(exc)
         else:
             raise AssertionError("reading /slices of a report result must fail")
+
+
+async def test_cancelling_a_sweep_stops_the_slices_not_yet_read(image_dir):
+    import anyio
+    from mcp_helpers import BlockingBackend
+
+    from medmo_agent.config import Settings
+
+    class Counting(BlockingBackend):
+        calls = 0
+
+        def generate(self, request, on_text=None, cancel=None):
+            type(self).calls += 1
+            return super().generate(request, on_text=on_text, cancel=cancel)
+
+    write_dicom_series(Phantom(), image_dir / "study")
+    backend = Counting()
+    server = make_server(backend, image_dir, settings=Settings(volume_concurrency=1))
+    async with Client(server) as client:
+        async with anyio.create_task_group() as tg:
+
+            async def call():
+                await client.call_tool("ground_volume", {"image": str(image_dir / "study")})
+
+            tg.start_soon(call)
+            await anyio.to_thread.run_sync(backend.started.wait, 10)
+            tg.cancel_scope.cancel()
+        assert await anyio.to_thread.run_sync(backend.stopped.wait, 10)
+        assert backend.saw_cancel, "the slice being read saw the cancel event"
+        backend.release.set()
+        after = await client.call_tool(
+            "vqa", {"image": str(image_dir / "dark.png"), "question": "?"}
+        )
+    assert not after.is_error
+    assert Counting.calls == 2, "one slice of 24 was read before the cancel, then the vqa call"
