@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..tasks import detect as detect_task
 from ..tasks import ground as ground_task
 from ..tasks.params import Generation
-from ..tasks.results import GroundingResult
+from ..tasks.results import GroundingResult, ImageRef
 from ..types import MedImage, Message
 from .geometry import geometry_of
 from .linking import link_findings
@@ -160,6 +160,8 @@ def run_volume(
         model=next((r.model for r in answered.values()), ""),
         backend=next((r.backend for r in answered.values()), ""),
     )
+    # the study itself, so a later call can take the result URI as its image (with a slice)
+    result.image = ImageRef(handle=first.handle, meta=first.meta)
     result._slice_results.update(answered)
     _add_usage(result, time.perf_counter() - start)
     if gen.cancel is not None and gen.cancel.is_set():

@@ -33,6 +33,10 @@ async def test_a_series_sweep_reports_each_slice_and_returns_findings_and_an_ove
         )
         data = result.structured_content
         slices = await client.read_resource(data["result_uri"] + "/slices")
+        # the result URI stands for the study: a later call looks at the key slice
+        closer = await client.call_tool(
+            "ground", {"image": data["result_uri"], "slice": 8, "targets": ["nodule"]}
+        )
     assert not result.is_error, result.content[0].text
     # one notification per slice, in order, out of the slices swept
     assert [p for p, _, _ in seen] == [float(i) for i in range(1, 13)]
@@ -56,6 +60,8 @@ async def test_a_series_sweep_reports_each_slice_and_returns_findings_and_an_ove
     assert sorted(int(k) for k in full) == list(range(2, 14))
     assert full["8"]["boxes"][0]["width_mm"] > 10
     assert "raw_text" in full["8"] and "raw_text" not in data["per_slice"][0]
+    assert closer.structured_content["image"]["meta"]["slice"] == 8
+    assert closer.structured_content["boxes"][0]["label"] == "nodule"
 
 
 async def test_the_slices_resource_of_a_result_that_is_no_sweep_is_an_error(
