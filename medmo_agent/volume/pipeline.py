@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ImageLoadError, InputError, MedmoError
 from ..tasks import detect as detect_task
 from ..tasks import ground as ground_task
 from ..tasks.params import Generation
@@ -41,7 +41,17 @@ def volume_renderer(
     if isinstance(image, MedImage):
         window = window if window is not None else _window_of(image)
         plane = plane if plane is not None else image.meta.plane
-    first = core.load(image, window=window, plane=plane)
+    try:
+        first = core.load(image, window=window, plane=plane)
+    except ImageLoadError as exc:
+        if isinstance(image, MedImage):
+            raise
+        # The slice a load shows (the middle one) may be the one broken file of a series:
+        # the sweep records it with the others; the first slice stands in to start.
+        try:
+            first = core.load(image, window=window, plane=plane, slice=0)
+        except MedmoError:
+            raise exc from None
     volume = first.volume
     from ..imaging.dicom import DicomFile
     from ..imaging.nifti import NiftiVolume

@@ -46,11 +46,11 @@ def test_more_slices_than_the_cap_are_refused_before_any_request(series):
 
 def test_a_slice_that_fails_mid_sweep_is_recorded_and_the_others_go_on(series):
     files = sorted(series.iterdir(), key=lambda p: pydicom.dcmread(p).ImagePositionPatient[2])
-    broken = files[14]
+    broken = files[12]  # the middle slice, the one a plain load shows
     broken.write_bytes(broken.read_bytes()[:-2000])  # its pixel data cut short
     result = Toolkit(backend=ScriptedBackend(responder=lesion_reply)).ground_volume(str(series))
     errors = [(e.slice, e.error) for e in result.per_slice if e.error]
-    assert [s for s, _ in errors] == [14]
+    assert [s for s, _ in errors] == [12]
     assert "ImageLoadError" in errors[0][1]
     assert len([e for e in result.per_slice if e.error is None]) == 23
     assert any("1 of 24 slice(s) have no answer" in w for w in result.warnings)
