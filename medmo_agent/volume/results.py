@@ -61,9 +61,6 @@ class Finding(BaseModel):
     isolated: bool = Field(
         description="Seen on one swept slice only: kept, but less certain than a linked one."
     )
-    verification: str | None = Field(
-        None, description="A second look at the key slice, when the workflow asked for one."
-    )
 
 
 class VolumeResult(TaskResult):
