@@ -51,6 +51,8 @@ def result_text(result: TaskResult, include_paths: bool = False) -> str:
             if result.image is not None
             else f"Result: {result.result_uri}"
         )
+        if hasattr(result, "slice_results"):  # a volume sweep: every slice by reference
+            lines.append(f"Per-slice results: {result.result_uri}/slices")
     return "\n".join(lines)
 
 
@@ -84,6 +86,13 @@ def render_result(
         png = overlay_png(overlay_image, result, config.overlay_max_side, config.overlay_max_bytes)
         content.append(
             ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
+        )
+    overview = getattr(result, "overview_png", None)
+    if isinstance(overview, bytes):  # a volume sweep: its key slices, boxes drawn
+        content.append(
+            ImageContent(
+                type="image", data=base64.b64encode(overview).decode(), mime_type="image/png"
+            )
         )
     structured = result_data(result, include_paths)
     return CallToolResult(content=content, structured_content=structured)
