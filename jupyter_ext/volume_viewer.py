@@ -18,17 +18,20 @@ import ipywidgets as widgets
 
 from medmo_agent.errors import InputError, MedmoError
 from medmo_agent.types import Box, MedImage
-
-from .canvas import box_detail, colour_for
-from .render import escape
-from .viewer import ImageViewer, Loader
-from .volume_result import (
+from medmo_agent.volume.display import (
     SliceBox,
     VolumeFinding,
     VolumeSweep,
     findings_table_html,
     isolated_badge,
+    slice_boxes,
+    slice_status,
+    sweep_notes,
 )
+
+from .canvas import colour_for
+from .render import escape
+from .viewer import ImageViewer, Loader
 
 __all__ = ["VolumeViewer"]
 
@@ -67,9 +70,7 @@ class VolumeViewer(ImageViewer):
         self.slice_boxes: list[SliceBox] = []
         self.finding_buttons: dict[int, widgets.Button] = {}
         self._syncing = False
-        labels = [f.label for f in self.sweep.findings]
-        labels += [b.label for s in self.sweep.slices for b in s.boxes]
-        self._labels = list(dict.fromkeys(labels))
+        self._labels = self.sweep.labels
         self._loader = loader
         image = self._load_volume(_volume_argument(self.sweep, volume))
         self.slice_note = widgets.HTML("")
@@ -239,47 +240,31 @@ class VolumeViewer(ImageViewer):
 
     def _push_boxes(self) -> None:
         index = self._position(self.image)
-        swept = self.sweep.at(index) if index is not None else None
-        self.slice_boxes = list(swept.boxes) if swept is not None else []
-        size = self.image.size
-        spacing = self.image.meta.pixel_spacing
-        self.boxes = [
-            Box.from_pixels(_name(item), item.box, size, spacing) for item in self.slice_boxes
-        ]
-        hidden = set(self.hidden_findings)
-        drawn = []
-        selected = -1
-        for i, (box, item) in enumerate(zip(self.boxes, self.slice_boxes, strict=True)):
-            finding = item.finding
-            detail = box_detail(box, spacing)
-            if finding is not None:
-                detail += f"\n3D finding #{finding.id}: slices {finding.slices_text}"
-                if finding.extent_mm is not None:
-                    detail += f", {finding.extent_text}"
-                if finding.id == self.highlighted:
-                    selected = i
-            else:
-                detail += "\nnot linked to a 3D finding"
-            drawn.append(
-                {
-                    "label": box.label,
-                    "x1": box.x1,
-                    "y1": box.y1,
-                    "x2": box.x2,
-                    "y2": box.y2,
-                    "color": colour_for(item.label, self._labels),
-                    "visible": finding is None or finding.id not in hidden,
-                    "detail": detail,
-                }
-            )
+        drawn = slice_boxes(
+            self.sweep,
+            index,
+            self.image.size,
+            self.image.meta.pixel_spacing,
+            self.hidden_findings,
+        )
+        self.slice_boxes = [d.item for d in drawn]
+        self.boxes = [d.box for d in drawn]
+        selected = next(
+            (
+                i
+                for i, d in enumerate(drawn)
+                if d.item.finding is not None and d.item.finding.id == self.highlighted
+            ),
+            -1,
+        )
         self._syncing = True
         try:
             with self.canvas.hold_sync():
-                self.canvas.boxes = drawn
+                self.canvas.boxes = [d.canvas for d in drawn]
                 self.canvas.selected = selected
         finally:
             self._syncing = False
-        shown = sum(1 for b in drawn if b["visible"])
+        shown = sum(1 for d in drawn if d.canvas["visible"])
         word = self.slice_slider.description or "Slice"
         self.slice_note.value = _slice_note(self.sweep, index, word, shown, len(drawn) - shown)
 
@@ -313,10 +298,6 @@ class VolumeViewer(ImageViewer):
         self._mark_active_row()
 
 
-def _name(item: SliceBox) -> str:
-    return item.finding.name if item.finding is not None else item.label
-
-
 def _volume_argument(
     sweep: VolumeSweep, volume: MedImage | str | os.PathLike[str] | None
 ) -> MedImage | str | os.PathLike[str]:
@@ -343,24 +324,18 @@ def _title(sweep: VolumeSweep) -> str:
 def _slice_note(sweep: VolumeSweep, index: int | None, word: str, shown: int, hidden: int) -> str:
     if index is None:
         return ""
-    swept = sweep.at(index)
-    if swept is None:
-        return f"<span style='color:#6e7781'>{word} {index} was not swept.</span>"
-    if swept.error:
-        return (
-            f"<span class='medmo-slice-error' style='color:#cf222e'>{word} {index} failed: "
-            f"{escape(swept.error)}</span>"
-        )
+    status = slice_status(sweep, index, word)
+    if status is not None:
+        failed = sweep.at(index) is not None
+        kind = "class='medmo-slice-error' style='color:#cf222e'" if failed else ""
+        kind = kind or "style='color:#6e7781'"
+        return f"<span {kind}>{escape(status)}</span>"
     more = f", {hidden} hidden" if hidden else ""
     return f"<span style='color:#57606a'>{word} {index}: {shown} box(es){more}</span>"
 
 
 def _notes_html(sweep: VolumeSweep) -> str:
-    parts = []
-    failed = [s.slice for s in sweep.slices if s.error]
-    if failed:
-        parts.append(f"{len(failed)} slice(s) failed: {_runs(failed)}")
-    parts += [escape(w) for w in sweep.warnings]
+    parts = [escape(note) for note in sweep_notes(sweep)]
     html = ""
     if parts:
         items = "".join(f"<li>{p}</li>" for p in parts)
@@ -371,14 +346,3 @@ def _notes_html(sweep: VolumeSweep) -> str:
             f"<b>Study read</b>: {escape(sweep.study_read)}</div>"
         )
     return html
-
-
-def _runs(indices: list[int]) -> str:
-    """``[3, 4, 5, 9]`` as ``"3–5, 9"``: a long failed stretch stays one short item."""
-    runs: list[list[int]] = []
-    for i in sorted(indices):
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
