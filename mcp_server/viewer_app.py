@@ -11,7 +11,10 @@ nothing from outside.
 The view draws the boxes from the tool result's structured content and asks for the
 picture itself through :data:`VIEW_TOOL`, an app-only tool (hidden from the model) that
 re-renders the image a held result is about, with another window or slice, as a PNG.
-Clients without Apps get the same text and overlay PNG as before.
+For a volume sweep (``ground_volume``) that tool also sends the boxes the sweep found on
+the slice shown, each tied to its 3D finding, and the findings list, read by the same
+code as the Jupyter ``VolumeViewer`` (:mod:`medmo_agent.volume.display`). Clients
+without Apps get the same text and overlay (or overview) PNG as before.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from .state import lifespan_state
 from .store import RESULT_URI_PREFIX
 
 if TYPE_CHECKING:
+    from medmo_agent.volume.display import VolumeSweep
+
     from .state import ServerState
 
 __all__ = ["VIEWER_URI", "VIEW_TOOL", "ViewData", "viewer_extension", "viewer_html", "viewer_meta"]
@@ -49,9 +54,10 @@ VIEWER_URI = "ui://medmo/viewer.html"
 VIEW_TOOL = "viewer_render"
 
 _STATIC = Path(__file__).resolve().parents[1] / "jupyter_ext" / "static"
-#: Inlined in this order: the canvas (shared with the Jupyter widget), then the app.
+#: Inlined in this order: the canvas (shared with the Jupyter widget), the findings list
+#: of a volume sweep, then the app.
 _STYLES = ("canvas.css", "app.css")
-_SCRIPTS = ("canvas.js", "app.js")
+_SCRIPTS = ("canvas.js", "volume.js", "app.js")
 
 
 class WindowView(BaseModel):
@@ -60,6 +66,38 @@ class WindowView(BaseModel):
     name: str | None = None
     width: float | None = None
     level: float | None = None
+
+
+class FindingRow(BaseModel):
+    """One 3D finding of a volume sweep as the findings list shows it (texts made by
+    :func:`medmo_agent.volume.display.finding_rows`, as in the notebook's table)."""
+
+    id: int
+    label: str
+    color: str = Field(description="The CSS colour of its boxes.")
+    slices: str = Field(description="Its slice range, '5–11'.")
+    key_slice: int = Field(description="The slice with its largest box.")
+    extent: str = Field(description="Extent along columns, rows and slices, mm.")
+    volume: str = Field(description="Bounding volume estimate, ml.")
+    centre: str = Field(description="Centre in patient mm, in `frame`.")
+    frame: str = Field(description="The patient frame: LPS (DICOM) or RAS (NIfTI).")
+    isolated: bool = Field(description="Seen on one slice only.")
+
+
+class VolumeView(BaseModel):
+    """What the view shows of a volume sweep besides the slice's boxes."""
+
+    first: int = Field(description="The first slice swept (the slider's start).")
+    last: int = Field(description="The last slice swept (the slider's end).")
+    start: int = Field(description="The slice to open on: the first finding's key slice.")
+    findings: list[FindingRow] = Field(default_factory=list)
+    status: str | None = Field(
+        None, description="Why the slice shown has no answer: not swept, or failed."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="Failed slices and the sweep's warnings."
+    )
+    study_read: str | None = None
 
 
 class ViewData(BaseModel):
@@ -85,7 +123,11 @@ class ViewData(BaseModel):
     )
     boxes: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="The result's boxes as the viewer draws them (colour, hover text).",
+        description="The result's boxes as the viewer draws them (colour, hover text); "
+        "for a volume sweep, the boxes of the slice shown, each with its `finding` id.",
+    )
+    volume: VolumeView | None = Field(
+        None, description="The findings of a volume sweep (None for a single image)."
     )
     export_name: str = Field(description="File name for an exported PNG.")
 
@@ -137,7 +179,8 @@ def viewer_extension() -> Apps:
         viewer_html(),
         name="medmo-viewer",
         title="MedMO image viewer",
-        description="The image of a ground or detect result with its boxes: toggle findings, "
+        description="The image of a ground or detect result with its boxes, or a volume "
+        "sweep slice by slice with its 3D findings: toggle findings, jump to key slices, "
         "read coordinates in px and mm, change window and slice, export.",
         prefers_border=True,
     )
@@ -205,6 +248,7 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
     from medmo_agent.box_display import canvas_boxes
     from medmo_agent.imaging.overlay import to_png_bytes
     from medmo_agent.imaging.windowing import PRESETS
+    from medmo_agent.volume.display import finding_rows, slice_boxes, slice_status, sweep_notes
 
     if not uri.startswith(RESULT_URI_PREFIX):
         # the argument is not echoed: a path in it may carry a patient's name
@@ -215,6 +259,11 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
             fix=f"Pass the {RESULT_URI_PREFIX}<id> URI a ground or detect result carries.",
         )
     held = state.store.get(uri)
+    sweep = _sweep_of(held)
+    if sweep is not None and opts.get("slice") is None and opts.get("frame") is None:
+        # a sweep opens on its first finding's key slice, not the slice it was loaded on
+        axis = "frame" if held.image is not None and held.image.meta.frame is not None else "slice"
+        opts = {**opts, axis: sweep.start_slice}
     handle, load_opts = image_source(state, uri, opts)
     image = state.toolkit.load(handle, **load_opts)
     png = to_png_bytes(
@@ -228,6 +277,23 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
     if found_on is not None:
         box_position = found_on.slice if found_on.slice is not None else found_on.frame
     window = meta.window
+    boxes = canvas_boxes(list(getattr(held, "boxes", []) or []), meta.pixel_spacing)
+    volume = None
+    if sweep is not None:
+        boxes = [
+            d.canvas for d in slice_boxes(sweep, position, meta.original_size, meta.pixel_spacing)
+        ]
+        box_position = None  # each slice has its own boxes
+        first, last = sweep.swept_range
+        volume = VolumeView(
+            first=first,
+            last=last,
+            start=sweep.start_slice,
+            findings=[FindingRow(**row) for row in finding_rows(sweep)],
+            status=slice_status(sweep, position, "Frame" if axis == "frame" else "Slice"),
+            notes=sweep_notes(sweep),
+            study_read=sweep.study_read,
+        )
     view = ViewData(
         result_uri=uri,
         task=held.task,
@@ -242,11 +308,20 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
         position=position,
         count=meta.num_slices if axis == "slice" else meta.num_frames if axis else None,
         box_position=box_position,
-        boxes=canvas_boxes(list(getattr(held, "boxes", []) or []), meta.pixel_spacing),
+        boxes=boxes,
+        volume=volume,
         # no source file name: it may carry a patient's name
         export_name=f"medmo-{held.task}{'' if position is None else f'-{position}'}.png",
     )
     return view, png
+
+
+def _sweep_of(held: Any) -> VolumeSweep | None:
+    """The held result read as a volume sweep, or ``None`` when it is not one."""
+    from medmo_agent.volume.display import VolumeSweep, is_volume_result
+
+    data = held.to_dict() if hasattr(held, "to_dict") else None
+    return VolumeSweep.read(data) if data is not None and is_volume_result(data) else None
 
 
 def _caption(view: ViewData) -> str:

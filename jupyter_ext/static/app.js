@@ -2,8 +2,11 @@
 // protocol (JSON-RPC 2.0: ui/initialize, ui/notifications/initialized, then tool-input and
 // tool-result). It feeds canvas.js the same model the Jupyter widget does, and builds the
 // controls the widget makes in Python: findings, window, slice, zoom, export, coordinates.
-// mcp_server/viewer_app.py inlines canvas.js and then this file into one <script>, so
-// `el`, `render` and `exportCanvas` come from canvas.js.
+// A volume sweep's result (ground_volume) opens slice by slice: each render of a slice
+// brings that slice's boxes and the findings list (volume.js draws the list).
+// mcp_server/viewer_app.py inlines canvas.js, volume.js and then this file into one
+// <script>, so `el`, `render` and `exportCanvas` come from canvas.js, `volumeFindings`
+// and `volumeSliceBoxes` from volume.js.
 
 const CONFIG = JSON.parse(document.getElementById("medmo-config").textContent);
 const APPS_PROTOCOL = "2026-01-26";
@@ -105,8 +108,12 @@ function buildPage(root) {
   const main = el("div", "medmo-app-main", root);
   ui.canvas = el("div", "medmo-app-canvas", main);
   const side = el("div", "medmo-app-side", main);
-  el("b", null, side).textContent = "Findings";
+  ui.findingsTitle = el("b", null, side);
+  ui.findingsTitle.textContent = "Findings";
   ui.findings = el("div", "medmo-findings", side);
+  ui.notes = el("ul", "medmo-volume-notes", side);
+  ui.notes.hidden = true;
+  ui.studyRead = el("div", "medmo-study-read", side);
   ui.info = el("div", "medmo-info", side);
   ui.pointer = el("div", "medmo-pointer", side);
   ui.selected = el("div", "medmo-box-detail", side);
@@ -131,6 +138,7 @@ function buildPage(root) {
   ui.slice.type = "range";
   ui.slice.min = "0";
   ui.sliceText = el("span", "medmo-slice-text", ui.sliceRow);
+  ui.sliceNote = el("span", "medmo-slice-note", ui.sliceRow);
 
   const toolbar = el("div", "medmo-row medmo-toolbar", root);
   ui.fit = button(toolbar, "Fit", "Fit the image to the view");
@@ -166,6 +174,11 @@ function startViewer(root) {
     result: null, // the tool result's structured content
     view: null, // the last render tool result's structured content
     toggles: [],
+    volume: false, // a volume sweep: boxes come per slice, findings by id
+    hidden: new Set(), // ids of the sweep's findings toggled off
+    highlighted: null, // id of the sweep's finding highlighted
+    markFindings: () => {},
+    syncing: false,
     window: undefined, // the window asked for ("bone", "400/40"); undefined: as loaded
     position: undefined, // the slice or frame asked for
     seq: 0,
@@ -192,7 +205,57 @@ function startViewer(root) {
 
   // -- boxes and findings --
 
+  function pushSliceBoxes() {
+    const view = state.view;
+    const { boxes, selected } = volumeSliceBoxes(view.boxes, state.hidden, state.highlighted);
+    state.syncing = true; // the selection follows the highlight here, not the reverse
+    model.set("boxes", boxes);
+    model.set("selected", selected);
+    state.syncing = false;
+    state.markFindings(state.highlighted, state.hidden);
+    const shown = boxes.filter((b) => b.visible).length;
+    const hidden = boxes.length - shown;
+    const word = view.axis === "frame" ? "Frame" : "Slice";
+    ui.sliceNote.textContent =
+      view.volume.status || `${word} ${view.position}: ${shown} box(es)${hidden ? `, ${hidden} hidden` : ""}`;
+    ui.sliceNote.classList.toggle("medmo-error", !!view.volume.status && view.volume.status.includes("failed"));
+  }
+
+  function showFinding(id) {
+    const finding = state.view.volume.findings.find((f) => f.id === id);
+    state.highlighted = id;
+    state.hidden.delete(id);
+    if (state.view.position === finding.key_slice) {
+      pushSliceBoxes();
+      return;
+    }
+    state.markFindings(state.highlighted, state.hidden);
+    state.position = finding.key_slice;
+    ui.slice.value = String(finding.key_slice);
+    refresh();
+  }
+
+  function buildVolume(volume) {
+    ui.findingsTitle.textContent = "Findings in 3D";
+    state.markFindings = volumeFindings(ui.findings, volume.findings, {
+      onToggle(id, shown) {
+        if (shown) state.hidden.delete(id);
+        else state.hidden.add(id);
+        pushSliceBoxes();
+      },
+      onGo: showFinding,
+    });
+    ui.notes.replaceChildren();
+    for (const note of volume.notes) el("li", null, ui.notes).textContent = note;
+    ui.notes.hidden = !volume.notes.length;
+    ui.studyRead.textContent = volume.study_read ? `Study read: ${volume.study_read}` : "";
+  }
+
   function pushBoxes() {
+    if (state.volume) {
+      pushSliceBoxes();
+      return;
+    }
     const view = state.view;
     const boxes = (state.result && state.result.boxes) || [];
     const onSlice = !view || view.position === view.box_position;
@@ -290,7 +353,10 @@ function startViewer(root) {
     const win = view.window && view.window.width != null ? `${view.window.width}/${view.window.level}` : "";
     model.set("image_key", `${view.axis || "image"}:${view.position ?? ""}|${win}`);
     model.set("image_src", src);
-    if (first) buildFindings();
+    if (first) {
+      if (state.volume) buildVolume(view.volume);
+      else buildFindings();
+    }
     pushBoxes();
     showWindow(view);
     showSlice(view);
@@ -356,13 +422,17 @@ function startViewer(root) {
   // -- slices --
 
   function showSlice(view) {
-    const many = view.axis && view.count > 1;
+    // a volume sweep's slider spans the slices swept; an image's, all of them
+    const first = view.volume ? view.volume.first : 0;
+    const last = view.volume ? view.volume.last : view.count - 1;
+    const many = view.axis && last > first;
     ui.sliceRow.hidden = !many;
     if (!many) return;
     ui.sliceName.textContent = view.axis === "slice" ? "Slice" : "Frame";
-    ui.slice.max = String(view.count - 1);
+    ui.slice.min = String(first);
+    ui.slice.max = String(last);
     ui.slice.value = String(view.position);
-    ui.sliceText.textContent = `${view.position} / ${view.count - 1}`;
+    ui.sliceText.textContent = `${view.position} / ${last}`;
     root.dataset.position = String(view.position);
   }
 
@@ -408,6 +478,13 @@ function startViewer(root) {
     const box = model.get("boxes")[i];
     ui.selected.textContent = box ? `Box ${i + 1}: ${box.detail}` : "";
   }
+  // a box clicked on a sweep's slice highlights its finding in the list
+  model.on("change:selected", () => {
+    if (!state.volume || state.syncing) return;
+    const box = model.get("boxes")[model.get("selected")];
+    state.highlighted = box && box.finding != null ? box.finding : null;
+    state.markFindings(state.highlighted, state.hidden);
+  });
   model.on("change:selected", showSelected);
   model.on("change:hovered", showSelected);
 
@@ -487,7 +564,10 @@ function startViewer(root) {
   bridge.on("ui/notifications/tool-result", (result) => {
     const data = result.structuredContent || {};
     const boxes = data.boxes || [];
-    ui.title.textContent = `${data.task || "result"}: ${boxes.length} box(es)`;
+    const volume = Array.isArray(data.per_slice) && Array.isArray(data.findings);
+    ui.title.textContent = volume
+      ? `${data.task}: ${data.findings.length} finding(s) on ${data.per_slice.length} ${data.plane || ""} slice(s)`
+      : `${data.task || "result"}: ${boxes.length} box(es)`;
     setStatus(result.isError ? textOf(result) : "", !!result.isError);
     if (!data.result_uri) {
       // Nothing held to render again: show the picture that came with the result.
@@ -498,6 +578,9 @@ function startViewer(root) {
     state.result = data;
     state.view = null;
     state.toggles = boxes.map(() => true);
+    state.volume = volume;
+    state.hidden = new Set();
+    state.highlighted = null;
     state.window = undefined;
     state.position = undefined;
     refresh();

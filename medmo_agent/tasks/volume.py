@@ -72,6 +72,8 @@ MODES: tuple[str, ...] = ("ground", "detect")
     summary="ground or detect on every slice of a volume; 3D findings in mm",
     result=VolumeResult,
     main="targets",
+    # its overview PNG is drawn already: no overlay, but the viewer shows every slice
+    viewer=True,
 )
 def ground_volume(
     core: TaskCore,

@@ -48,10 +48,11 @@ async def test_box_tools_name_the_viewer_and_its_render_tool_is_for_the_app_only
     viewers = {name for name, t in tools.items() if (t.meta or {}).get("ui")}
     # every task declared with the viewer (by default: every task with boxes) names it
     declared = {n for n, task in TASKS.items() if task.viewer}
-    assert declared >= {"ground", "detect"}
+    assert declared >= {"ground", "detect", "ground_volume"}
     assert not TASKS["vqa"].viewer
     assert viewers == declared | {VIEW_TOOL}
     assert tools["ground"].meta == {"ui": {"resourceUri": VIEWER_URI}}
+    assert tools["ground_volume"].meta == {"ui": {"resourceUri": VIEWER_URI}}
     assert tools[VIEW_TOOL].meta["ui"] == {"resourceUri": VIEWER_URI, "visibility": ["app"]}
     assert tools[VIEW_TOOL].annotations.read_only_hint is True
     assert "io.modelcontextprotocol/ui" in capabilities.extensions
@@ -63,7 +64,7 @@ async def test_box_tools_name_the_viewer_and_its_render_tool_is_for_the_app_only
 def test_the_view_is_one_document_built_from_the_jupyter_viewers_own_files():
     html = viewer_html()
     # the same source as the Jupyter widget's canvas, inlined, not a copy in the repo
-    for name in ("canvas.js", "canvas.css", "app.js", "app.css"):
+    for name in ("canvas.js", "volume.js", "canvas.css", "app.js", "app.css"):
         assert (STATIC / name).read_text(encoding="utf-8") in html, name
     from jupyter_ext.canvas import BoxCanvas
 
@@ -170,3 +171,87 @@ async def test_on_the_tiny_checkpoint_the_view_renders_a_result_without_boxes(
     assert view.structured_content["boxes"] == []
     assert view.structured_content["window"]["name"] == "lung"
     assert _png(view).shape[:2] == (128, 128)
+
+
+async def test_a_volume_sweep_opens_on_its_key_slice_with_each_slices_boxes(image_dir):
+    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series
+    from medmo_agent.volume.display import VolumeSweep, findings_table_html
+
+    write_dicom_series(Phantom(), image_dir / "study")
+    server = make_server(ScriptedBackend(responder=lesion_reply), image_dir)
+    async with Client(server) as client:
+        sweep = await client.call_tool(
+            "ground_volume", {"image": str(image_dir / "study"), "slices": "2:14"}
+        )
+        uri = sweep.structured_content["result_uri"]
+        key = await client.call_tool(VIEW_TOOL, {"result": uri})
+        bone = await client.call_tool(VIEW_TOOL, {"result": uri, "window": "bone"})
+        clear = await client.call_tool(VIEW_TOOL, {"result": uri, "slice": 3})
+        unswept = await client.call_tool(VIEW_TOOL, {"result": uri, "slice": 20})
+    assert not sweep.is_error, sweep.content[0].text
+    data = sweep.structured_content
+    (finding,) = data["findings"]
+    # clients without Apps: the text and the overview strip, as before
+    assert [c.type for c in sweep.content] == ["text", "image"]
+    assert _png(sweep).shape[0] == 192
+    for answer in (key, bone, clear, unswept):
+        assert not answer.is_error, answer.content[0].text
+    view = key.structured_content
+    # no slice asked for: the first finding's key slice; the slider spans the slices swept
+    assert view["axis"] == "slice" and view["position"] == finding["key_slice"] == 8
+    assert bone.structured_content["position"] == 8
+    volume = view["volume"]
+    assert (volume["first"], volume["last"], volume["start"]) == (2, 13, 8)
+    assert volume["status"] is None and volume["notes"] == data["warnings"]
+    # the slice's box is the sweep's own, tied to its finding, over the lesion's pixels
+    (box,) = view["boxes"]
+    (swept,) = [e for e in data["per_slice"] if e["slice"] == 8]
+    assert [box[k] for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
+        swept["boxes"][0]["box"], abs=0.051
+    )
+    assert box["finding"] == finding["id"] and box["visible"] is True
+    assert box["label"] == f"nodule #{finding['id']}"
+    assert f"3D finding #{finding['id']}: slices 5–11, 16.0 × 16.0" in box["detail"]
+    pixels = _png(key)
+    x1, y1, x2, y2 = (round(box[k]) for k in ("x1", "y1", "x2", "y2"))
+    assert pixels[y1:y2, x1:x2].mean() > 200 > np.delete(pixels, np.s_[y1:y2], axis=0).max()
+    # the findings list has the notebook table's texts: one reading of the sweep
+    (row,) = volume["findings"]
+    assert row["slices"] == "5–11" and row["key_slice"] == 8 and row["frame"] == "LPS"
+    assert row["isolated"] is False and row["color"] == box["color"]
+    table = findings_table_html(VolumeSweep.read(data))
+    for text in (row["extent"], row["volume"], row["centre"]):
+        assert text in table
+    assert row["extent"] == " × ".join(f"{v:.1f}" for v in finding["extent_mm"]) + " mm"
+    # a swept slice without the lesion has no boxes; one outside the sweep says so
+    assert clear.structured_content["boxes"] == [] and clear.structured_content["position"] == 3
+    assert clear.structured_content["volume"]["status"] is None
+    assert unswept.structured_content["volume"]["status"] == "Slice 20 was not swept."
+    assert not np.array_equal(_png(key), _png(clear))
+
+
+async def test_a_volume_sweeps_failed_slice_and_warnings_reach_the_view(image_dir):
+    from medmo_agent.errors import BackendError
+    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series
+
+    write_dicom_series(Phantom(skip=(12,)), image_dir / "study")
+    calls = []
+
+    def flaky(request):
+        calls.append(request)
+        if len(calls) == 3:
+            raise BackendError("The model server went away.")
+        return lesion_reply(request)
+
+    server = make_server(ScriptedBackend(responder=flaky), image_dir)
+    async with Client(server) as client:
+        sweep = await client.call_tool("ground_volume", {"image": str(image_dir / "study")})
+        data = sweep.structured_content
+        (failed,) = [e["slice"] for e in data["per_slice"] if e["error"]]
+        view = await client.call_tool(VIEW_TOOL, {"result": data["result_uri"], "slice": failed})
+    volume = view.structured_content["volume"]
+    assert volume["status"].startswith(f"Slice {failed} failed: ")
+    assert volume["notes"][0] == f"1 slice(s) failed: {failed}"
+    assert volume["notes"][1:] == data["warnings"] and any(
+        "missing" in w.lower() for w in data["warnings"]
+    )
