@@ -8,7 +8,9 @@ backend, on the command line and in settings alike. What it answers is set by en
 variables too, so that no command offers a test-only option:
 
 * ``MEDMO_TEST_SCRIPTED_REPLY``: the text every request is answered with;
-* ``MEDMO_TEST_SCRIPTED_REPLIES``: a JSON file of ``{prompt text: reply}`` rules.
+* ``MEDMO_TEST_SCRIPTED_REPLIES``: a JSON file of ``{prompt text: reply}`` rules;
+* ``MEDMO_TEST_SCRIPTED_RESPONDER``: a named answer worked out from the image itself
+  (``lesion``: a box around the bright lesion of a synthetic volume's slice).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 __all__ = [
     "SCRIPTED_REPLIES_ENV",
     "SCRIPTED_REPLY_ENV",
+    "SCRIPTED_RESPONDER_ENV",
     "TEST_DOUBLES_ENV",
     "scripted_env",
     "scripted_replies",
@@ -30,6 +33,8 @@ TEST_DOUBLES_ENV = "MEDMO_TEST_DOUBLES"
 SCRIPTED_REPLY_ENV = "MEDMO_TEST_SCRIPTED_REPLY"
 #: A JSON file of ``{prompt text: reply}`` rules the scripted backend answers by.
 SCRIPTED_REPLIES_ENV = "MEDMO_TEST_SCRIPTED_REPLIES"
+#: A named responder the scripted backend answers with (see :mod:`.scripted`).
+SCRIPTED_RESPONDER_ENV = "MEDMO_TEST_SCRIPTED_RESPONDER"
 
 
 def test_doubles_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -46,13 +51,17 @@ def scripted_replies(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def scripted_env(
-    reply: str | None = None, *, rules: str | os.PathLike[str] | None = None
+    reply: str | None = None,
+    *,
+    rules: str | os.PathLike[str] | None = None,
+    responder: str | None = None,
 ) -> dict[str, str]:
     """The environment a process needs to serve from the scripted backend.
 
     Args:
         reply: The text every request is answered with.
         rules: Alternatively, a JSON file of ``{prompt text: reply}`` rules.
+        responder: Alternatively, a named responder (``"lesion"``).
 
     Returns:
         Variables to add to a child process's environment (``--backend scripted`` or
@@ -63,6 +72,8 @@ def scripted_env(
         env[SCRIPTED_REPLY_ENV] = reply
     if rules is not None:
         env[SCRIPTED_REPLIES_ENV] = os.fspath(rules)
+    if responder is not None:
+        env[SCRIPTED_RESPONDER_ENV] = responder
     return env
 
 

@@ -1,6 +1,8 @@
 """The scripted backend as ``create_backend`` makes it when the test suite selects it.
 
 It answers from the environment (see :mod:`medmo_agent.testing`): with
+``MEDMO_TEST_SCRIPTED_RESPONDER`` naming a responder, by looking at each image (so a
+served volume sweep gets boxes where its synthetic lesion is); with
 ``MEDMO_TEST_SCRIPTED_REPLIES`` naming a JSON file, by the rules in it, so a notebook's
 boxes and steps are known in advance; otherwise with ``MEDMO_TEST_SCRIPTED_REPLY`` (or
 nothing). The file maps a piece of prompt text to the reply to give when the last user
@@ -11,18 +13,22 @@ message contains it (case-insensitive, first match wins); ``"*"`` is the fallbac
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..backends.base import GenerationRequest
-from ..backends.scripted import ScriptedBackend
+from ..backends.scripted import Responder, ScriptedBackend
 from ..config import Settings
 from ..errors import ConfigError
-from . import SCRIPTED_REPLIES_ENV, scripted_replies
+from . import SCRIPTED_REPLIES_ENV, SCRIPTED_RESPONDER_ENV, scripted_replies
 
-__all__ = ["load_rules", "scripted_backend"]
+__all__ = ["RESPONDERS", "load_rules", "scripted_backend"]
+
+#: The responders ``MEDMO_TEST_SCRIPTED_RESPONDER`` may name: module and function.
+RESPONDERS = {"lesion": ("medmo_agent.testing.volumes", "lesion_reply")}
 
 
 def load_rules(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
@@ -59,6 +65,14 @@ def scripted_backend(
     ``$MEDMO_TEST_SCRIPTED_REPLY`` (every reply empty without either).
     """
     env = os.environ if environ is None else environ
+    named = env.get(SCRIPTED_RESPONDER_ENV)
+    if named:
+        return ScriptedBackend(
+            responder=_responder(named, settings),
+            model_id=settings.model,
+            min_pixels=settings.min_pixels,
+            max_pixels=settings.max_pixels,
+        )
     path = env.get(SCRIPTED_REPLIES_ENV)
     if not path:
         return ScriptedBackend(
@@ -83,4 +97,21 @@ def scripted_backend(
         model_id=settings.model,
         min_pixels=settings.min_pixels,
         max_pixels=settings.max_pixels,
+    )
+
+
+def _responder(name: str, settings: Settings) -> Responder:
+    if name not in RESPONDERS:
+        raise ConfigError(
+            f"There is no scripted responder called {name!r}.",
+            input=SCRIPTED_RESPONDER_ENV,
+            fix=f"Use one of {sorted(RESPONDERS)}.",
+        )
+    from importlib import import_module
+
+    module, function = RESPONDERS[name]
+    respond = getattr(import_module(module), function)
+    # the boxes are in the model-input pixels of this backend's image budget
+    return functools.partial(
+        respond, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels
     )
