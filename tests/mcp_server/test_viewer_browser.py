@@ -414,3 +414,116 @@ async def test_on_the_tiny_checkpoint_the_view_shows_the_image_and_rewindows_it(
         await host.rendered(2)
         await expect(app).to_have_attribute("data-window", "1500/-600")
         await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-tiny-lung.png"))
+
+
+async def test_a_volume_sweep_opens_on_its_key_slice_and_its_findings_jump_and_hide(
+    browser, tmp_path
+):
+    from playwright.async_api import expect
+
+    from medmo_agent.testing.volumes import Phantom, write_dicom_series
+
+    root = tmp_path / "images"
+    # a slice missing from the series: the sweep warns, and the view shows the warning
+    study = write_dicom_series(Phantom(skip=(15,)), root / "study")
+    env = scripted_env(responder="lesion")
+    async with _serve(root, "--backend", "scripted", env=env) as client:
+        arguments = {"image": str(study), "targets": ["nodule"], "slices": "2:20"}
+        host = await Host.open(browser, client, "ground_volume", arguments)
+        await host.rendered(1)
+        frame, app = host.frame, host.app
+        canvas = app.locator(".medmo-canvas")
+        data = host.result["structuredContent"]
+        assert not host.result.get("isError"), host.result["content"][0]["text"]
+        (finding,) = data["findings"]
+        assert finding["key_slice"] == 8 and finding["slice_range"] == [5, 11]
+        assert data["warnings"], "a missing slice is reported"
+
+        # it opens on the finding's key slice, the slider spanning the slices swept
+        assert host.calls[0][0] == {"name": RENDER, "arguments": {"result": data["result_uri"]}}
+        await expect(app).to_have_attribute("data-position", "8")
+        slider = frame.locator(".medmo-slider")
+        assert (await slider.get_attribute("min"), await slider.get_attribute("max")) == (
+            "2",
+            "19",
+        )
+        assert await slider.input_value() == "8"
+        await expect(canvas).to_have_attribute("data-visible-boxes", "1")
+        await expect(frame.locator(".medmo-slice-note")).to_have_text("Slice 8: 1 box(es)")
+        await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-volume-key-slice.png"))
+
+        # the box is the sweep's box of that slice, at its pixels, around the bright lesion
+        (swept,) = [e for e in data["per_slice"] if e["slice"] == 8]
+        x1, y1, x2, y2 = swept["boxes"][0]["box"]
+        view = host.calls[0][1]["structuredContent"]
+        img = await frame.locator("img.medmo-image").bounding_box()
+        scale_x, scale_y = img["width"] / view["width"], img["height"] / view["height"]
+        rect = await frame.locator(".medmo-box[data-index='0']").bounding_box()
+        assert abs(rect["x"] - (img["x"] + x1 * scale_x)) <= 1.5
+        assert abs(rect["y"] - (img["y"] + y1 * scale_y)) <= 1.5
+        assert abs(rect["width"] - (x2 - x1) * scale_x) <= 1.5
+        assert abs(rect["height"] - (y2 - y1) * scale_y) <= 1.5
+        shot = Image.open(io.BytesIO(await host.page.screenshot())).convert("RGB")
+        centre = (round(rect["x"] + rect["width"] / 2), round(rect["y"] + rect["height"] / 2))
+        assert min(shot.getpixel(centre)) > 200, "the lesion is bright inside its box"
+        outside = (round(rect["x"] - 0.3 * rect["width"]), centre[1])
+        # -50 HU through the series' 400/50 window is grey 64
+        assert max(shot.getpixel(outside)) < 100, "the background is dark beside it"
+        edge = (round(rect["x"] + 1), round(rect["y"] + rect["height"] * 0.6))
+        assert _close(shot.getpixel(edge), _colour(view["boxes"][0]["color"]))
+
+        # the findings list: label, slices, key slice, extents, volume, centre and frame
+        row = frame.locator(".medmo-volume-finding")
+        await expect(row).to_have_count(1)
+        x_mm, y_mm, z_mm = finding["extent_mm"]
+        for text in (
+            f"#{finding['id']} nodule",
+            "key slice 8",
+            "slices 5–11",
+            f"{x_mm:.1f} × {y_mm:.1f} × {z_mm:.1f} mm",
+            f"≤ {finding['volume_ml']:.2f} ml",
+            "(" + ", ".join(f"{v:.1f}" for v in finding["center_mm"]) + ") mm LPS",
+        ):
+            await expect(row).to_contain_text(text)
+        assert await row.locator(".medmo-isolated").count() == 0
+        await expect(frame.locator(".medmo-volume-notes")).to_contain_text(data["warnings"][0])
+
+        # a swept slice without the lesion shows no box
+        await slider.focus()
+        await slider.press("Home")
+        await host.rendered(2)
+        await expect(app).to_have_attribute("data-position", "2")
+        assert host.calls[-1][0]["arguments"]["slice"] == 2
+        await expect(canvas).to_have_attribute("data-visible-boxes", "0")
+        assert await frame.locator(".medmo-box").count() == 0
+        await expect(frame.locator(".medmo-slice-note")).to_have_text("Slice 2: 0 box(es)")
+        await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-volume-clear-slice.png"))
+
+        # clicking the finding jumps to its key slice and highlights its box
+        await row.locator(".medmo-finding-go").click()
+        await host.rendered(3)
+        await expect(app).to_have_attribute("data-position", "8")
+        assert host.calls[-1][0]["arguments"]["slice"] == 8
+        assert await slider.input_value() == "8"
+        await expect(canvas).to_have_attribute("data-visible-boxes", "1")
+        await expect(frame.locator(".medmo-box.medmo-selected")).to_have_count(1)
+        await expect(row).to_have_class(re.compile("medmo-active"))
+        await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-volume-finding-jump.png"))
+
+        # toggling the finding off hides its boxes on every slice
+        await row.locator("input[type='checkbox']").uncheck()
+        await expect(canvas).to_have_attribute("data-visible-boxes", "0")
+        await expect(frame.locator(".medmo-slice-note")).to_have_text(
+            "Slice 8: 0 box(es), 1 hidden"
+        )
+        await slider.press("ArrowRight")
+        await host.rendered(4)
+        await expect(app).to_have_attribute("data-position", "9")
+        assert len(host.calls[-1][1]["structuredContent"]["boxes"]) == 1, "slice 9 has a box"
+        await expect(canvas).to_have_attribute("data-visible-boxes", "0")
+        await expect(frame.locator(".medmo-slice-note")).to_have_text(
+            "Slice 9: 0 box(es), 1 hidden"
+        )
+        await host.page.screenshot(path=str(ARTIFACTS / "mcp-app-volume-finding-hidden.png"))
+        await row.locator("input[type='checkbox']").check()
+        await expect(canvas).to_have_attribute("data-visible-boxes", "1")
