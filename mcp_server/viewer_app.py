@@ -262,8 +262,8 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
     sweep = _sweep_of(held)
     if sweep is not None and opts.get("slice") is None and opts.get("frame") is None:
         # a sweep opens on its first finding's key slice, not the slice it was loaded on
-        axis = "frame" if held.image is not None and held.image.meta.frame is not None else "slice"
-        opts = {**opts, axis: sweep.start_slice}
+        framed = held.image is not None and held.image.meta.frame is not None
+        opts = {**opts, "frame" if framed else "slice": sweep.start_slice}
     handle, load_opts = image_source(state, uri, opts)
     image = state.toolkit.load(handle, **load_opts)
     png = to_png_bytes(

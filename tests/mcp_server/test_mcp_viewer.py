@@ -255,3 +255,22 @@ async def test_a_volume_sweeps_failed_slice_and_warnings_reach_the_view(image_di
     assert volume["notes"][1:] == data["warnings"] and any(
         "missing" in w.lower() for w in data["warnings"]
     )
+
+
+async def test_a_multiframe_sweep_opens_on_its_key_frame(image_dir):
+    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_multiframe
+
+    write_multiframe(Phantom(), image_dir / "enhanced.dcm")
+    server = make_server(ScriptedBackend(responder=lesion_reply), image_dir)
+    async with Client(server) as client:
+        sweep = await client.call_tool("ground_volume", {"image": str(image_dir / "enhanced.dcm")})
+        uri = sweep.structured_content["result_uri"]
+        key = await client.call_tool(VIEW_TOOL, {"result": uri})
+        clear = await client.call_tool(VIEW_TOOL, {"result": uri, "frame": 2})
+    assert not key.is_error, key.content[0].text
+    (finding,) = sweep.structured_content["findings"]
+    view = key.structured_content
+    assert (view["axis"], view["position"]) == ("frame", finding["key_slice"])
+    assert [b["finding"] for b in view["boxes"]] == [finding["id"]]
+    assert (view["volume"]["first"], view["volume"]["last"]) == (0, 23)
+    assert clear.structured_content["position"] == 2 and clear.structured_content["boxes"] == []

@@ -22,7 +22,7 @@ def test_the_lesion_responder_boxes_the_lesion_of_each_slice(tmp_path):
     (finding,) = result.findings
     assert finding.slice_range == (5, 11) and finding.key_slice == 8
     # the phantom's sphere of radius 8 mm, at 0.8 mm pixels: 20 px across on slice 8
-    (box,) = [e for e in result.per_slice if e.slice == 8][0].boxes
+    (box,) = next(e for e in result.per_slice if e.slice == 8).boxes
     assert box.box == pytest.approx((34.0, 14.0, 54.0, 34.0), abs=0.6)
     assert [e.boxes for e in result.per_slice if e.slice == 4] == [[]]
 
