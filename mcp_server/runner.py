@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .state import ServerState
 
-__all__ = ["ToolCall", "run_tool"]
+__all__ = ["ToolCall", "image_source", "run_tool"]
 
 #: Seconds to wait, after a cancellation, for the worker to notice and stop.
 _CANCEL_GRACE_S = 30.0
@@ -122,7 +122,7 @@ def _render(result: TaskResult, overlay: MedImage | None, state: ServerState) ->
     return render_result(result, overlay, state.config, state.settings.include_paths)
 
 
-def _image_source(state: ServerState, image: str, opts: dict[str, Any]) -> tuple[str, dict]:
+def image_source(state: ServerState, image: str, opts: dict[str, Any]) -> tuple[str, dict]:
     """Map a result URI or ``file://`` URI to an image handle the resolver understands.
 
     A result URI stands for the image that result was about, rendered the same way
@@ -186,7 +186,7 @@ async def _execute(
             if call.image is not None:
                 # Loaded once here and handed to the toolkit as is: the overlay needs the
                 # same rendering, and inline images get a medmo://images/ handle.
-                handle, opts = _image_source(state, call.image, call.image_opts)
+                handle, opts = image_source(state, call.image, call.image_opts)
                 image = state.toolkit.load(handle, **opts)
             hooks = {"max_new_tokens": call.max_new_tokens, "on_text": on_text, "cancel": cancel}
             result = call.work(state.toolkit, image, hooks)
