@@ -3,7 +3,7 @@
 Load with ``%load_ext jupyter_ext``, then ``%medmo_model``, ``%medmo TASK IMAGE ...`` and
 ``%%medmo agent IMAGE``. The widgets can also be used directly::
 
-    from jupyter_ext import CaseExplorer, ImageViewer, TraceViewer
+    from jupyter_ext import CaseExplorer, ImageViewer, TraceViewer, VolumeViewer
     CaseExplorer("data/chest.png")
 
 The model is loaded once per kernel (:func:`get_session`) and every model call runs in a
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .session import MedmoSession, get_session
     from .trace_viewer import TraceViewer
     from .viewer import ImageViewer
+    from .volume_viewer import VolumeViewer
 
 __all__ = [
     "AgentPanel",
@@ -29,6 +30,7 @@ __all__ = [
     "MedmoSession",
     "TaskPanel",
     "TraceViewer",
+    "VolumeViewer",
     "get_session",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -41,6 +43,7 @@ _LAZY = {
     "MedmoSession": "session",
     "TaskPanel": "panels",
     "TraceViewer": "trace_viewer",
+    "VolumeViewer": "volume_viewer",
     "get_session": "session",
 }
 

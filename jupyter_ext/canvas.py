@@ -8,44 +8,17 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
 from pathlib import Path
 
 import anywidget
 import numpy as np
 import traitlets
 
-from medmo_agent.types import Box
+from medmo_agent.box_display import box_detail, colour_for
 
 __all__ = ["BoxCanvas", "box_detail", "colour_for", "png_bytes", "png_data_url"]
 
 _STATIC = Path(__file__).parent / "static"
-
-
-def colour_for(label: str, labels: Sequence[str]) -> str:
-    """The CSS colour of a label, the same one the PNG overlays use for it."""
-    from medmo_agent.imaging.overlay import label_colours
-
-    colours = label_colours([*labels, label])
-    r, g, b = colours[label]
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def box_detail(box: Box, pixel_spacing: tuple[float, float] | None = None) -> str:
-    """The text shown on hover or click: label, corners and size in pixels, and mm if known."""
-    w = box.x2 - box.x1
-    h = box.y2 - box.y1
-    text = (
-        f"{box.label}: x {box.x1:.0f}–{box.x2:.0f}, y {box.y1:.0f}–{box.y2:.0f} px "
-        f"({w:.0f} × {h:.0f} px)"
-    )
-    width_mm, height_mm = box.width_mm, box.height_mm
-    if width_mm is None and pixel_spacing is not None:
-        row_mm, col_mm = pixel_spacing
-        width_mm, height_mm = w * col_mm, h * row_mm
-    if width_mm is not None and height_mm is not None:
-        text += f"\n{width_mm:.1f} × {height_mm:.1f} mm"
-    return text
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -1,8 +1,9 @@
 """TaskPanel: run one MedMO task in the background and show its result as it arrives.
 
 The panel shows what is running and the text streamed so far, can be cancelled, and ends
-with the result card (and, for box tasks, an :class:`ImageViewer` with the boxes) or an
-error in red. The model call runs in a worker thread, so the notebook stays usable.
+with the result card (and, for box tasks, an :class:`ImageViewer` with the boxes; for a
+volume sweep, a :class:`VolumeViewer`) or an error in red. The model call runs in a worker
+thread, so the notebook stays usable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from medmo_agent.errors import InputError
+from medmo_agent.errors import InputError, MedmoError
 from medmo_agent.tasks.declare import Task
 from medmo_agent.tasks.registry import TASKS as REGISTRY
 from medmo_agent.types import MedImage
@@ -199,13 +200,26 @@ class TaskPanel(widgets.VBox):
 
     def _show_image(self, boxes: list[Any]) -> None:
         from .viewer import ImageViewer
+        from .volume_result import is_volume_result
 
         if self.image is None:
             return
-        title = f"{self.task}: {len(boxes)} box(es)" if self.task in BOX_TASKS else None
-        self.viewer = ImageViewer(
-            self.image, boxes, title=title, loader=self.session.load, max_height=420
-        )
+        if is_volume_result(self.result):
+            from .volume_viewer import VolumeViewer
+
+            # a sweep's boxes belong to many slices: the volume viewer places each one
+            try:
+                self.viewer = VolumeViewer(
+                    self.result, self.image, loader=self.session.load, max_height=420
+                )
+            except MedmoError as exc:  # the result card still shows; say why no viewer
+                self.status.value += error_html(describe_error(exc))
+                self.viewer = ImageViewer(self.image, [], loader=self.session.load)
+        else:
+            title = f"{self.task}: {len(boxes)} box(es)" if self.task in BOX_TASKS else None
+            self.viewer = ImageViewer(
+                self.image, boxes, title=title, loader=self.session.load, max_height=420
+            )
         self.viewer.layout.flex = "1 1 60%"
         self.result_html.layout.flex = "1 1 40%"
         self.result_html.layout.margin = "0 0 0 12px"

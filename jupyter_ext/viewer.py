@@ -433,12 +433,13 @@ class ImageViewer(widgets.VBox):
         self.canvas.zoom = 0.0
 
     def zoom_by(self, factor: float) -> None:
-        """Zoom relative to the current size (fitted counts as the cell width)."""
+        """Zoom relative to the current size (fitted: as tall as ``max_height``, in a cell
+        taken to be 800 px wide, which scales small images up)."""
         current = self.canvas.zoom
         if current <= 0:
             width = max(self.canvas.image_width, 1)
             height = max(self.canvas.image_height, 1)
-            current = min(1.0, self.canvas.max_height / height, 800 / width)
+            current = min(self.canvas.max_height / height, 800 / width)
         self.canvas.zoom = float(min(max(current * factor, 0.05), 16.0))
 
     def export(self) -> None:

@@ -23,6 +23,7 @@ from .prompts import register_prompts
 from .resources import image_file_resources, register_resources
 from .state import state_lifespan
 from .tools import TOOL_NAMES, register_tools
+from .viewer_app import viewer_extension
 
 if TYPE_CHECKING:
     from medmo_agent.backends.base import Backend
@@ -141,6 +142,8 @@ def create_server(
         resolver=resolver,
         log_level="WARNING",
         cache_hints=METHOD_HINTS,
+        # the interactive viewer for clients with MCP Apps (its resource and render tool)
+        extensions=[viewer_extension()],
     )
     register_tools(server)
     register_prompts(server)

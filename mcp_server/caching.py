@@ -7,8 +7,9 @@ hints here say what is true of each answer:
 - a held result (``medmo://results/<id>``) or held image (``medmo://images/<id>``) never
   changes: its id names one value, fixed when it was made. It may be forgotten (the
   stores are bounded), but never altered, so a copy stays right for as long as it is kept;
-- the tools, prompts and resource templates change only with the server's version, so
-  a client may keep them for a while; they are the same for every caller (``public``);
+- the tools, prompts, resource templates and the viewer's HTML (``ui://``) change only
+  with the server's version, so a client may keep them for a while; they are the same
+  for every caller (``public``);
 - the list of files in the allowed folders, and the files themselves, change whenever
   the disk does: never cached (``ttlMs`` 0);
 - anything that names a path or carries a patient's image or result is ``private``: a
@@ -45,8 +46,8 @@ _HOUR_MS = 3600 * 1000
 
 #: A held result or image: one value per id, for good.
 IMMUTABLE = CacheHint(ttl_ms=24 * _HOUR_MS, scope="private")
-#: Tools, prompts, resource templates, the discovery answer: fixed for one server version;
-#: an hour bounds how long a client keeps an old list after the server is upgraded.
+#: Tools, prompts, resource templates, the discovery answer, the viewer's HTML: fixed for
+#: one server version; an hour bounds how long a client keeps them after an upgrade.
 SERVER_LISTS = CacheHint(ttl_ms=_HOUR_MS, scope="public")
 #: ``medmo://server``: fixed while the server runs, but it names the allowed folders.
 SERVER_INFO = CacheHint(ttl_ms=_HOUR_MS, scope="private")
@@ -76,6 +77,8 @@ def read_hint(uri: str, state: ServerState) -> CacheHint:
     """
     if uri == "medmo://server":
         return SERVER_INFO
+    if uri.startswith("ui://"):  # an MCP App's document, shipped with the server
+        return SERVER_LISTS
     if uri.startswith(HANDLE_PREFIX):
         return IMMUTABLE
     if uri.startswith(RESULT_URI_PREFIX):

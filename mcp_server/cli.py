@@ -18,6 +18,22 @@ __all__ = ["add_serve_arguments", "build_config", "build_settings", "main", "run
 #: The settings ``serve`` takes as options: the model, then the limits it enforces.
 MODEL_SETTINGS = ("model", "backend", "base_url", "device", "dtype")
 LIMIT_SETTINGS = ("max_new_tokens", "max_new_tokens_limit", "max_image_bytes", "max_image_pixels")
+#: The OAuth resource server's settings (the client secret only from the environment).
+AUTH_SETTINGS = (
+    "auth_issuer",
+    "auth_resource_url",
+    "auth_audience",
+    "auth_read_scope",
+    "auth_model_scope",
+    "auth_token_check",
+    "auth_algorithms",
+    "auth_clock_skew_s",
+    "auth_jwks_cache_s",
+    "auth_jwks_refetch_min_s",
+    "auth_introspection_url",
+    "auth_client_id",
+    "auth_http_timeout_s",
+)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +88,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra Host header to accept over HTTP, e.g. medmo.example.org:* (repeatable)",
     )
     add_settings_options(s, LIMIT_SETTINGS)
+    a = parser.add_argument_group(
+        "OAuth access tokens (instead of --auth-token)",
+        "Accept access tokens an identity provider issues for this server; the client "
+        "secret for introspection is read from MEDMO_AUTH_CLIENT_SECRET only.",
+    )
+    add_settings_options(a, AUTH_SETTINGS)
     s.add_argument(
         "--max-request-bytes",
         type=int,
@@ -96,12 +118,15 @@ def build_settings(args: argparse.Namespace):
     """Model settings: ``MEDMO_*`` variables overridden by the command line."""
     from medmo_agent.config import Settings
 
-    return Settings.from_env().replace(**settings_values(args, MODEL_SETTINGS + LIMIT_SETTINGS))
+    names = MODEL_SETTINGS + LIMIT_SETTINGS + AUTH_SETTINGS
+    return Settings.from_env().replace(**settings_values(args, names))
 
 
-def build_config(args: argparse.Namespace):
-    """Server options from the command line (token from ``MEDMO_AUTH_TOKEN`` if not given)."""
+def build_config(args: argparse.Namespace, settings=None):
+    """Server options from the command line (token from ``MEDMO_AUTH_TOKEN`` if not given;
+    OAuth options from ``settings``, by default :func:`build_settings`)."""
     from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+    from .oauth import OAuthConfig
 
     return ServerConfig(
         transport="http" if args.http else "stdio",
@@ -116,6 +141,7 @@ def build_config(args: argparse.Namespace):
         max_request_bytes=args.max_request_bytes,
         max_result_store=args.max_results,
         audit_log=args.audit_log,
+        oauth=OAuthConfig.from_settings(settings or build_settings(args)),
     ).validate()
 
 
@@ -132,7 +158,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from .memory import return_large_buffers_to_os
 
     settings = build_settings(args)
-    config = build_config(args)
+    config = build_config(args, settings)
     # A server decodes one large image after another: keep their buffers from staying
     # resident once freed (see mcp_server.memory).
     return_large_buffers_to_os()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from medmo_agent.errors import ConfigError
 
+from .oauth.config import OAuthConfig
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
@@ -34,7 +36,8 @@ class ServerConfig:
 
     Attributes:
         transport: ``"stdio"`` (what desktop clients launch) or ``"http"`` (streamable HTTP).
-        host: Address to bind over HTTP; anything but loopback requires ``auth_token``.
+        host: Address to bind over HTTP; anything but loopback requires ``auth_token``
+            or ``oauth``.
         port: Port to bind over HTTP (0 picks a free one).
         path: URL path of the MCP endpoint.
         stateless: Streamable HTTP without sessions, for replicas behind a load balancer.
@@ -46,10 +49,13 @@ class ServerConfig:
             ``name:*``), for servers reached through a DNS name.
         max_request_bytes: Largest HTTP request body accepted.
         max_result_store: How many earlier results are kept for ``medmo://results/<id>``.
-        overlay_max_side: Longest side, in pixels, of the box overlay image returned by
+        overlay_max_side: Longest side, in pixels, of the box overlay image (and of the
+            viewer app's rendering, :mod:`.viewer_app`) returned by
             ``ground`` and ``detect``.
         overlay_max_bytes: Byte budget of that PNG; it is downscaled further to fit.
         audit_log: JSON-lines file recording every tool call (no pixel data).
+        oauth: Accept OAuth access tokens from an identity provider instead of a static
+            token (HTTP only; see :mod:`mcp_server.oauth`).
         progress_every_tokens: Send a progress notification each time this many more
             pieces of text (about one token each) have been generated.
     """
@@ -69,6 +75,7 @@ class ServerConfig:
     overlay_max_bytes: int = 512 * 1024
     audit_log: Path | None = None
     progress_every_tokens: int = 8
+    oauth: OAuthConfig | None = None
 
     def effective_allowed_dirs(self, cwd: Path | None = None) -> tuple[Path, ...]:
         """The folders tools may read: the given ones, else the transport's default.
@@ -98,13 +105,24 @@ class ServerConfig:
                 input="transport",
                 fix="Use stdio (the default) or --http.",
             )
-        if self.transport == "http" and not self.is_loopback and not self.auth_token:
+        oauth = self.oauth if self.transport == "http" else None
+        if self.transport == "http" and not self.is_loopback and not self.auth_token and not oauth:
             raise ConfigError(
                 f"Binding {self.host} exposes the model beyond this machine, so a bearer "
                 "token is required.",
                 input="--host",
-                fix=f"Pass --auth-token TOKEN or set {TOKEN_ENV}, or bind 127.0.0.1.",
+                fix=f"Pass --auth-token TOKEN or set {TOKEN_ENV}, or accept tokens from an "
+                "identity provider with --auth-issuer URL, or bind 127.0.0.1.",
             )
+        if oauth is not None:
+            if self.auth_token:
+                raise ConfigError(
+                    "A static bearer token and an OAuth issuer were both given; a static "
+                    "token would bypass the issuer's audience and scope checks.",
+                    input="--auth-token",
+                    fix=f"Use one: unset {TOKEN_ENV} (and --auth-token) or --auth-issuer.",
+                )
+            oauth.check(self.host)
         if self.auth_token is not None and len(self.auth_token) < 16:
             raise ConfigError(
                 "The bearer token is too short to resist guessing.",

@@ -6,11 +6,13 @@ Binding loopback needs no token; binding anything else requires one (checked in
 ``Host`` header is checked against the bound name (and ``--allowed-host``) to stop DNS
 rebinding. Stateless mode keeps no per-client session, so replicas can sit behind a
 load balancer. A request whose JSON-RPC ``id`` is invalid is answered with 400 and an
-"Invalid Request" error (see :mod:`mcp_server.jsonrpc_guard`).
+"Invalid Request" error (see :mod:`mcp_server.jsonrpc_guard`). With an OAuth issuer
+configured, access tokens from it replace the static token (see :mod:`mcp_server.oauth`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import socket
@@ -131,7 +133,13 @@ def build_http_app(server: MCPServer, config: ServerConfig) -> ASGIApp:
         host=config.host,
     )
     guarded = InvalidRequestGuard(app, config.max_request_bytes)
-    return BearerTokenMiddleware(guarded, config.auth_token, config.max_request_bytes)
+    checked = BearerTokenMiddleware(guarded, config.auth_token, config.max_request_bytes)
+    if config.oauth is None:
+        return checked
+    from .oauth.middleware import OAuthResourceServer
+
+    oauth = config.oauth.for_endpoint(config.host, config.port, config.path)
+    return OAuthResourceServer(checked, oauth, config.max_request_bytes)
 
 
 async def serve_http(
@@ -167,7 +175,12 @@ async def serve_http(
     url = f"http://{shown}:{port}{config.path}"
 
     def default_ready(endpoint: str) -> None:
-        note = "" if config.host in LOOPBACK_HOSTS else " (bearer token required)"
+        if config.oauth is not None:
+            note = f" (OAuth access tokens from {config.oauth.issuer})"
+        elif config.auth_token or config.host not in LOOPBACK_HOSTS:
+            note = " (bearer token required)"
+        else:
+            note = ""
         print(f"MedMO MCP server listening on {endpoint}{note}", file=sys.stderr, flush=True)
 
     ready = on_ready or default_ready
@@ -179,6 +192,10 @@ async def serve_http(
                 ready(url)
 
     uv_config = uvicorn.Config(
-        build_http_app(server, config), log_level="warning", lifespan="on", access_log=False
+        # The bound port (not 0): an OAuth resource URL derived from the address needs it.
+        build_http_app(server, dataclasses.replace(config, port=port)),
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
     )
     await _Server(uv_config).serve(sockets=[sock])

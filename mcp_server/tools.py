@@ -19,6 +19,7 @@ from medmo_agent.tasks.params import VIEW_PARAMS
 from medmo_agent.tasks.registry import TASKS
 
 from .runner import ToolCall, run_tool
+from .viewer_app import viewer_meta
 
 __all__ = ["TOOL_NAMES", "register_tools", "tool_function"]
 
@@ -89,7 +90,11 @@ def _annotations(task: Task) -> ToolAnnotations:
 
 
 def register_tools(server: MCPServer) -> None:
-    """Add every MedMO task to ``server`` as a tool."""
+    """Add every MedMO task to ``server`` as a tool.
+
+    The tools of viewer tasks name the viewer app (:mod:`.viewer_app`), which clients
+    with MCP Apps show the result in.
+    """
     for task in TASKS.values():
         server.add_tool(
             tool_function(task),
@@ -97,4 +102,5 @@ def register_tools(server: MCPServer) -> None:
             title=task.title,
             description=task.tool_description,
             annotations=_annotations(task),
+            meta=viewer_meta() if task.viewer else None,
         )

@@ -142,6 +142,61 @@ class Settings(BaseSettings):
     # folders the MCP server may read images from (os.pathsep-separated in the environment)
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
 
+    # OAuth 2.1 resource server (``medmo serve --http``): access tokens from an identity provider
+    auth_issuer: str | None = Field(
+        None,
+        description="OAuth issuer URL whose access tokens the HTTP server accepts, exactly as "
+        "the identity provider writes it in its tokens",
+    )
+    auth_resource_url: str | None = Field(
+        None,
+        description="this server's public URL (the MCP endpoint), published in its "
+        "protected-resource metadata; required beyond loopback (loopback: "
+        "http://HOST:PORT/PATH)",
+    )
+    auth_audience: str | None = Field(
+        None, description="audience (aud) tokens must be issued for; unset: the resource URL"
+    )
+    auth_read_scope: str = Field(
+        "medmo:read", description="scope needed for every request (images, results, resources)"
+    )
+    auth_model_scope: str = Field(
+        "medmo:model", description="scope also needed to call a tool that runs the model"
+    )
+    auth_token_check: str = Field(
+        "jwt",
+        description="jwt: verify signed access tokens with the issuer's keys; introspection: "
+        "ask the issuer about each token (RFC 7662)",
+    )
+    auth_algorithms: str = Field(
+        "RS256,PS256,ES256,EdDSA",
+        description="JWT signature algorithms accepted, comma-separated (none and HS* never)",
+    )
+    auth_clock_skew_s: float = Field(
+        30.0, description="seconds of clock difference allowed when checking exp, nbf and iat"
+    )
+    auth_jwks_cache_s: float = Field(
+        3600.0, description="seconds the issuer's metadata and signing keys are reused"
+    )
+    auth_jwks_refetch_min_s: float = Field(
+        30.0,
+        description="fewest seconds between key refetches caused by a token with an unknown "
+        "key id (key rotation)",
+    )
+    auth_introspection_url: str | None = Field(
+        None,
+        description="RFC 7662 introspection endpoint; unset: the issuer's metadata names it",
+    )
+    auth_client_id: str | None = Field(
+        None, description="client id this server authenticates with at the introspection endpoint"
+    )
+    # Only from the environment (MEDMO_AUTH_CLIENT_SECRET) or .env: a command-line option
+    # would show it in the process list.
+    auth_client_secret: str | None = None
+    auth_http_timeout_s: float = Field(
+        10.0, description="seconds to wait for the issuer (metadata, keys, introspection)"
+    )
+
     # privacy
     include_phi: bool = False  # True lets identifying DICOM fields into outputs
     # True names image paths in machine outputs (--json, MCP results, audit log, traces,

@@ -35,7 +35,7 @@ def _surfaces():
         (
             "serve",
             lambda: _subparser("serve"),
-            serve_cli.MODEL_SETTINGS + serve_cli.LIMIT_SETTINGS,
+            serve_cli.MODEL_SETTINGS + serve_cli.LIMIT_SETTINGS + serve_cli.AUTH_SETTINGS,
         ),
         ("agent", lambda: _subparser("agent"), agent_cli.MODEL_SETTINGS),
         ("review", lambda: _subparser("review"), review_cli.MODEL_SETTINGS),

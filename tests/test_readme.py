@@ -34,6 +34,10 @@ PYTHON_BLOCKS = [body for lang, body in BLOCKS if lang == "python"]
 IPYTHON_BLOCKS = [body for lang, body in BLOCKS if lang == "ipython"]
 YAML_BLOCKS = [body for lang, body in BLOCKS if lang == "yaml"]
 JSON_BLOCKS = [body for lang, body in BLOCKS if lang == "json"]
+#: MCP client configurations (each starts ``medmo``); the other JSON block is the example
+#: access token, which tests/mcp_server/test_oauth_checks.py has the server accept.
+CLIENT_BLOCKS = [body for body in JSON_BLOCKS if '"mcpServers"' in body or '"servers"' in body]
+TOKEN_BLOCKS = [body for body in JSON_BLOCKS if '"iss"' in body]
 HANDLED = {"bash", "python", "ipython", "yaml", "json"}
 
 #: What the scripted test double answers: a plain conclusion, so a planning agent ends.
@@ -275,10 +279,18 @@ def test_the_yaml_cases_load_in_the_format_review_help_shows(workdir: Path, caps
     assert "expected_boxes.0.box" in err and "{label, x1, y1, x2, y2}" in err
 
 
-@pytest.mark.parametrize("index", range(len(JSON_BLOCKS)))
+def test_each_json_block_is_a_client_configuration_or_the_access_token_example():
+    assert len(CLIENT_BLOCKS) + len(TOKEN_BLOCKS) == len(JSON_BLOCKS)
+    assert len(TOKEN_BLOCKS) == 1
+
+
+@pytest.mark.parametrize("index", range(len(CLIENT_BLOCKS)))
 def test_each_client_configuration_starts_medmo_with_arguments_it_accepts(index: int):
-    servers = json.loads(JSON_BLOCKS[index])["mcpServers"]
+    config = json.loads(CLIENT_BLOCKS[index])
+    # Claude Desktop and Cursor say mcpServers; VS Code says servers, with a type
+    servers = config.get("mcpServers") or config["servers"]
     for server in servers.values():
+        assert server.get("type", "stdio") == "stdio"
         assert server["command"] == "medmo"
         _parse(["medmo", *server["args"]])
 

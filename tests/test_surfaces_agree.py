@@ -40,11 +40,15 @@ async def test_the_mcp_tools_are_the_registry_with_its_descriptions_and_defaults
         Settings(), ServerConfig(allowed_dirs=(tmp_path,)), backend=ScriptedBackend(replies=["x"])
     )
     async with Client(server) as client:
-        tools = {t.name: t for t in (await client.list_tools()).tools}
+        listed = (await client.list_tools()).tools
+    # the model's tools; MCP Apps keeps the viewer's app-only render tool for its view
+    tools = {t.name: t for t in listed if (t.meta or {}).get("ui", {}).get("visibility") != ["app"]}
     assert list(tools) == list(TASKS)
     for task in TASK_LIST:
         tool = tools[task.name]
         assert tool.title == task.title
+        viewer = (tool.meta or {}).get("ui", {}).get("resourceUri")
+        assert (viewer is not None) == task.viewer, task.name
         assert tool.description == task.tool_description
         props = tool.input_schema["properties"]
         assert list(props) == [p.name for p in task.parameters]

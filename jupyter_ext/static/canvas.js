@@ -1,12 +1,45 @@
 // The image with its labelled boxes, drawn as DOM elements over an <img> so that hover and
 // click land on the box itself. Coordinates arrive in original-image pixels and are placed
 // as percentages, so zooming only changes the stage width.
+//
+// Shared by two hosts: the Jupyter widget (anywidget loads this file as an ES module and
+// passes its model) and the MCP App viewer (mcp_server/viewer_app.py inlines this file
+// before app.js, which passes a model of the same shape: get/set/on/save_changes).
 
 function el(tag, cls, parent) {
   const node = document.createElement(tag);
   if (cls) node.className = cls;
   if (parent) parent.appendChild(node);
   return node;
+}
+
+// The image at full resolution with each visible box and its label drawn on it, as a
+// <canvas>: what "Export PNG" saves, in either host.
+function exportCanvas(model, img) {
+  const w = model.get("image_width");
+  const h = model.get("image_height");
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0, w, h);
+  const line = Math.max(2, Math.round(Math.max(w, h) / 300));
+  ctx.font = `${Math.max(12, line * 6)}px sans-serif`;
+  ctx.textBaseline = "bottom";
+  for (const b of model.get("boxes")) {
+    if (!b.visible) continue;
+    ctx.strokeStyle = b.color;
+    ctx.lineWidth = line;
+    ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
+    const tw = ctx.measureText(b.label).width + 6;
+    const th = Math.max(12, line * 6) + 4;
+    const ty = b.y1 - th < 0 ? b.y1 + th : b.y1;
+    ctx.fillStyle = b.color;
+    ctx.fillRect(b.x1, ty - th, tw, th);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(b.label, b.x1 + 3, ty - 2);
+  }
+  return canvas;
 }
 
 function render({ model, el: root }) {
@@ -87,32 +120,8 @@ function render({ model, el: root }) {
   }
 
   function exportPng() {
-    // Draw at full resolution: the image, then each visible box with its label.
-    const w = model.get("image_width");
-    const h = model.get("image_height");
-    const canvas = document.createElement("canvas");
-    canvas.width = w;
-    canvas.height = h;
-    const ctx = canvas.getContext("2d");
-    ctx.drawImage(img, 0, 0, w, h);
-    const line = Math.max(2, Math.round(Math.max(w, h) / 300));
-    ctx.font = `${Math.max(12, line * 6)}px sans-serif`;
-    ctx.textBaseline = "bottom";
-    for (const b of model.get("boxes")) {
-      if (!b.visible) continue;
-      ctx.strokeStyle = b.color;
-      ctx.lineWidth = line;
-      ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
-      const tw = ctx.measureText(b.label).width + 6;
-      const th = Math.max(12, line * 6) + 4;
-      const ty = b.y1 - th < 0 ? b.y1 + th : b.y1;
-      ctx.fillStyle = b.color;
-      ctx.fillRect(b.x1, ty - th, tw, th);
-      ctx.fillStyle = "#fff";
-      ctx.fillText(b.label, b.x1 + 3, ty - 2);
-    }
     const a = document.createElement("a");
-    a.href = canvas.toDataURL("image/png");
+    a.href = exportCanvas(model, img).toDataURL("image/png");
     a.download = model.get("export_name") || "medmo.png";
     document.body.appendChild(a);
     a.click();

@@ -57,6 +57,16 @@ def _transport(target: str, token: str | None, env: Mapping[str, str] | None) ->
     return StdioTransport(argv[0], argv[1:], env=dict(env if env is not None else os.environ))
 
 
+def _for_the_model(tool: Any) -> bool:
+    """Whether an agent may see ``tool``: MCP Apps marks tools meant only for an app's
+    view (e.g. re-rendering an image for a viewer) with a visibility that leaves out
+    ``"model"``, and hosts keep those out of the model's tool list."""
+    mcp = (getattr(tool, "metadata", None) or {}).get("mcp") or {}
+    meta = (mcp.get("tool") or {}).get("_meta") or {}
+    visibility = (meta.get("ui") or {}).get("visibility")
+    return visibility is None or "model" in visibility
+
+
 @asynccontextmanager
 async def mcp_tools(
     target: str,
@@ -91,6 +101,6 @@ async def mcp_tools(
             "starts a server (try it with --help).",
         ) from exc
     try:
-        yield await adapter.list_tools()
+        yield [tool for tool in await adapter.list_tools() if _for_the_model(tool)]
     finally:
         await adapter.__aexit__(None, None, None)

@@ -165,6 +165,8 @@ class Task:
         boxes: Whether the result holds boxes (surfaces then draw an overlay).
         takes_view: Whether the function takes a ``view`` (the image view parameters are
             then added to its arguments).
+        viewer: Whether clients that render MCP Apps show the result in the interactive
+            image viewer (every task with boxes, unless declared otherwise).
     """
 
     name: str
@@ -179,6 +181,7 @@ class Task:
     main: str | None = None
     boxes: bool = False
     takes_view: bool = False
+    viewer: bool = False
     _models: dict[str, type[BaseModel]] = field(default_factory=dict, compare=False, repr=False)
 
     # -- derived views -----------------------------------------------------------------
@@ -302,8 +305,12 @@ def task(
     aliases: tuple[str, ...] = (),
     main: str | None = None,
     boxes: bool = False,
+    viewer: bool | None = None,
 ) -> Callable[[Callable[..., TaskResult]], Task]:
-    """Declare a task from its function (see the module docstring)."""
+    """Declare a task from its function (see the module docstring).
+
+    ``viewer`` defaults to ``boxes``: a result with boxes opens in the interactive viewer.
+    """
 
     def declare(function: Callable[..., TaskResult]) -> Task:
         hints = typing.get_type_hints(function, include_extras=True)
@@ -340,6 +347,7 @@ def task(
             main=main,
             boxes=boxes,
             takes_view=takes_view,
+            viewer=boxes if viewer is None else viewer,
         )
 
     return declare

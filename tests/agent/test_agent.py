@@ -49,6 +49,7 @@ def test_a_scripted_planner_drives_the_real_tools_and_the_trace_records_each_ste
     ]
     assert seen == trace.steps  # streamed live, in order
     assert set(planner.offered) >= {"vqa", "ground", "report", "reason", "classify"}
+    assert "viewer_render" not in planner.offered  # app-only: for MCP App views
     assert trace.steps[0].text == "Look first."
     assert trace.steps[1].arguments == {"image": image, "question": "What modality is this?"}
     vqa = result_model(trace.steps[2])
@@ -256,6 +257,7 @@ async def test_a_scripted_planner_drives_the_tools_of_an_mcp_server_over_http(
             trace = await agent.arun(image, "What is this?")
         assert server.alive(), server.log_text()
     assert set(planner.offered) >= {"vqa", "ground", "report", "reason", "classify"}
+    assert "viewer_render" not in planner.offered  # app-only: for MCP App views
     assert [(s.kind, s.tool, s.status) for s in trace.steps] == [
         ("tool_call", "vqa", "ok"),
         ("tool_result", "vqa", "ok"),

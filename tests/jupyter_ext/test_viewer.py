@@ -55,6 +55,14 @@ def test_clicking_a_box_shows_its_label_and_pixel_coordinates(chest_png, scripte
     assert "nodule: x 10–40" in viewer.info.value
 
 
+def test_zooming_in_from_fit_enlarges_a_small_image(ct_path, scripted_session):
+    # a 128 px CT slice is fitted to 520 px (about 4 screen px per image px): zooming in
+    # must go beyond that, not back to 1:1
+    viewer = ImageViewer(ct_path, max_height=520)
+    viewer.zoom_in_button.click()
+    assert viewer.canvas.zoom == pytest.approx(520 / 128 * 1.25)
+
+
 def test_zoom_fit_and_export_change_the_canvas(chest_png, scripted_session, tmp_path):
     viewer = ImageViewer(str(chest_png), _boxes((256, 200)))
     assert viewer.canvas.zoom == 0

@@ -27,6 +27,14 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def model_tools(tools: list[Any]) -> list[Any]:
+    """The tools a host offers its model: MCP Apps keeps tools whose visibility leaves
+    out ``"model"`` (the viewer's render tool) for app views."""
+    return [
+        t for t in tools if "model" in ((t.meta or {}).get("ui", {}).get("visibility") or ["model"])
+    ]
+
+
 def make_server(
     backend: Backend,
     image_dir: Path | None,

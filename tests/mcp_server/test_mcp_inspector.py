@@ -70,6 +70,9 @@ def test_inspector_lists_the_tools_of_medmo_serve_over_stdio(inspector, image_di
     serve = [*_medmo(), "serve", "--backend", "scripted", "--allow-dir", str(image_dir)]
     listed = _inspect(inspector, tmp_path, *TEST_DOUBLES, *serve, "--method", "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}
+    # the viewer's render tool is for MCP App views only: hosts keep it from the model
+    assert tools.pop("viewer_render")["_meta"]["ui"]["visibility"] == ["app"]
+    assert tools["ground"]["_meta"]["ui"]["resourceUri"] == "ui://medmo/viewer.html"
     assert set(tools) == {
         "vqa",
         "ground",

@@ -117,9 +117,10 @@ async def test_list_and_read_results_carry_truthful_cache_hints(scripted_server,
         listed = await client.list_resources()
         info = await client.read_resource("medmo://server")
         file = await client.read_resource((image_dir / "dark.png").as_uri())
+        viewer = await client.read_resource("ui://medmo/viewer.html")
     fixed = (SERVER_LISTS.ttl_ms, "public")
     assert SERVER_LISTS.ttl_ms >= 60_000 and IMMUTABLE.ttl_ms > SERVER_LISTS.ttl_ms
-    assert _hint(tools) == _hint(prompts) == _hint(templates) == fixed
+    assert _hint(tools) == _hint(prompts) == _hint(templates) == _hint(viewer) == fixed
     assert _hint(listed) == (UNCACHED.ttl_ms, "private") == (0, "private")
     assert _hint(info) == (SERVER_INFO.ttl_ms, "private")
     assert _hint(file) == (0, "private")

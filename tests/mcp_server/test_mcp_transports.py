@@ -18,6 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_helpers import model_tools
 from PIL import Image
 from servers import free_port, start_process
 
@@ -96,7 +97,7 @@ async def test_stdio_subprocess_on_the_tiny_checkpoint_serves_tools(tiny_checkpo
         answer = await client.call_tool("vqa", {"image": "dark.png", "question": "Normal?"})
         denied = await client.call_tool("vqa", {"image": "/etc/hostname", "question": "?"})
         again = await client.call_tool("text_qa", {"question": "What does the liver make?"})
-    assert len(tools.tools) == 8
+    assert len(model_tools(tools.tools)) == 8
     assert not answer.is_error, answer.content[0].text
     assert answer.structured_content["backend"] == "transformers"
     assert answer.structured_content["usage"]["completion_tokens"] == 8
@@ -146,7 +147,7 @@ async def test_http_with_the_token_serves_and_without_it_answers_401(http_server
             follow = await client.call_tool(
                 "vqa", {"image": result.structured_content["result_uri"], "question": "Big?"}
             )
-    assert len(tools.tools) == 8
+    assert len(model_tools(tools.tools)) == 8
     assert not result.is_error and _overlay_size(result) == (200, 100)
     assert not follow.is_error
 
@@ -171,7 +172,7 @@ async def test_http_refuses_foreign_host_headers_and_oversized_bodies(http_serve
         assert too_big.status_code == 413
         assert "over this server's limit of 20000 bytes" in too_big.json()["error"]
         async with _client(url) as client:  # loopback: no token needed; still serving
-            assert len((await client.list_tools()).tools) == 8
+            assert len(model_tools((await client.list_tools()).tools)) == 8
 
 
 async def test_http_stateless_mode_serves_independent_requests(http_server, image_dir):
