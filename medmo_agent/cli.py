@@ -26,6 +26,7 @@ from .cli_options import (
 )
 from .config import Settings
 from .errors import InputError, MedmoError
+from .evaluation.cli import add_eval_arguments, run_eval_command
 from .review.cli import add_review_arguments, run_review_command
 from .tasks.registry import TASKS, find_task
 
@@ -54,6 +55,11 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Runner, st
         add_review_arguments,
         run_review_command,
         "run scripted multi-step reviews over many cases, resumably",
+    ),
+    "eval": (
+        add_eval_arguments,
+        run_eval_command,
+        "evaluate the model on the benchmarks of MedMO's card, scored MedEvalKit's way",
     ),
 }
 

@@ -102,6 +102,24 @@ class Settings(BaseSettings):
     temperature: float = 0.0
     max_new_tokens_limit: int = Field(4096, description="most new tokens a caller may ask for")
 
+    # LLM judge for open-ended benchmark answers (an OpenAI-compatible server, as MedEvalKit)
+    judge_model: str | None = Field(
+        None,
+        description="model that judges open-ended answers (e.g. gpt-4.1, as MedEvalKit); "
+        "unset: rule-based scoring only",
+    )
+    judge_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible server of the judge model, e.g. https://api.openai.com/v1",
+    )
+    judge_api_key: str | None = Field(
+        None, description="API key of the judge server (OPENAI_API_KEY is read too)"
+    )
+    judge_max_new_tokens: int = Field(
+        4096, ge=1, description="cap on the judge's reply, in tokens (MedEvalKit asks 4096)"
+    )
+    judge_concurrency: int = Field(8, ge=1, description="judge requests in flight at once")
+
     # batching in the local backend
     # "auto": continuous batching with CUDA-graph decode steps on a CUDA GPU, batched
     # ``generate`` calls elsewhere; "continuous" or "batched" to choose explicitly.
@@ -113,6 +131,14 @@ class Settings(BaseSettings):
     kernels: bool = True
     max_batch_size: int = 32
     batch_wait_ms: float = 5.0
+
+    # benchmark evaluation (medmo eval): items in flight at once (the local engine batches
+    # them, so this is best at or above max_batch_size) and the cap on new tokens per
+    # model call (MedEvalKit allows 8192; short answers need far fewer, reasoning more)
+    eval_workers: int = Field(32, ge=1, description="benchmark items sent to the model at once")
+    eval_max_new_tokens: int = Field(
+        1024, ge=1, description="cap on generated tokens per benchmark item"
+    )
 
     # images handed to the model (Qwen3-VL smart_resize budget)
     min_pixels: int = 65_536
@@ -310,10 +336,10 @@ def _from_sources(
     )
     # Each source yields only the fields it sets, already decoded; the environment wins.
     values = {k: v for k, v in {**dotenv(), **env()}.items() if k in cls.model_fields}
-    if "api_key" not in values:
-        fallback = env.env_vars.get("openai_api_key") or dotenv.env_vars.get("openai_api_key")
-        if fallback:
-            values["api_key"] = fallback
+    fallback = env.env_vars.get("openai_api_key") or dotenv.env_vars.get("openai_api_key")
+    for key in ("api_key", "judge_api_key"):
+        if key not in values and fallback:
+            values[key] = fallback
     settings = cls.__new__(cls)
     _validate_into(settings, values, from_env=True)
     return settings

@@ -80,3 +80,20 @@ def test_parser_worst_case_benchmark_times_every_family_and_reports_the_bound(tm
         assert len(row["seconds"]) == len(row["us_per_kb"]) == 2
         assert row["chars"][0] < row["chars"][1]
     assert res["bound_us_per_kb"] == max(v for r in res["results"] for v in r["us_per_kb"])
+
+
+def test_eval_throughput_benchmark_runs_every_item_one_at_a_time_and_concurrently(tmp_path):
+    res = _run(
+        "eval_throughput.py",
+        tmp_path / "eval.json",
+        *("--shape", "tiny", "--items", "6", "--workers", "1", "--workers", "3"),
+        *("--max-new-tokens", "3"),
+    )
+    assert res["benchmark"] == "eval_throughput"
+    assert set(res["machine"]) >= MACHINE_KEYS
+    assert (res["shape"], res["items"], res["max_new_tokens"]) == ("tiny", 6, 3)
+    assert [r["workers"] for r in res["runs"]] == [1, 3]
+    for run in res["runs"]:
+        assert (run["items"], run["failed"]) == (6, 0)
+        assert run["items_per_s"] > 0 and run["seconds"] > 0
+    assert res["speedup"] == round(res["runs"][1]["items_per_s"] / res["runs"][0]["items_per_s"], 2)

@@ -417,6 +417,7 @@ sys.exit(main(["--help"]))
         ("serve", "mcp_server.cli"),
         ("agent", "medmo_agent.agent.cli"),
         ("review", "medmo_agent.review.cli"),
+        ("eval", "medmo_agent.evaluation.cli"),
     ],
 )
 def test_a_broken_subcommand_module_fails_the_help_loudly(command, module):
@@ -451,4 +452,5 @@ def test_the_help_with_every_subcommand_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "serve" in out.stdout and "agent" in out.stdout and "review" in out.stdout
+    assert "eval" in out.stdout
     assert json.loads(out.stderr.strip().splitlines()[-1]) == []

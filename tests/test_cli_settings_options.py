@@ -27,6 +27,7 @@ def _surfaces():
     from mcp_server import cli as serve_cli
     from medmo_agent import cli
     from medmo_agent.agent import cli as agent_cli
+    from medmo_agent.evaluation import cli as eval_cli
     from medmo_agent.review import cli as review_cli
 
     return [
@@ -39,6 +40,7 @@ def _surfaces():
         ),
         ("agent", lambda: _subparser("agent"), agent_cli.MODEL_SETTINGS),
         ("review", lambda: _subparser("review"), review_cli.MODEL_SETTINGS),
+        ("eval", lambda: _subparser("eval"), eval_cli.MODEL_SETTINGS),
         ("%medmo_model", _magic_parser, magics.MODEL_SETTINGS),
     ]
 

@@ -155,6 +155,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     nii = (Path(data_path) / "anatomical.nii").read_bytes()
     (tmp_path / "ct.nii.gz").write_bytes(gzip.compress(nii))
     (tmp_path / "cases.yaml").write_text(YAML_BLOCKS[0])
+    from evaluation.fixtures import write_fixtures  # benchmark copies for `medmo eval`
+
+    write_fixtures(tmp_path / "fixtures", ["vqa_rad", "slake", "pubmedqa"])
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDMO_BACKEND", "scripted")
     monkeypatch.setenv("MEDMO_TEST_SCRIPTED_REPLY", REPLY)

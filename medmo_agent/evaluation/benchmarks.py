@@ -1,0 +1,325 @@
+"""Every benchmark of MedMO's card, declared once: where it is, what its rows hold, how
+its items are asked and scored.
+
+The Hugging Face ids, configs, splits and fields are the ones MedEvalKit uses. A local
+copy (``--data-dir DIR``) keeps the hub's layout in ``DIR/<benchmark id>/``:
+
+- ``repo``: the dataset repository's files (``data/<split>-*.parquet``, or
+  ``<config>/<split>-*.parquet`` for benchmarks with configs), as ``datasets`` reads them;
+- ``file``: the one data file (``test.json``, ``test_2.csv``) and the image folder;
+- ``omnimed``: ``QA_information/Open-access/*.json`` and ``Images/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import InputError
+from . import items as I
+from .items import EvalItem, RowContext
+
+__all__ = ["BENCHMARKS", "BenchmarkSpec", "find_benchmark"]
+
+Layout = Literal["repo", "file", "omnimed"]
+Scorer = Literal["vqa", "choice", "mmmu"]
+
+MMMU_SUBJECTS = (
+    "Basic_Medical_Science",
+    "Clinical_Medicine",
+    "Diagnostics_and_Laboratory_Medicine",
+    "Pharmacy",
+    "Public_Health",
+)
+MMLU_SUBJECTS = (
+    "anatomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_medicine",
+    "high_school_biology",
+    "medical_genetics",
+    "nutrition",
+    "professional_medicine",
+    "virology",
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """One benchmark: its source, its fields, its question types and its scorer.
+
+    Attributes:
+        id: the name on the command line (``vqa_rad``).
+        title: the name in MedMO's card.
+        hub_id: the Hugging Face dataset repository.
+        split: the split evaluated.
+        layout: how its files are stored (see the module docstring).
+        row_to_item: turns one row into an :class:`EvalItem`.
+        scorer: ``vqa`` (closed/open), ``choice`` (multiple choice) or ``mmmu``.
+        question_types: the question types its items have.
+        fields: the row fields read.
+        configs: the dataset configs (subjects) evaluated, ``(None,)`` for the default.
+        data_file: for ``file`` layouts, the data file in the repository.
+        image_folder: the folder image file names are relative to (``None``: the root).
+        image_archive: the repository's zip of that folder, unpacked on first use.
+        keep: rows kept (SuperGPQA keeps Medicine).
+        size: the published item count, shown by ``--list`` before anything is loaded.
+        text_only: no images.
+    """
+
+    id: str
+    title: str
+    hub_id: str
+    split: str
+    layout: Layout
+    row_to_item: Callable[[Mapping[str, Any], RowContext], EvalItem]
+    scorer: Scorer
+    question_types: tuple[str, ...]
+    fields: tuple[str, ...]
+    configs: tuple[str | None, ...] = (None,)
+    data_file: str | None = None
+    image_folder: str | None = None
+    image_archive: str | None = None
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+    size: int | None = None
+    text_only: bool = False
+
+    @property
+    def source(self) -> str:
+        """Where it comes from, in words: ``hub_id [config(s)] split``."""
+        configs = [c for c in self.configs if c]
+        what = self.data_file or self.split
+        if configs:
+            what = f"{'/'.join(configs) if len(configs) <= 2 else f'{len(configs)} subjects'}"
+            what += f", {self.split}"
+        return f"{self.hub_id} ({what})"
+
+
+_MC = ("multiple_choice",)
+_VQA = ("yes_no", "open")
+
+
+def _medicine(row: Mapping[str, Any]) -> bool:
+    return row.get("discipline") == "Medicine"
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    spec.id: spec
+    for spec in (
+        BenchmarkSpec(
+            id="mmmu_med",
+            title="MMMU-Med",
+            hub_id="MMMU/MMMU",
+            split="validation",
+            layout="repo",
+            row_to_item=I.mmmu_item,
+            scorer="mmmu",
+            question_types=("multiple_choice", "open"),
+            fields=("id", "question", "options", "answer", "question_type", "image_1"),
+            configs=MMMU_SUBJECTS,
+            size=150,
+        ),
+        BenchmarkSpec(
+            id="vqa_rad",
+            title="VQA-RAD",
+            hub_id="flaviagiammarino/vqa-rad",
+            split="test",
+            layout="repo",
+            row_to_item=I.yes_no_open_item,
+            scorer="vqa",
+            question_types=_VQA,
+            fields=("image", "question", "answer"),
+            size=451,
+        ),
+        BenchmarkSpec(
+            id="slake",
+            title="SLAKE",
+            hub_id="BoKelvin/SLAKE",
+            split="test",
+            layout="file",
+            row_to_item=I.slake_item,
+            scorer="vqa",
+            question_types=("yes_no", "closed", "open"),
+            fields=("qid", "img_name", "question", "answer", "answer_type", "q_lang", "modality"),
+            data_file="test.json",
+            image_folder="imgs",
+            image_archive="imgs.zip",
+            size=2094,
+        ),
+        BenchmarkSpec(
+            id="path_vqa",
+            title="PathVQA",
+            hub_id="flaviagiammarino/path-vqa",
+            split="test",
+            layout="repo",
+            row_to_item=I.yes_no_open_item,
+            scorer="vqa",
+            question_types=_VQA,
+            fields=("image", "question", "answer"),
+            size=6719,
+        ),
+        BenchmarkSpec(
+            id="pmc_vqa",
+            title="PMC-VQA",
+            hub_id="RadGenome/PMC-VQA",
+            split="test",
+            layout="file",
+            row_to_item=I.pmc_vqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("Figure_path", "Question", "Choice A", "Choice D", "Answer_label"),
+            data_file="test_2.csv",
+            image_folder="figures",
+            image_archive="images_2.zip",
+        ),
+        BenchmarkSpec(
+            id="omnimedvqa",
+            title="OmniMedVQA",
+            hub_id="foreverbeliever/OmniMedVQA",
+            split="Open-access",
+            layout="omnimed",
+            row_to_item=I.omnimedvqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("question_id", "question", "option_A", "gt_answer", "image_path"),
+        ),
+        BenchmarkSpec(
+            id="medxpertqa_mm",
+            title="MedXpertQA MM",
+            hub_id="TsinghuaC3I/MedXpertQA",
+            split="test",
+            layout="repo",
+            row_to_item=I.medxpertqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("id", "question", "options", "label", "images"),
+            configs=("MM",),
+            image_folder="images",
+            image_archive="images.zip",
+            size=2000,
+        ),
+        BenchmarkSpec(
+            id="medxpertqa_text",
+            title="MedXpertQA Text",
+            hub_id="TsinghuaC3I/MedXpertQA",
+            split="test",
+            layout="repo",
+            row_to_item=I.medxpertqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("id", "question", "options", "label"),
+            configs=("Text",),
+            size=2450,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="mmlu_med",
+            title="MMLU-Med",
+            hub_id="cais/mmlu",
+            split="test",
+            layout="repo",
+            row_to_item=I.mmlu_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("question", "choices", "answer"),
+            configs=MMLU_SUBJECTS,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="pubmedqa",
+            title="PubMedQA",
+            hub_id="openlifescienceai/pubmedqa",
+            split="test",
+            layout="repo",
+            row_to_item=I.pubmedqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("id", "data.Question", "data.Context", "data.Options", "data.Correct Option"),
+            size=500,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="medmcqa",
+            title="MedMCQA",
+            hub_id="openlifescienceai/medmcqa",
+            split="validation",
+            layout="repo",
+            row_to_item=I.medmcqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("id", "question", "opa", "opb", "opc", "opd", "cop"),
+            size=4183,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="medqa",
+            title="MedQA",
+            hub_id="GBaker/MedQA-USMLE-4-options",
+            split="test",
+            layout="repo",
+            row_to_item=I.medqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("question", "options", "answer_idx"),
+            size=1273,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="medbullets_op4",
+            title="Medbullets op4",
+            hub_id="tuenguyen/Medical-Eval-MedBullets_op4",
+            split="train",
+            layout="repo",
+            row_to_item=I.medbullets_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("question", "opa", "opb", "opc", "opd", "answer_idx"),
+            size=308,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="medbullets_op5",
+            title="Medbullets op5",
+            hub_id="LangAGI-Lab/medbullets_op5",
+            split="train",
+            layout="repo",
+            row_to_item=I.medbullets_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("question", "opa", "opb", "opc", "opd", "ope", "answer_idx"),
+            size=308,
+            text_only=True,
+        ),
+        BenchmarkSpec(
+            id="supergpqa",
+            title="SuperGPQA (Medicine)",
+            hub_id="m-a-p/SuperGPQA",
+            split="train",
+            layout="repo",
+            row_to_item=I.supergpqa_item,
+            scorer="choice",
+            question_types=_MC,
+            fields=("uuid", "question", "options", "answer_letter", "discipline"),
+            keep=_medicine,
+            text_only=True,
+        ),
+    )
+}
+
+
+def find_benchmark(name: str) -> BenchmarkSpec:
+    """The benchmark called ``name`` (case and ``-`` are forgiven).
+
+    Raises:
+        InputError: no benchmark has that name.
+    """
+    key = name.strip().lower().replace("-", "_")
+    spec = BENCHMARKS.get(key)
+    if spec is None:
+        raise InputError(
+            f"Unknown benchmark {name!r}.",
+            input=name,
+            fix=f"Use one of: {', '.join(BENCHMARKS)} (medmo eval --list shows them).",
+        )
+    return spec
