@@ -38,6 +38,7 @@ __all__ = [
     "OVERLAY_SUFFIX",
     "SERVER_INFO",
     "SERVER_LISTS",
+    "SLICES_SUFFIX",
     "UNCACHED",
     "read_hint",
 ]
@@ -56,6 +57,8 @@ UNCACHED = CacheHint(ttl_ms=0, scope="private")
 
 #: Appended to a result's URI: that result's image with its boxes drawn.
 OVERLAY_SUFFIX = "/overlay"
+#: Appended to a volume sweep's URI: every slice's own result (as fixed as the sweep).
+SLICES_SUFFIX = "/slices"
 
 #: Server-wide hints, per method; ``resources/read`` is refined per URI by :func:`read_hint`.
 METHOD_HINTS: dict[CacheableMethod, CacheHint] = {

@@ -25,6 +25,9 @@ __all__ = ["ProgressRelay"]
 
 log = logging.getLogger(__name__)
 
+#: One notification: (progress, total, message).
+_Note = tuple[float, float, str]
+
 
 class ProgressRelay:
     """Carry token counts from the generating thread to the request's task.
@@ -44,12 +47,22 @@ class ProgressRelay:
         self._tool = tool
         self._total = total
         self._loop = asyncio.get_running_loop()
-        self._send, self._receive = anyio.create_memory_object_stream[int](max_buffer_size=math.inf)
+        self._send, self._receive = anyio.create_memory_object_stream[_Note](
+            max_buffer_size=math.inf
+        )
 
     def post(self, produced: int) -> None:
         """Queue a notification for ``produced`` tokens; safe to call from any thread."""
+        self._post((min(produced, self._total), self._total, f"{produced} tokens generated"))
+
+    def post_step(self, done: int, total: int, message: str) -> None:
+        """Queue a notification for ``done`` of ``total`` steps (a volume sweep's slices);
+        safe to call from any thread."""
+        self._post((float(done), float(total), message))
+
+    def _post(self, note: _Note) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._deliver, produced)
+            self._loop.call_soon_threadsafe(self._deliver, note)
         except RuntimeError:
             if not self._loop.is_closed():
                 raise
@@ -64,13 +77,11 @@ class ProgressRelay:
         """Send a notification per queued count until :meth:`close`; run as a task."""
         failed = False
         async with self._receive:
-            async for produced in self._receive:
+            async for progress, total, message in self._receive:
                 if failed:
                     continue  # keep draining, so late counts do not pile up
                 try:
-                    await self._ctx.report_progress(
-                        min(produced, self._total), self._total, f"{produced} tokens generated"
-                    )
+                    await self._ctx.report_progress(progress, total, message)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                     # The client went away mid-call: the call itself still finishes (its
                     # result is kept in the result store), so this is not the call's error.
@@ -87,10 +98,10 @@ class ProgressRelay:
                     log.exception("Progress for %s could not be sent", self._tool)
                     failed = True
 
-    def _deliver(self, produced: int) -> None:
+    def _deliver(self, note: _Note) -> None:
         # Runs on the event loop, in the order the counts were posted.
         try:
-            self._send.send_nowait(produced)
+            self._send.send_nowait(note)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             # Posted after the call returned or was cancelled (the model may emit a last
             # piece before it notices): nobody waits for it any more.

@@ -6,7 +6,8 @@ schema); the text is for clients that show only text, and ends with the result's
 so a later call can refer to it. The overlay is a PNG downscaled until it fits the
 byte budget, well under the 1 MiB a streamed event may carry. Everything else goes by
 reference: resource links to the result as JSON (``medmo://results/<id>``), to the
-overlay (``.../overlay``) and to a held image (``medmo://images/<id>``), which a client
+overlay (``.../overlay``), to a volume sweep's per-slice results (``.../slices``) and to
+a held image (``medmo://images/<id>``), which a client
 reads when it wants them instead of receiving them inline with every call.
 """
 
@@ -20,7 +21,7 @@ from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 from medmo_agent.imaging.resolve import HANDLE_PREFIX
 from medmo_agent.privacy import is_path
 
-from .caching import OVERLAY_SUFFIX
+from .caching import OVERLAY_SUFFIX, SLICES_SUFFIX
 
 if TYPE_CHECKING:
     from medmo_agent.tasks.results import TaskResult
@@ -57,6 +58,8 @@ def result_text(result: TaskResult, include_paths: bool = False) -> str:
             if result.image is not None
             else f"Result: {result.result_uri}"
         )
+        if hasattr(result, "slice_results"):  # a volume sweep: every slice by reference
+            lines.append(f"Per-slice results: {result.result_uri}/slices")
     return "\n".join(lines)
 
 
@@ -102,6 +105,16 @@ def result_links(result: TaskResult, overlay: bool) -> list[ResourceLink]:
                 mime_type="image/png",
             )
         )
+    if getattr(result, "slice_results", None) is not None:  # a volume sweep
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=uri + SLICES_SUFFIX,
+                name="slices",
+                title="Every slice's result, as JSON",
+                mime_type="application/json",
+            )
+        )
     handle = result.image.handle if result.image is not None else None
     # Held images only: a file's URI would name its path, which results show only when
     # paths are allowed; the result's URI already leads back to that image.
@@ -137,6 +150,13 @@ def render_result(
         png = overlay_png(overlay_image, result, config.overlay_max_side, config.overlay_max_bytes)
         content.append(
             ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
+        )
+    overview = getattr(result, "overview_png", None)
+    if isinstance(overview, bytes):  # a volume sweep: its key slices, boxes drawn
+        content.append(
+            ImageContent(
+                type="image", data=base64.b64encode(overview).decode(), mime_type="image/png"
+            )
         )
     content.extend(result_links(result, overlay=overlay_image is not None))
     structured = result_data(result, include_paths)

@@ -19,9 +19,9 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resources import FunctionResource, ResourceSecurity
 
-from medmo_agent.errors import MedmoError, NotFoundError
+from medmo_agent.errors import InputError, MedmoError, NotFoundError
 
-from .caching import OVERLAY_SUFFIX
+from .caching import OVERLAY_SUFFIX, SLICES_SUFFIX
 from .errors import resource_error
 from .state import ServerState, lifespan_state
 from .store import RESULT_URI_PREFIX
@@ -118,6 +118,34 @@ def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
     )
     async def read_result_overlay(result_id: str, ctx: Context) -> bytes:
         return await _overlay_of(_state(ctx), RESULT_URI_PREFIX + result_id)
+
+    @server.resource(
+        "medmo://results/{result_id}" + SLICES_SUFFIX,
+        name="result-slices",
+        title="Every slice of a volume sweep",
+        description="The full per-slice results of a ground_volume result (boxes in pixels "
+        "and normalised, sizes in mm, raw text, usage), as JSON keyed by slice index.",
+        mime_type="application/json",
+    )
+    def read_result_slices(result_id: str, ctx: Context) -> str:
+        try:
+            result = _state(ctx).store.get(result_id)
+        except MedmoError as exc:
+            raise resource_error(exc) from exc
+        from .render import result_data
+
+        per_slice = getattr(result, "slice_results", None)
+        if per_slice is None:
+            raise resource_error(
+                InputError(
+                    f"The result {result_id} is a {result.task} result, not a volume sweep.",
+                    input=result_id,
+                    fix="Read medmo://results/<id> for it; /slices is for ground_volume results.",
+                )
+            )
+        include = _state(ctx).settings.include_paths
+        data = {str(k): result_data(v, include) for k, v in sorted(per_slice.items())}
+        return json.dumps(data, indent=2, ensure_ascii=False)
 
     @server.resource(
         "medmo://images/{image_id}",

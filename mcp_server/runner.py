@@ -21,6 +21,7 @@ import anyio
 import anyio.to_thread
 
 from medmo_agent.errors import InputError, MedmoError
+from medmo_agent.volume.sweep import slice_progress
 
 from .errors import check_answer, tool_error_result
 from .progress import ProgressRelay
@@ -189,7 +190,9 @@ async def _execute(
                 handle, opts = image_source(state, call.image, call.image_opts)
                 image = state.toolkit.load(handle, **opts)
             hooks = {"max_new_tokens": call.max_new_tokens, "on_text": on_text, "cancel": cancel}
-            result = call.work(state.toolkit, image, hooks)
+            # a volume sweep reports each finished slice instead of tokens
+            with slice_progress(progress.post_step):
+                result = call.work(state.toolkit, image, hooks)
             return result, image
         finally:
             finished.set()

@@ -29,6 +29,8 @@ from .errors import InputError, MedmoError
 from .evaluation.cli import add_eval_arguments, run_eval_command
 from .review.cli import add_review_arguments, run_review_command
 from .tasks.registry import TASKS, find_task
+from .tasks.volume import MODES as VOLUME_MODES
+from .tasks.volume import ground_volume as VOLUME_TASK
 
 __all__ = ["build_parser", "main"]
 
@@ -84,6 +86,29 @@ def _add_overlay_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_volume_options(p: argparse.ArgumentParser, task: Any) -> None:
+    """``--overlay-dir``; on ``ground``/``detect`` also ``--slices`` and ``--study-read``,
+    which sweep the whole volume (the ``ground_volume`` task) instead of one slice."""
+    g = p.add_argument_group("whole volume")
+    if task is not VOLUME_TASK:
+        for name in ("slices", "study_read"):
+            param = VOLUME_TASK.parameter(name)
+            kwargs: dict[str, Any] = {"dest": name, "help": param.description}
+            if param.value_type is bool:
+                kwargs.update(action="store_true", default=None)
+            else:
+                # not given: one slice, as before; given: the sweep over those slices
+                kwargs.update(default=None, metavar=param.cli.metavar)
+            g.add_argument("--" + name.replace("_", "-"), **kwargs)
+    g.add_argument(
+        "--overlay-dir",
+        metavar="DIR",
+        type=Path,
+        help="with a volume sweep: write slice_NNNN.png (boxes drawn) for each slice with "
+        "boxes, and overview.png (the key slices of the findings)",
+    )
+
+
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the full result as JSON on stdout (for scripts)"
@@ -116,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_task_arguments(p, task)
         if task.boxes:
             _add_overlay_option(p)
+        if task.name in VOLUME_MODES or task is VOLUME_TASK:
+            _add_volume_options(p, task)
         _add_model_options(p)
         _add_output_options(p)
 
@@ -158,11 +185,27 @@ def _run_task(args: argparse.Namespace) -> int:
     if getattr(args, "overlay", None):
         _check_overlay_path(args.overlay)  # before the model runs, not after
     task = find_task(args.command)
-    arguments = cli_values(task, args)
+    if task.name in VOLUME_MODES and (args.slices is not None or args.study_read):
+        # `ground study/ --slices all`: the same per-slice task over the whole volume
+        mode, task = task.name, VOLUME_TASK
+        arguments = {**cli_values(task, args), "mode": mode}
+        arguments.setdefault("slices", "all")
+    else:
+        arguments = cli_values(task, args)
+    if task is not VOLUME_TASK and getattr(args, "overlay_dir", None):
+        raise InputError(
+            "--overlay-dir writes the slices of a volume sweep.",
+            input="--overlay-dir",
+            fix="Add --slices all (or a range such as 40:120) to sweep the volume, or use "
+            "--overlay OUT.png for one image.",
+        )
     for param in task.parameters:
         if param.cli.read_file and param.name in arguments:
             arguments[param.name] = _read_text(arguments[param.name])
-    result = task.run(toolkit, **arguments, **common)
+    if task is VOLUME_TASK:
+        result = _run_volume(toolkit, args, arguments, common)
+    else:
+        result = task.run(toolkit, **arguments, **common)
     if args.stream:
         sys.stderr.write("\n")
 
@@ -178,6 +221,39 @@ def _run_task(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.summary() + "\n")
     return EXIT_OK
+
+
+def _run_volume(
+    toolkit: Any, args: argparse.Namespace, arguments: dict[str, Any], common: dict[str, Any]
+) -> Any:
+    """The sweep, with a line per slice on stderr under --stream, then --overlay-dir."""
+    from .volume import VolumeResult, slice_progress
+
+    def report(done: int, total: int, message: str) -> None:
+        if args.stream:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+
+    with slice_progress(report):
+        result = VOLUME_TASK.run(toolkit, **arguments, **common)
+    assert isinstance(result, VolumeResult)
+    if getattr(args, "overlay_dir", None):
+        from .volume.overview import write_overlay_dir
+        from .volume.pipeline import volume_renderer
+
+        _, render, _, _ = volume_renderer(
+            toolkit, args.image, window=arguments.get("window"), plane=arguments.get("plane")
+        )
+        try:
+            written = write_overlay_dir(result, render, args.overlay_dir)
+        except OSError as exc:
+            raise InputError(
+                f"Cannot write overlays to {str(args.overlay_dir)!r}: {exc.strerror or exc}.",
+                input=str(args.overlay_dir),
+                fix="Pass --overlay-dir a writable folder.",
+            ) from exc
+        sys.stderr.write(f"{len(written)} overlay(s) written to {args.overlay_dir}\n")
+    return result
 
 
 def _check_overlay_path(out: Path) -> None:

@@ -165,6 +165,22 @@ class Settings(BaseSettings):
     max_open_volumes: int = 32
     # image paths longer than this are refused before any file system access (PATH_MAX)
     max_path_chars: int = 4096
+
+    # whole-volume sweeps (the ground_volume task): one request per slice
+    max_volume_slices: int = Field(
+        1000, description="most slices one volume sweep may read (use a range or step past it)"
+    )
+    # slices in flight at once: the local engine batches them (up to max_batch_size per
+    # step); the OpenAI-compatible backend sends this many HTTP requests concurrently
+    volume_concurrency: int = Field(64, ge=1, description="slices of a sweep in flight at once")
+    # per-slice answer budget when the caller gives none: boxes cost about 20 tokens each
+    volume_max_new_tokens: int = 256
+    # least IoU that links boxes of adjacent slices into one finding (or centre-inside)
+    volume_link_iou: float = Field(0.3, ge=0.0, le=1.0)
+    # slices shown in the study-level read (vLLM: raise --limit-mm-per-prompt to match)
+    volume_study_read_images: int = Field(6, ge=1)
+    # key slices drawn in a sweep's overview strip
+    volume_overview_findings: int = Field(6, ge=1)
     # folders the MCP server may read images from (os.pathsep-separated in the environment)
     allowed_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
 

@@ -27,7 +27,8 @@ class Toolkit(ToolkitCore):
     """MedMO's tasks as plain Python functions over one shared backend.
 
     Every task of the registry is a method of the same name (``vqa``, ``ground``,
-    ``report``, ``reason``, ``classify``, ``detect``, ``summarize_report``, ``text_qa``);
+    ``report``, ``reason``, ``classify``, ``detect``, ``summarize_report``, ``text_qa``,
+    ``ground_volume``);
     ``summarize`` is kept as another name for ``summarize_report``.
 
     Args:

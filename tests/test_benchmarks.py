@@ -97,3 +97,24 @@ def test_eval_throughput_benchmark_runs_every_item_one_at_a_time_and_concurrentl
         assert (run["items"], run["failed"]) == (6, 0)
         assert run["items_per_s"] > 0 and run["seconds"] > 0
     assert res["speedup"] == round(res["runs"][1]["items_per_s"] / res["runs"][0]["items_per_s"], 2)
+
+
+def test_volume_sweep_benchmark_sweeps_a_small_study_batched_and_one_at_a_time(tmp_path):
+    res = _run(
+        "volume_sweep.py",
+        tmp_path / "volume.json",
+        *("--shape", "tiny", "--device", "cpu", "--slices", "6", "--side", "64"),
+        *("--serial-slices", "2", "--warmup", "2", "--new-tokens", "4"),
+    )
+    assert res["benchmark"] == "volume_sweep"
+    assert set(res["machine"]) >= MACHINE_KEYS
+    assert res["study"] == {"slices": 6, "side": 64, "new_tokens": 4}
+    tiny = res["shapes"]["tiny"]
+    batched, serial = tiny["batched"], tiny["one_at_a_time"]
+    assert batched["slices"] == 6 and batched["failed_slices"] == []
+    assert batched["completion_tokens_per_slice"] == 4
+    assert batched["engine_stats"]["requests"] == 6
+    assert serial["slices"] == 2
+    assert batched["slices_per_s"] > 0 and serial["slices_per_s"] > 0
+    assert batched["seconds_per_study"] == pytest.approx(6 / batched["slices_per_s"])
+    assert tiny["peak_memory_gib"] > 0

@@ -158,6 +158,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from evaluation.fixtures import write_fixtures  # benchmark copies for `medmo eval`
 
     write_fixtures(tmp_path / "fixtures", ["vqa_rad", "slake", "pubmedqa"])
+    from medmo_agent.testing.volumes import Phantom, write_dicom_series
+
+    write_dicom_series(Phantom(shape=(8, 32, 32)), tmp_path / "study")  # a CT series folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDMO_BACKEND", "scripted")
     monkeypatch.setenv("MEDMO_TEST_SCRIPTED_REPLY", REPLY)

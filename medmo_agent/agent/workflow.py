@@ -38,8 +38,15 @@ from . import streaming
 from .middleware import limit_message
 from .trace import StepCallback, Trace, TraceStep
 from .workflow_steps import BUILTIN_STEPS, StepContext, StepFn, WorkflowRun, localize
+from .workflow_volume import VOLUME_STEPS, looks_like_volume, study_report, sweep
 
-__all__ = ["DEFAULT_QUESTION", "DEFAULT_STEPS", "DiagnosticWorkflow", "StepContext"]
+__all__ = [
+    "DEFAULT_QUESTION",
+    "DEFAULT_STEPS",
+    "VOLUME_STEPS",
+    "DiagnosticWorkflow",
+    "StepContext",
+]
 
 DEFAULT_STEPS = ("identify", "localize", "verify", "classify", "report", "impression")
 DEFAULT_QUESTION = "What are the findings, and what is the most likely diagnosis?"
@@ -103,6 +110,8 @@ class DiagnosticWorkflow:
         self.max_new_tokens = max_new_tokens
         self._fns: dict[str, StepFn] = dict(BUILTIN_STEPS)
         self._fns["localize"] = lambda s: localize(s, self.max_findings)
+        self._fns["sweep"] = lambda s: sweep(s, self.max_findings)
+        self._fns["study_report"] = study_report
         self.steps: list[str] = []
         self.set_steps(steps)
 
@@ -120,6 +129,8 @@ class DiagnosticWorkflow:
         if len(set(steps)) != len(steps):
             raise InputError("A workflow step is listed twice.", input=", ".join(steps))
         self.steps = list(steps)
+        # a volume runs VOLUME_STEPS unless the caller chose the steps
+        self._chosen_steps = tuple(steps) != DEFAULT_STEPS
         return self
 
     def skip(self, *names: str) -> DiagnosticWorkflow:
@@ -147,6 +158,7 @@ class DiagnosticWorkflow:
             raise InputError(f"No workflow step {anchor!r} to place {name!r} next to.")
         at = len(self.steps) if anchor is None else self.steps.index(anchor) + bool(after)
         self.steps.insert(at, name)
+        self._chosen_steps = True
         return self
 
     # ---- the graph ----------------------------------------------------------------------
@@ -184,11 +196,12 @@ class DiagnosticWorkflow:
 
         return node
 
-    def build_graph(self) -> Any:
-        """The steps as a compiled LangGraph graph (a straight line, in order)."""
+    def build_graph(self, steps: Sequence[str] | None = None) -> Any:
+        """The steps (default: :attr:`steps`) as a compiled LangGraph graph (a straight
+        line, in order)."""
         graph = StateGraph(WorkflowState, context_schema=WorkflowRun)
         previous = START
-        for name in self.steps:
+        for name in self.steps if steps is None else steps:
             graph.add_node(name, self._node(name))
             graph.add_edge(previous, name)
             previous = name
@@ -206,6 +219,7 @@ class DiagnosticWorkflow:
         trace: Trace | None = None,
         on_step: StepCallback | None = None,
         cancel: threading.Event | None = None,
+        volume: bool | None = None,
     ) -> Trace:
         """Review one image; return the trace (conclusion in ``trace.conclusion``).
 
@@ -217,7 +231,13 @@ class DiagnosticWorkflow:
             on_step: Called with each :class:`TraceStep` as it is recorded.
             cancel: Set it to stop the review before its next step
                 (``trace.stopped == "cancelled"``; the steps so far are kept).
+            volume: Whether ``image`` is a CT/MR volume (default: a local folder or NIfTI
+                file is). A volume is swept first, each 3D finding verified on its key
+                slice, then reported (:data:`VOLUME_STEPS`), unless other steps were chosen.
         """
+        if volume is None:
+            volume = looks_like_volume(str(image))
+        steps = VOLUME_STEPS if volume and not self._chosen_steps else tuple(self.steps)
         question = (question or DEFAULT_QUESTION).strip()
         ctx = (
             dict(context)
@@ -227,7 +247,7 @@ class DiagnosticWorkflow:
         trace = trace or Trace()
         trace.mode, trace.question, trace.context = "workflow", question, ctx
         trace.image = "<inline image>" if str(image).startswith("data:") else str(image)
-        trace.planner, trace.tools_source = "workflow:" + ",".join(self.steps), self.tools_source
+        trace.planner, trace.tools_source = "workflow:" + ",".join(steps), self.tools_source
         if on_step is not None:
             trace.on_step(on_step)
         t0 = time.perf_counter()
@@ -242,7 +262,9 @@ class DiagnosticWorkflow:
             cancel=cancel,
         )
         try:
-            state = await self.build_graph().ainvoke({"results": {}, "findings": []}, context=run)
+            state = await self.build_graph(steps).ainvoke(
+                {"results": {}, "findings": []}, context=run
+            )
         except BaseException as exc:
             if trace.final is None:
                 trace.finish(f"Stopped: the review failed ({exc}). Steps so far are kept.", "error")

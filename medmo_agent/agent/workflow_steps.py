@@ -160,8 +160,14 @@ async def verify(step: StepContext) -> list[dict[str, Any] | None]:
             f"Is there {finding['label']} in the region {where} (x1, y1, x2, y2 in pixels) "
             "of this image? Answer yes or no."
         )
+        # a 3D finding is asked about on its key slice (``slice`` is None otherwise)
         result = await step.call(
-            "vqa", boxes=_box_list(b), image=step.image, question=question, question_type="closed"
+            "vqa",
+            boxes=_box_list(b),
+            image=step.image,
+            slice=finding.get("slice"),
+            question=question,
+            question_type="closed",
         )
         finding["verified"] = (result or {}).get("yes_no")
         finding["answer"] = (result or {}).get("answer")
@@ -198,15 +204,16 @@ def _summary(step: StepContext) -> str:
     for f in step.findings:
         status = {True: "confirmed", False: "not confirmed", None: "unverified"}[f.get("verified")]
         b = f["box"]
+        on = f" on slice {f['slice']}" if f.get("slice") is not None else ""
         lines.append(
             f"Finding: {f['label']} at [{b['x1']:.0f}, {b['y1']:.0f}, {b['x2']:.0f}, "
-            f"{b['y2']:.0f}] ({status})"
+            f"{b['y2']:.0f}]{on} ({status})"
         )
     if r.get("classify"):
         labels = r["classify"].get("labels") or []
         lines.append("Labels: " + (", ".join(labels) or "none"))
-    if r.get("report"):
-        rep = r["report"]
+    if r.get("report") or r.get("study_report"):
+        rep = r.get("report") or r["study_report"]
         text = rep.get("impression") or rep.get("findings") or rep.get("report") or ""
         if text:
             lines.append(f"Report impression: {text}")

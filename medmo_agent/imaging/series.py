@@ -99,6 +99,8 @@ class DicomSeries:
         label: The folder as the caller named it.
         plane: The acquisition plane (axial, coronal, sagittal) or ``None`` if unknown.
         series_count: How many series the folder held (the largest was chosen).
+        positions: ImagePositionPatient of each slice, in display order (or ``None``).
+        orientations: ImageOrientationPatient of each slice, in display order (or ``None``).
     """
 
     def __init__(
@@ -110,8 +112,14 @@ class DicomSeries:
         plane: str | None,
         series_count: int = 1,
         allowed_dirs: tuple[Path, ...] | None = None,
+        positions: list[tuple[float, ...] | None] | None = None,
+        orientations: list[tuple[float, ...] | None] | None = None,
     ):
         self.files = files
+        # per slice, in display order: ImagePositionPatient and ImageOrientationPatient
+        # (``None`` where a file lacks them), for 3D geometry
+        self.positions = positions if positions is not None else [None] * len(files)
+        self.orientations = orientations if orientations is not None else [None] * len(files)
         self.allowed_dirs = allowed_dirs
         self.label = label
         self.settings = settings
@@ -140,6 +148,8 @@ class DicomSeries:
             plane=_plane(chosen[0].orientation),
             series_count=len(groups),
             allowed_dirs=folder.allowed,
+            positions=[h.position for h in ordered],
+            orientations=[h.orientation for h in ordered],
         )
 
     def render(

@@ -16,13 +16,25 @@ from .reason import reason
 from .report import report
 from .summarize import summarize_report
 from .text_qa import text_qa
+from .volume import ground_volume
 from .vqa import vqa
 
 __all__ = ["TASKS", "canonical_name", "find_task"]
 
 #: Every task by name, in the order tools are listed.
 TASKS: dict[str, Task] = {
-    t.name: t for t in (vqa, ground, report, reason, classify, detect, summarize_report, text_qa)
+    t.name: t
+    for t in (
+        vqa,
+        ground,
+        report,
+        reason,
+        classify,
+        detect,
+        summarize_report,
+        text_qa,
+        ground_volume,
+    )
 }
 
 _BY_ALIAS = {alias: t for t in TASKS.values() for alias in t.aliases}

@@ -32,6 +32,8 @@ def _calls(image_dir):
         "detect": {"image": png, "label": "cell"},
         "summarize_report": {"report_text": "Findings: small left effusion. Impression: effusion."},
         "text_qa": {"question": "Which organ makes insulin?", "options": ["liver", "pancreas"]},
+        # the CT file is a one-slice volume: the sweep's plumbing, on the real model
+        "ground_volume": {"image": str(image_dir / "ct.dcm"), "slices": "all"},
     }
 
 

@@ -232,7 +232,7 @@ async def test_toolkit_calls_run_off_the_event_loop_so_other_requests_are_served
         tg.start_soon(call)
         await anyio.to_thread.run_sync(backend.started.wait, 10)
         tools = await client.list_tools()  # answered while the model is busy
-        assert len(model_tools(tools.tools)) == 8
+        assert len(model_tools(tools.tools)) == 9
         backend.release.set()
     assert results[0].structured_content["answer"] == "no"
 

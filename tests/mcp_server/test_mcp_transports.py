@@ -97,7 +97,7 @@ async def test_stdio_subprocess_on_the_tiny_checkpoint_serves_tools(tiny_checkpo
         answer = await client.call_tool("vqa", {"image": "dark.png", "question": "Normal?"})
         denied = await client.call_tool("vqa", {"image": "/etc/hostname", "question": "?"})
         again = await client.call_tool("text_qa", {"question": "What does the liver make?"})
-    assert len(model_tools(tools.tools)) == 8
+    assert len(model_tools(tools.tools)) == 9
     assert not answer.is_error, answer.content[0].text
     assert answer.structured_content["backend"] == "transformers"
     assert answer.structured_content["usage"]["completion_tokens"] == 8
@@ -147,7 +147,7 @@ async def test_http_with_the_token_serves_and_without_it_answers_401(http_server
             follow = await client.call_tool(
                 "vqa", {"image": result.structured_content["result_uri"], "question": "Big?"}
             )
-    assert len(model_tools(tools.tools)) == 8
+    assert len(model_tools(tools.tools)) == 9
     assert not result.is_error and _overlay_size(result) == (200, 100)
     assert not follow.is_error
 

@@ -218,7 +218,7 @@ async def test_one_client_is_served_by_two_stateless_replicas_behind_one_address
         for name, (_, proc) in replicas.items():
             assert proc.alive(), f"replica {name} died:\n{proc.log_text()}"
 
-    assert len(model_tools(tools.tools)) == 8
+    assert len(model_tools(tools.tools)) == 9
     served_by = {r.question: r.replica for r in proxy.log if r.rpc == "tools/call"}
     assert set(served_by) == set(questions)
     assert set(served_by.values()) == {"a", "b"}  # both replicas answered tool calls

@@ -1,0 +1,47 @@
+"""The sweep on the real transformers path (the tiny random checkpoint, CPU): every slice
+is a real request through the batching runner, and the study read sends several images
+in one prompt. The answers are random; the plumbing is what is checked."""
+
+from __future__ import annotations
+
+from medmo_agent.testing.volumes import Phantom, write_dicom_series, write_nifti
+from medmo_agent.toolkit import Toolkit
+
+
+def test_a_series_sweep_and_study_read_run_on_the_tiny_checkpoint(
+    tiny_backend, tiny_settings, tmp_path
+):
+    folder = write_dicom_series(Phantom(shape=(6, 64, 64)), tmp_path / "series")
+    kit = Toolkit(tiny_backend, tiny_settings)
+    before = tiny_backend.stats.get("requests", 0)
+    result = kit.ground_volume(
+        str(folder), ["nodule"], slices="1:4", study_read=True, max_new_tokens=6
+    )
+    assert result.backend == "transformers"
+    assert [e.slice for e in result.per_slice] == [1, 2, 3]
+    assert all(e.error is None for e in result.per_slice), result.per_slice
+    assert sorted(result.slice_results) == [1, 2, 3]
+    for r in result.slice_results.values():
+        assert 1 <= r.usage.completion_tokens <= 6
+        assert r.image_size == (64, 64)
+    # the study read: several slices, one prompt, all its images seen by the model
+    assert len(result.study_read_slices) == 3
+    assert result.study_read is not None
+    assert result.usage.prompt_tokens > 3 * 64  # three slices' visual tokens and more
+    if "requests" in tiny_backend.stats:
+        assert tiny_backend.stats["requests"] - before == 4
+    dumped = result.model_dump()
+    assert type(result).model_validate(dumped).model_dump() == dumped
+
+
+def test_a_nifti_sweep_in_the_coronal_plane_runs_on_the_tiny_checkpoint(
+    tiny_backend, tiny_settings, tmp_path
+):
+    path = write_nifti(Phantom(shape=(8, 40, 48)), tmp_path / "v.nii.gz")
+    result = Toolkit(tiny_backend, tiny_settings).ground_volume(
+        str(path), plane="coronal", slices="::15", window="400/50", max_new_tokens=4
+    )
+    assert result.plane == "coronal" and result.frame == "RAS"
+    assert result.shape == (40, 8, 48)  # coronal: slices along y; rows along z
+    assert result.slices == [0, 15, 30]
+    assert all(e.error is None for e in result.per_slice)
