@@ -35,6 +35,7 @@ from PIL import Image
 from servers import ServerProcess, free_port, start_process
 
 from mcp_server.caching import IMMUTABLE, SERVER_LISTS
+from mcp_server.tools import TOOL_NAMES
 from medmo_agent.testing import scripted_env
 
 pytestmark = pytest.mark.slow
@@ -148,7 +149,7 @@ async def _speaks(client: Client, mode: str, revision: str) -> None:
         # Deliberately no log messages to clients (see conformance/expected-failures.yml).
         assert caps.logging is None
     tools = await client.list_tools()
-    assert len(model_tools(tools.tools)) == 8
+    assert len(model_tools(tools.tools)) == len(TOOL_NAMES)
     if revision == MODERN:
         assert (tools.ttl_ms, tools.cache_scope) == (SERVER_LISTS.ttl_ms, "public")
     else:
