@@ -6,6 +6,7 @@ results, so an agent can look at or refer to them without re-sending pixels.
 - ``medmo://results/<id>``: an earlier tool result, as JSON;
 - ``medmo://results/<id>/overlay``: that result's image with its boxes drawn, as PNG
   (``ground`` and ``detect`` results);
+- ``medmo://results/<id>/slices``: every slice's own result of a volume sweep, as JSON;
 - ``medmo://server``: the model, the allowed folders and the limits, as JSON.
 """
 
