@@ -192,8 +192,9 @@ async def test_a_volume_sweep_opens_on_its_key_slice_with_each_slices_boxes(imag
     assert not sweep.is_error, sweep.content[0].text
     data = sweep.structured_content
     (finding,) = data["findings"]
-    # clients without Apps: the text and the overview strip, as before
-    assert [c.type for c in sweep.content] == ["text", "image"]
+    # clients without Apps: the text and the overview strip (and the links), as before
+    kinds = [c.type for c in sweep.content]
+    assert kinds[:2] == ["text", "image"] and set(kinds[2:]) == {"resource_link"}
     assert _png(sweep).shape[0] == 192
     for answer in (key, bone, clear, unswept):
         assert not answer.is_error, answer.content[0].text
