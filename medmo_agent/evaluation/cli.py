@@ -112,7 +112,7 @@ def list_benchmarks(data_dir: str | None = None) -> list[dict[str, Any]]:
         where = spec.source
         if data_dir is not None:
             size = count_items(spec, data_dir)
-            where = f"{data_dir}/{spec.id} ({spec.hub_id})"
+            where = f"{data_dir}/{spec.id} ({spec.hub_id or spec.data_file})"
         rows.append({"id": spec.id, "title": spec.title, "items": size, "source": where})
     return rows
 
@@ -200,7 +200,10 @@ def _print_summary(result: Any) -> None:
                 f"{d['ci_high'] * 100:+.1f}, n={d['n']})\n"
             )
     for bench, mode in result.skipped_modes:
-        out.write(f"{bench:<16} {mode:<9} skipped: text-only benchmark, the mode needs an image\n")
+        out.write(
+            f"{bench:<16} {mode:<9} skipped: the mode does not run this benchmark "
+            "(text-only, or grounding outside direct mode)\n"
+        )
     failed = result.failed
     for rec in failed[:10]:
         out.write(f"  failed: {rec.benchmark}/{rec.mode}/{rec.item_id}: {rec.error}\n")

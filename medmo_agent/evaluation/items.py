@@ -14,10 +14,13 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import prompts as P
 from .records import QuestionType
+
+if TYPE_CHECKING:
+    from .grounding_data import GroundingSample
 
 __all__ = ["EvalItem", "ImageSource", "RowContext", "prompt_hash"]
 
@@ -86,6 +89,8 @@ class EvalItem:
         gold: every accepted answer (MMMU open questions may list several).
         load_error: why the row could not be read (an image file missing): the item is
             recorded as failed without asking the model.
+        grounding: a grounding item's labels and true boxes (``question_type``
+            ``grounding``).
     """
 
     item_id: str
@@ -103,6 +108,7 @@ class EvalItem:
     category: str | None = None
     gold: tuple[str, ...] = ()
     load_error: str | None = None
+    grounding: GroundingSample | None = None
 
     def prompt_for(self, reasoning: bool) -> str:
         """The prompt text of a mode: direct or reasoning."""

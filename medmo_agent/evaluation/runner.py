@@ -104,7 +104,11 @@ class _Worker:
         try:
             if item.load_error:
                 raise InputError(f"item {item.item_id!r} could not be read: {item.load_error}")
-            rec.raw_answer = self.answerers[job.mode](item)
+            answer = self.answerers[job.mode](item)
+            if isinstance(answer, tuple):  # grounding: the reply and the size the model saw
+                rec.raw_answer, rec.input_size = answer
+            else:
+                rec.raw_answer = answer
             if self.cancel.is_set():
                 return None
             _apply_score(rec, job.spec, item, self.compat, self.judge)
@@ -134,7 +138,9 @@ def _apply_score(
     ask: Judge | None = judge
     if kept is not None and not (rejudge and judge is not None and judge_failed(rec)):
         ask = lambda _item, _resp: kept  # noqa: E731
-    score = score_item(spec, item, rec.raw_answer or "", compat=compat, judge=ask)
+    score = score_item(
+        spec, item, rec.raw_answer or "", compat=compat, judge=ask, input_size=rec.input_size
+    )
     rec.extracted, rec.correct = score.extracted, score.correct
     rec.verdict, rec.metrics = score.verdict, score.metrics
 
@@ -286,7 +292,9 @@ def _run(
     for spec in specs:
         items = loaded[spec.id]
         for mode in mode_list:
-            if spec.text_only and mode in IMAGE_MODES:
+            if (spec.text_only and mode in IMAGE_MODES) or (
+                spec.scorer == "grounding" and mode != "direct"
+            ):
                 result.skipped_modes.append((spec.id, mode))
                 continue
             old = store.read_items(spec.id, mode) if store is not None else {}

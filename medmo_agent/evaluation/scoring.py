@@ -61,6 +61,7 @@ def score_item(
     *,
     compat: Compat = "correct",
     judge: Judge | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> Score:
     """Score a response to an item by the benchmark's rule (and the judge, if any).
 
@@ -72,10 +73,16 @@ def score_item(
         judge: the LLM judge, asked only when
             :func:`~medmo_agent.evaluation.llm_judge.needs_judge` says so; its verdict is
             kept under ``verdict["judge"]``.
+        input_size: grounding: the (width, height) the model saw, to read its boxes.
     """
     verdict: dict[str, Any] = {"rule": _rule_name(item)}
     metrics: dict[str, float] = {}
     kind: Literal["open", "close"] | None = None
+    if spec.scorer == "grounding":
+        from .grounding_bench import score_grounding
+
+        extracted, correct, found = score_grounding(item, response, input_size)
+        return Score(extracted=extracted, correct=correct, verdict=found)
     if spec.scorer == "vqa":
         s = score_vqa_item(
             spec.id,  # type: ignore[arg-type]
@@ -130,14 +137,19 @@ def benchmark_metrics(
     answered = [r for r in records if r.ok and not judge_failed(r)]
     failed = sum(not r.ok for r in records)
     unscored = len(records) - len(answered) - failed
-    if spec.scorer == "vqa":
+    metrics: dict[str, Any]
+    if spec.scorer == "grounding":
+        from .grounding_bench import grounding_metrics_of
+
+        metrics = grounding_metrics_of(answered)
+    elif spec.scorer == "vqa":
         judged = any("judge" in r.verdict for r in answered)
         verdicts = (
             [bool((r.verdict.get("judge") or {}).get("correct")) for r in answered]
             if judged
             else None
         )
-        metrics: dict[str, Any] = vqa_metrics(
+        metrics = vqa_metrics(
             spec.id,  # type: ignore[arg-type]
             [_vqa_score(r) for r in answered],
             judge=verdicts,

@@ -3,7 +3,8 @@
 ``write_fixtures(root)`` writes ``root/<benchmark id>/`` as the Hugging Face repository
 holds it (parquet shards per split and config, SLAKE's ``test.json`` + ``imgs/``, PMC-VQA's
 ``test_2.csv`` + ``figures/``, OmniMedVQA's ``QA_information`` + ``Images/``, MedXpertQA's
-``MM``/``Text`` jsonl + ``images/``), with images drawn by PIL, so the loaders read them
+``MM``/``Text`` jsonl + ``images/``, the grounding benchmark's COCO-style
+``annotations.json`` + images), with images drawn by PIL, so the loaders read them
 through ``datasets`` exactly as they read the hub's files.
 """
 
@@ -328,6 +329,33 @@ def write_supergpqa(root: Path) -> None:
     _parquet(root / "supergpqa/data/train-00000-of-00001.parquet", rows)
 
 
+# bacteria (grounding): image file, size, [(category, [x, y, width, height])]
+BACTERIA_IMAGES = [
+    ("b1.png", (200, 200), [("rod", [25, 25, 75, 50]), ("coccus", [125, 100, 50, 50])]),
+    ("b2.png", (256, 256), [("rod", [100, 10, 50, 50]), ("rod", [10, 60, 30, 30])]),
+]
+
+
+def write_bacteria(root: Path) -> None:
+    folder = root / "bacteria"
+    cats = {"rod": 1, "coccus": 2}
+    images, anns = [], []
+    for i, (name, (w, h), boxes) in enumerate(BACTERIA_IMAGES, start=1):
+        img = Image.new("RGB", (w, h), (30, 30, 30))
+        d = ImageDraw.Draw(img)
+        for label, (x, y, bw, bh) in boxes:
+            shape = d.ellipse if label == "coccus" else d.rectangle
+            shape([x, y, x + bw - 1, y + bh - 1], fill=(200, 200, 120))
+        _save(img, folder / "images" / name)
+        images.append({"id": i, "file_name": f"images/{name}", "width": w, "height": h})
+        for label, bbox in boxes:
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cats[label],
+                         "bbox": bbox, "iscrowd": 0})  # fmt: skip
+    categories = [{"id": v, "name": k} for k, v in cats.items()]
+    data = {"images": images, "categories": categories, "annotations": anns}
+    (folder / "annotations.json").write_text(json.dumps(data))
+
+
 WRITERS = {
     "mmmu_med": write_mmmu,
     "vqa_rad": write_vqa_rad,
@@ -344,6 +372,7 @@ WRITERS = {
     "medbullets_op4": write_medbullets,
     "medbullets_op5": lambda root: None,  # written with op4
     "supergpqa": write_supergpqa,
+    "bacteria": write_bacteria,
 }
 
 #: items per fixture benchmark (SuperGPQA keeps the Medicine row only)
@@ -363,6 +392,7 @@ SIZES = {
     "medbullets_op4": 1,
     "medbullets_op5": 1,
     "supergpqa": 1,
+    "bacteria": 3,  # (image, label) pairs: b1 rod, b1 coccus, b2 rod
 }
 
 
