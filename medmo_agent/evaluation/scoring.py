@@ -25,7 +25,7 @@ from .extraction import parse_response, pre_extract
 from .items import EvalItem
 from .judging import choice_pick, judge_multiple_choice
 from .llm_judge import needs_judge
-from .mmmu import judge_open, parse_open_response
+from .mmmu import judge_multi_choice, judge_open, parse_open_response
 from .records import ItemRecord
 
 __all__ = ["Judge", "Score", "benchmark_metrics", "judge_failed", "score_item"]
@@ -94,6 +94,12 @@ def score_item(
         kind = verdict["kind"] = s.kind
         correct, metrics = s.correct, dict(s.metrics)
         extracted = parse_response(pre_extract(response)).strip()
+    elif spec.scorer == "mmmu" and item.question_type == "multiple_choice":
+        extracted, correct, drawn = judge_multi_choice(
+            item.item_id, item.options, item.answer, response
+        )
+        verdict["rule"] = "mmmu_multiple_choice"
+        verdict["random_choice"] = drawn
     elif item.question_type == "multiple_choice":
         correct = judge_multiple_choice(item.options, item.answer, response)
         extracted = choice_pick(response, len(item.options)).strip()

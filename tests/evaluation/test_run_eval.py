@@ -332,7 +332,7 @@ def test_mmmu_scores_choices_and_open_answers_and_compat_reproduces_the_characte
     fixed = run_eval("mmmu_med", tmp_path / "a", backend=ScriptedBackend(responder=reply), **kw)
     assert fixed.metrics["mmmu_med"]["direct"]["total metrics"]["right"] == 10
     records = fixed.records["mmmu_med"]["direct"]
-    assert {r.verdict["rule"] for r in records} == {"multiple_choice", "mmmu_open"}
+    assert {r.verdict["rule"] for r in records} == {"mmmu_multiple_choice", "mmmu_open"}
     bugged = run_eval(
         "mmmu_med", tmp_path / "b", backend=ScriptedBackend(responder=reply), compat="medevalkit",
         **kw,
