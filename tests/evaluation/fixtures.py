@@ -120,16 +120,16 @@ def write_pmc_vqa(root: Path) -> None:
         ("Where is the lesion?", ["Liver", "Kidney", "Spleen", "Pancreas"], "A"),
     ]
     base.mkdir(parents=True, exist_ok=True)
+    # test_2.csv's columns, in MedEvalKit's order: the answer is the letter
     with open(base / "test_2.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            ["Figure_path", "Question", "Answer", *[f"Choice {x}" for x in "ABCD"], "Answer_label"]
-        )
+        choice_cols = [f"Choice {x}" for x in "ABCD"]
+        w.writerow(["index", "Figure_path", "Caption", "Question", *choice_cols, "Answer", "split"])
         for i, (q, opts, label) in enumerate(rows):
             fig = f"PMC{i}_fig1.jpg"
             _save(draw(20 + i), base / "figures" / fig)
             choices = [f"{x}:{o}" for x, o in zip("ABCD", opts, strict=True)]
-            w.writerow([fig, q, opts["ABCD".index(label)], *choices, label])
+            w.writerow([i, fig, "A figure.", q, *choices, label, "test"])
 
 
 def write_omnimedvqa(root: Path) -> None:
@@ -300,12 +300,13 @@ def write_medqa(root: Path) -> None:
 
 
 def write_medbullets(root: Path) -> None:
-    for name, keys in (("medbullets_op4", "abcd"), ("medbullets_op5", "abcde")):
-        texts = ["Asthma", "COPD", "Pneumonia", "Embolism", "Sarcoidosis"]
-        row = {"question": "A smoker with wheeze. Diagnosis?"}
-        row.update({f"op{k}": texts[i] for i, k in enumerate(keys)})
-        row.update({"answer": "COPD", "answer_idx": "B", "explanation": ""})
-        _parquet(root / name / "data/train-00000-of-00001.parquet", [row])
+    texts = ["Asthma", "COPD", "Pneumonia", "Embolism", "Sarcoidosis"]
+    common = {"question": "A smoker with wheeze. Diagnosis?", "answer": "COPD", "answer_idx": "B"}
+    # op4 keeps its options in one letter -> text mapping, op5 in opa..ope
+    op4 = {**common, "options": dict(zip("ABCD", texts, strict=False)), "meta_info": ""}
+    _parquet(root / "medbullets_op4/data/train-00000-of-00001.parquet", [op4])
+    op5 = {**common, **{f"op{k}": texts[i] for i, k in enumerate("abcde")}, "explanation": ""}
+    _parquet(root / "medbullets_op5/data/train-00000-of-00001.parquet", [op5])
 
 
 def write_supergpqa(root: Path) -> None:

@@ -67,7 +67,12 @@ def test_prompts_use_each_benchmarks_option_format(bench_data):
     xpert = load_items(find_benchmark("medxpertqa_mm"), bench_data)[0]
     assert "Answer Choices" not in xpert.prompt and "E. Mass" in xpert.prompt
     pmc = load_items(find_benchmark("pmc_vqa"), bench_data)[0]
-    assert pmc.options == ("A. CT", "B. MRI", "C. Ultrasound", "D. PET")
+    assert pmc.options == ("A:CT", "B:MRI", "C:Ultrasound", "D:PET") and pmc.answer == "B"
+    assert "Options: \nA:CT\nB:MRI\nC:Ultrasound\nD:PET\nAnswer with" in pmc.prompt
+    op4 = load_items(find_benchmark("medbullets_op4"), bench_data)[0]
+    assert op4.options == ("A.Asthma", "B.COPD", "C.Pneumonia", "D.Embolism") and op4.answer == "B"
+    mmlu = load_items(find_benchmark("mmlu_med"), bench_data)[0]
+    assert "A.Vagus\nB.Phrenic\nC.Hypoglossal\nD.Radial" in mmlu.prompt
 
 
 def test_vqa_items_split_yes_no_and_open_and_slake_keeps_its_language(bench_data):
