@@ -111,8 +111,11 @@ def list_benchmarks(data_dir: str | None = None) -> list[dict[str, Any]]:
         size: int | None = spec.size
         where = spec.source
         if data_dir is not None:
-            size = count_items(spec, data_dir)
             where = f"{data_dir}/{spec.id} ({spec.hub_id or spec.data_file})"
+            try:
+                size = count_items(spec, data_dir)
+            except InputError:  # a copy not there is listed as such, not an error
+                size, where = None, f"{where}: no local copy"
         rows.append({"id": spec.id, "title": spec.title, "items": size, "source": where})
     return rows
 

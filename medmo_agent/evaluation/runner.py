@@ -352,14 +352,23 @@ def _run(
     result.interrupted = keyboard or cancel.is_set()
 
     by_spec = {s.id: s for s in specs}
+    rescoring = []
     for (bench, mode), recs in done.items():
-        items = loaded[bench]
-        for item in items:  # earlier answers are re-scored under this run's compat
+        for item in loaded[bench]:  # earlier answers are re-scored under this run's compat
             rec = recs.get(item.item_id)
             if rec is not None and rec.ok:
                 # an earlier run's failed judge call is asked again (this run's just failed)
                 earlier = (bench, mode, item.item_id) in earlier_ids
-                _apply_score(rec, by_spec[bench], item, compat_, judge, rejudge=earlier)
+                rescoring.append((rec, by_spec[bench], item, earlier))
+    # judge calls (new ones, or failed ones asked again) go out concurrently
+    with ThreadPoolExecutor(max_workers=settings.judge_concurrency if judge else 1) as judges:
+        list(
+            judges.map(
+                lambda t: _apply_score(t[0], t[1], t[2], compat_, judge, rejudge=t[3]), rescoring
+            )
+        )
+    for (bench, mode), recs in done.items():
+        items = loaded[bench]
         result.records.setdefault(bench, {})[mode] = [
             recs[i.item_id] for i in items if i.item_id in recs
         ]

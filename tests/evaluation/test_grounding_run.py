@@ -115,3 +115,13 @@ def test_grounding_on_the_tiny_checkpoint(tmp_path, bench_data, tiny_backend, ti
     total = result.metrics["bacteria"]["direct"]["total metrics"]
     assert total["total"] == 1 and total["true_boxes"] >= 1
     assert 0.0 <= total["mean_iou"] <= 1.0
+
+
+def test_list_with_a_data_dir_missing_a_benchmark_says_so(tmp_path, bench_data, capsys):
+    partial = tmp_path / "data"
+    partial.mkdir()
+    (partial / "bacteria").symlink_to(bench_data / "bacteria")
+    assert main(["eval", "--list", "--data-dir", str(partial)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["bacteria"].split()[1] == "3"
+    assert rows["vqa_rad"].split()[1] == "?" and "no local copy" in rows["vqa_rad"]
