@@ -80,12 +80,13 @@ def ground_answer(
     """Ask the model for the item's boxes with the ``ground`` task's messages; the raw
     reply and the (width, height) the model saw."""
     from ..backends.base import GenerationRequest
+    from ..imaging import load_image
     from ..tasks.ground import build_messages
-    from .modes import to_med_image
 
     sample = item.grounding
     assert sample is not None
-    image = to_med_image(item.images[0], toolkit.settings)
+    # the ordinary loader, so the image caps apply as for every other item
+    image = load_image(item.images[0].read_bytes(), settings=toolkit.settings)
     request = GenerationRequest(
         build_messages(image, list(sample.labels)), max_new_tokens=max_new_tokens, temperature=0.0
     )
