@@ -125,7 +125,9 @@ def _body(result: Any, image: Any, show_image: bool) -> str:
     question = getattr(result, "question", None)
     if question:
         parts.append(f"<div><b>Q:</b> {_e(question)}</div>")
-    if hasattr(result, "boxes"):
+    if task == "ground_volume" and hasattr(result, "to_dict"):
+        parts.append(_volume(result, image, show_image))
+    elif hasattr(result, "boxes"):
         parts.append(f"<div>{_e(result.summary().splitlines()[0])}</div>")
         counts = getattr(result, "counts", None)
         if counts:
@@ -185,6 +187,20 @@ def _body(result: Any, image: Any, show_image: bool) -> str:
             f"<pre style='white-space:pre-wrap'>{_e(raw)}</pre></details>"
         )
     return "".join(parts)
+
+
+def _volume(result: Any, image: Any, show_image: bool) -> str:
+    """A volume sweep: the overview strip (drawn by the sweep, or again from ``image``, a
+    slice of its volume) above the findings table."""
+    from .volume.display import overview_png, volume_html
+
+    data = result.to_dict()
+    png = None
+    if show_image:
+        png = getattr(result, "overview_png", None)
+        if png is None and image is not None:
+            png = overview_png(data, image)
+    return volume_html(data, png)
 
 
 def result_html(result: Any, image: Any = None, *, show_image: bool = True) -> str:
