@@ -16,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from medmo_agent.agent.render import conclusion_html, step_body_html, step_title
-from medmo_agent.volume.display import is_volume_data
+from medmo_agent.volume.tables import is_volume_data
 
 from .jobs import describe_error
 from .render import error_html, escape, progress_html

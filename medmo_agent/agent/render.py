@@ -23,14 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..rendering import boxes_table_html, error_html, escape, result_html
-from ..volume.display import (
-    findings_markdown,
-    is_volume_data,
-    overview_png,
+from ..rendering import (
+    boxes_table_html,
+    error_html,
+    escape,
+    overview_html,
     png_data_uri,
+    result_html,
     volume_html,
 )
+from ..volume.display import overview_png
+from ..volume.tables import findings_markdown, is_volume_data
 
 __all__ = [
     "DISCLAIMER",
@@ -306,7 +309,12 @@ def step_body_html(step: Any, image: Any = None) -> str:
     elif step.text and step.kind != "tool_result":
         parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
     model = result_model(step) if step.kind == "tool_result" else None
-    if model is not None:
+    if model is not None and is_volume_data(step.result):
+        parts.append(result_html(model, show_image=False))
+        png = overview_png(step.result, image) if image is not None else None
+        if png:  # the trace keeps no pixels: the strip is drawn again from the volume
+            parts.append(overview_html(png))
+    elif model is not None:
         parts.append(result_html(model, image=image, show_image=image is not None))
     elif step.kind == "tool_result" and step.text:
         parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..rendering import escape
+from ..rendering import escape, findings_html
 from .markdown import DISCLAIMER, describe_image, redact, scrub_paths
 from .records import CaseRecord
 from .store import ReviewStore
@@ -244,8 +244,6 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
 def _volume(volume: dict[str, Any], folder: Path) -> str:
     """A volume sweep: 3D findings table under the overview strip (embedded, so the page
     stays one file)."""
-    from ..volume.display import findings_html
-
     image = (volume.get("image") or 0) + 1
     h = [f"<h3>3D findings, image {image} ({_e(volume.get('step') or 'ground_volume')})</h3>"]
     uri = _data_uri(folder / volume["overview"]) if volume.get("overview") else None

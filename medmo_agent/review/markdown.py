@@ -150,7 +150,7 @@ def render_case_markdown(record: CaseRecord, include_paths: bool = False) -> str
 
 def _volume_section(volume: dict[str, Any]) -> list[str]:
     """A volume sweep: its overview strip (linked, next to the report) and findings table."""
-    from ..volume.display import findings_markdown
+    from ..volume.tables import findings_markdown
 
     lines = [f"### 3D findings ({_cell(volume.get('step') or 'ground_volume')})", ""]
     if volume.get("overview"):
