@@ -109,3 +109,29 @@ def test_a_volume_step_whose_study_is_gone_still_shows_its_findings(lesion_sessi
     (body,) = row.children
     assert isinstance(body, widgets.HTML)
     assert "<td>5–11</td>" in body.value and "medmo-volume-overview" not in body.value
+
+
+def test_the_real_model_sweeps_a_series_through_the_magic(tiny_settings, tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyter_ext.session import MedmoSession, reset_session
+
+    small = write_dicom_series(Phantom(shape=(6, 32, 32)), tmp_path / "small")
+    reset_session(MedmoSession(tiny_settings))
+    try:
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "jupyter_ext")
+        panel = shell.run_line_magic(
+            "medmo", f"ground {small} nodule --slices 1:5 --max-new-tokens 6 --wait"
+        )
+        assert panel.error is None, panel.error
+        result = panel.result
+        assert (result.task, result.model) == ("ground_volume", tiny_settings.model)
+        assert [e.slice for e in result.per_slice] == [1, 2, 3, 4]
+        assert all(e.error is None for e in result.per_slice)
+        assert result.usage.completion_tokens > 0
+        assert isinstance(panel.viewer, VolumeViewer)
+        assert panel.viewer.sweep.shape == (6, 32, 32)
+        assert panel.viewer.canvas.image_src.startswith("data:image/png;base64,")
+    finally:
+        reset_session()
