@@ -135,3 +135,10 @@ def test_the_real_model_sweeps_a_series_through_the_magic(tiny_settings, tmp_pat
         assert panel.viewer.canvas.image_src.startswith("data:image/png;base64,")
     finally:
         reset_session()
+
+
+def test_a_sweep_result_names_its_study_for_the_viewer(lesion_session, study):
+    result = lesion_session.toolkit.ground_volume(str(study), ["nodule"])
+    viewer = VolumeViewer(result)  # no volume given: the result's image handle is the study
+    assert viewer.sweep.handle == result.image.handle
+    assert viewer.image.meta.slice == 8 and viewer.image.meta.num_slices == 24
