@@ -101,3 +101,22 @@ def test_a_saved_trace_still_renders_its_volume_step(trace, tmp_path):
     # the saved trace names the study by a label: the table shows, the strip cannot be drawn
     assert "| 1 | nodule | 5–11 | 8 |" in again.to_markdown()
     assert "medmo-volume-findings" in again.to_html()
+
+
+def test_a_sweep_from_an_mcp_server_renders_like_one_in_process(study):
+    from langchain_core.messages import ToolMessage
+
+    from medmo_agent.agent.middleware import record_tool_message
+
+    result = Toolkit(backend=ScriptedBackend(responder=lesion_reply)).ground_volume(str(study))
+    trace = Trace(question="Any nodule?")
+    message = ToolMessage(
+        content=result.summary(),
+        tool_call_id="c1",
+        artifact={"structured_content": result.to_dict()},  # what an MCP tool returns
+    )
+    record_tool_message(trace, {"name": "ground_volume", "args": {}, "id": "c1"}, message, 0.1)
+    (step,) = trace.tool_steps
+    assert step.result_type is None and isinstance(result_model(step), VolumeResult)
+    assert "| 1 | nodule | 5–11 | 8 |" in trace.to_markdown()
+    assert "class='medmo-volume-overview'" in trace.to_html()
