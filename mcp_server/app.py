@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mcp.server.caching import apply_cache_hint
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, ReadResourceResult
 from mcp_types import Resource as MCPResource
 from pydantic import ValidationError
 
@@ -15,6 +16,7 @@ from medmo_agent import __version__
 from medmo_agent.config import Settings
 
 from .arguments import prompt_arguments_problem, tool_arguments_text
+from .caching import METHOD_HINTS, read_hint
 from .completions import register_completions
 from .config import ServerConfig
 from .prompts import register_prompts
@@ -39,12 +41,15 @@ Pass images by reference: a file path inside the allowed folders (see the medmo:
 resource), or the medmo://results/<id> URI that every result carries, which reuses that
 result's image (same window and slice) without re-sending pixels. Send inline data URIs
 only for images the server cannot read from disk. Boxes are in original-image pixels.
+Each result links to its resources: the result as JSON, and for boxes the image with
+the boxes drawn (medmo://results/<id>/overlay); read them when needed.
 Outputs are drafts from a research model, not diagnoses.
 """
 
 
 class MedmoServer(MCPServer):
-    """An :class:`MCPServer` that also lists the image files in the allowed folders.
+    """An :class:`MCPServer` that also lists the image files in the allowed folders, and
+    tells clients how long each resource it serves stays fresh.
 
     Args:
         resolver: The confined image resolver the tools use; it lists the files.
@@ -62,6 +67,17 @@ class MedmoServer(MCPServer):
         # Walking folders touches the disk; keep it off the event loop.
         files = await anyio.to_thread.run_sync(image_file_resources, self.resolver)
         return listed + [MCPResource(**entry) for entry in files]
+
+    async def _handle_read_resource(self, ctx: Any, params: Any) -> Any:
+        """Read a resource, with the cache hint of that resource (:func:`.caching.read_hint`).
+
+        The SDK takes one hint per method; a held result and a file on disk need
+        different ones, so the read's own result carries its hint.
+        """
+        result = await super()._handle_read_resource(ctx, params)
+        if isinstance(result, ReadResourceResult):
+            result = apply_cache_hint(result, read_hint(str(params.uri), ctx.lifespan_context))
+        return result
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
@@ -125,6 +141,7 @@ def create_server(
         lifespan=state_lifespan(settings, config, resolver, backend),
         resolver=resolver,
         log_level="WARNING",
+        cache_hints=METHOD_HINTS,
         # the interactive viewer for clients with MCP Apps (its resource and render tool)
         extensions=[viewer_extension()],
     )

@@ -10,7 +10,7 @@ internals and keeps serving.
 from __future__ import annotations
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, ResourceLink, TextContent
 
 from medmo_agent.errors import BackendError, MedmoError, NotFoundError
 from medmo_agent.tasks.results import GroundingResult, TaskResult
@@ -70,19 +70,26 @@ def error_text(exc: MedmoError) -> str:
 def tool_error_result(exc: MedmoError, hide_paths: tuple[str, ...] = ()) -> CallToolResult:
     """A tool result flagged as an error, carrying the explanation as text.
 
-    An unreadable answer also carries the parsed result as structured content, so a
-    client can still show what the model said. ``hide_paths`` are replaced by labels
-    (``medmo_agent.privacy``) in the text and the structured content.
+    An unreadable answer also carries the parsed result as structured content, and a
+    link to it as the server keeps it, so a client can still show what the model said.
+    ``hide_paths`` are replaced by labels (``medmo_agent.privacy``) in the text and the
+    structured content.
     """
     from medmo_agent.privacy import scrub_data, scrub_text
 
+    from .render import result_links
+
     structured = None
+    content: list[TextContent | ResourceLink] = [
+        TextContent(type="text", text=scrub_text(error_text(exc), hide_paths))
+    ]
     if isinstance(exc, UnreadableAnswerError):
         structured = exc.result.model_dump(mode="json")
         if hide_paths:
             structured = scrub_data(structured, paths=hide_paths)
+        content.extend(result_links(exc.result, overlay=False))
     return CallToolResult(
-        content=[TextContent(type="text", text=scrub_text(error_text(exc), hide_paths))],
+        content=content,
         structured_content=structured,
         is_error=True,
     )

@@ -1,10 +1,14 @@
-"""Turn a task result into an MCP tool result: structured content, a short text, and
-for box results the image with labelled boxes.
+"""Turn a task result into an MCP tool result: structured content, a short text, for
+box results the image with labelled boxes, and links to the resources the result left.
 
 The structured content is the result model itself (it matches the tool's output
 schema); the text is for clients that show only text, and ends with the result's URI
 so a later call can refer to it. The overlay is a PNG downscaled until it fits the
-byte budget, well under the 1 MiB a streamed event may carry.
+byte budget, well under the 1 MiB a streamed event may carry. Everything else goes by
+reference: resource links to the result as JSON (``medmo://results/<id>``), to the
+overlay (``.../overlay``), to a volume sweep's per-slice results (``.../slices``) and to
+a held image (``medmo://images/<id>``), which a client
+reads when it wants them instead of receiving them inline with every call.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from mcp_types import CallToolResult, ImageContent, TextContent
+from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 
+from medmo_agent.imaging.resolve import HANDLE_PREFIX
 from medmo_agent.privacy import is_path
+
+from .caching import OVERLAY_SUFFIX, SLICES_SUFFIX
 
 if TYPE_CHECKING:
     from medmo_agent.tasks.results import TaskResult
@@ -22,7 +29,7 @@ if TYPE_CHECKING:
 
     from .config import ServerConfig
 
-__all__ = ["overlay_png", "render_result", "result_data", "result_text"]
+__all__ = ["overlay_png", "render_result", "result_data", "result_links", "result_text"]
 
 _MIN_SIDE = 128
 
@@ -69,6 +76,61 @@ def overlay_png(image: MedImage, result: TaskResult, max_side: int, max_bytes: i
     return png
 
 
+def result_links(result: TaskResult, overlay: bool) -> list[ResourceLink]:
+    """Resource links to what ``result`` left on the server (none before it is stored).
+
+    Args:
+        result: A stored result (its ``result_uri`` is set).
+        overlay: Whether the result has an overlay (boxes drawn on its image).
+    """
+    if not result.result_uri:
+        return []
+    uri = result.result_uri
+    links = [
+        ResourceLink(
+            type="resource_link",
+            uri=uri,
+            name="result",
+            title=f"The {result.task} result as JSON",
+            mime_type="application/json",
+        )
+    ]
+    if overlay:
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=uri + OVERLAY_SUFFIX,
+                name="overlay",
+                title="The image with the boxes drawn",
+                mime_type="image/png",
+            )
+        )
+    if getattr(result, "slice_results", None) is not None:  # a volume sweep
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=uri + SLICES_SUFFIX,
+                name="slices",
+                title="Every slice's result, as JSON",
+                mime_type="application/json",
+            )
+        )
+    handle = result.image.handle if result.image is not None else None
+    # Held images only: a file's URI would name its path, which results show only when
+    # paths are allowed; the result's URI already leads back to that image.
+    if handle and handle.startswith(HANDLE_PREFIX):
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=handle,
+                name="image",
+                title="The image the result is about",
+                mime_type="image/png",
+            )
+        )
+    return links
+
+
 def render_result(
     result: TaskResult,
     overlay_image: MedImage | None,
@@ -81,8 +143,10 @@ def render_result(
     result kept for reuse keeps the real path, so a later call can reopen the image.
     """
     text = result_text(result, include_paths)
-    content: list[TextContent | ImageContent] = [TextContent(type="text", text=text)]
+    content: list[TextContent | ImageContent | ResourceLink] = [TextContent(type="text", text=text)]
     if overlay_image is not None:
+        # Inline as well as linked: a model sees the boxes only if the picture is in
+        # the result it reads, and many clients do not follow links.
         png = overlay_png(overlay_image, result, config.overlay_max_side, config.overlay_max_bytes)
         content.append(
             ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
@@ -94,5 +158,6 @@ def render_result(
                 type="image", data=base64.b64encode(overview).decode(), mime_type="image/png"
             )
         )
+    content.extend(result_links(result, overlay=overlay_image is not None))
     structured = result_data(result, include_paths)
     return CallToolResult(content=content, structured_content=structured)

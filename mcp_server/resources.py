@@ -4,6 +4,9 @@ results, so an agent can look at or refer to them without re-sending pixels.
 - ``file:///<path>``: an image file inside an allowed folder, rendered as PNG;
 - ``medmo://images/<id>``: an image the server holds (e.g. one sent inline), as PNG;
 - ``medmo://results/<id>``: an earlier tool result, as JSON;
+- ``medmo://results/<id>/overlay``: that result's image with its boxes drawn, as PNG
+  (``ground`` and ``detect`` results);
+- ``medmo://results/<id>/slices``: every slice's own result of a volume sweep, as JSON;
 - ``medmo://server``: the model, the allowed folders and the limits, as JSON.
 """
 
@@ -17,10 +20,12 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resources import FunctionResource, ResourceSecurity
 
-from medmo_agent.errors import InputError, MedmoError
+from medmo_agent.errors import InputError, MedmoError, NotFoundError
 
+from .caching import OVERLAY_SUFFIX, SLICES_SUFFIX
 from .errors import resource_error
 from .state import ServerState, lifespan_state
+from .store import RESULT_URI_PREFIX
 
 if TYPE_CHECKING:
     from medmo_agent.imaging import ImageResolver
@@ -46,6 +51,31 @@ async def _png_of(state: ServerState, handle: str) -> bytes:
 
     def render() -> bytes:
         return to_png_bytes(state.toolkit.load(handle), max_side=_RESOURCE_PNG_SIDE)
+
+    try:
+        return await anyio.to_thread.run_sync(render)
+    except MedmoError as exc:
+        raise resource_error(exc) from exc
+
+
+async def _overlay_of(state: ServerState, result_uri: str) -> bytes:
+    """The PNG of ``result_uri``'s image with its boxes drawn, as the tool returned it."""
+    from .render import overlay_png
+    from .runner import image_source
+
+    def render() -> bytes:
+        result = state.store.get(result_uri)
+        if not hasattr(result, "boxes") or result.image is None:
+            raise NotFoundError(
+                f"The result {result_uri} is a {result.task} result: it has no boxes to draw.",
+                input=result_uri + OVERLAY_SUFFIX,
+                fix="Read the overlay of a ground or detect result, or the result itself "
+                f"({result_uri}).",
+            )
+        # The result's own image, rendered as it was for the call (window, slice, ...).
+        handle, opts = image_source(state, result_uri, {})
+        image = state.toolkit.load(handle, **opts)
+        return overlay_png(image, result, _RESOURCE_PNG_SIDE, state.config.overlay_max_bytes)
 
     try:
         return await anyio.to_thread.run_sync(render)
@@ -81,7 +111,17 @@ def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
         return json.dumps(result_data(result, include), indent=2, ensure_ascii=False)
 
     @server.resource(
-        "medmo://results/{result_id}/slices",
+        "medmo://results/{result_id}" + OVERLAY_SUFFIX,
+        name="result-overlay",
+        title="An earlier result's image with its boxes",
+        description="The image of a ground or detect result with its boxes drawn, as PNG.",
+        mime_type="image/png",
+    )
+    async def read_result_overlay(result_id: str, ctx: Context) -> bytes:
+        return await _overlay_of(_state(ctx), RESULT_URI_PREFIX + result_id)
+
+    @server.resource(
+        "medmo://results/{result_id}" + SLICES_SUFFIX,
         name="result-slices",
         title="Every slice of a volume sweep",
         description="The full per-slice results of a ground_volume result (boxes in pixels "

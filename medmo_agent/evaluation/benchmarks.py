@@ -7,13 +7,18 @@ copy (``--data-dir DIR``) keeps the hub's layout in ``DIR/<benchmark id>/``:
 - ``repo``: the dataset repository's files (``data/<split>-*.parquet``, or
   ``<config>/<split>-*.parquet`` for benchmarks with configs), as ``datasets`` reads them;
 - ``file``: the one data file (``test.json``, ``test_2.csv``) and the image folder;
-- ``omnimed``: ``QA_information/Open-access/*.json`` and ``Images/``.
+- ``omnimed``: ``QA_information/Open-access/*.json`` and ``Images/``;
+- ``coco``: a grounding benchmark's COCO-style ``annotations.json``, image file names
+  relative to its folder (no public copy: ``--data-dir`` only). A path to such a file
+  given as the benchmark (``medmo eval runs/cells.json``) is a grounding benchmark too,
+  named after the file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InputError
@@ -22,8 +27,8 @@ from .items import EvalItem, RowContext
 
 __all__ = ["BENCHMARKS", "BenchmarkSpec", "find_benchmark"]
 
-Layout = Literal["repo", "file", "omnimed"]
-Scorer = Literal["vqa", "choice", "mmmu"]
+Layout = Literal["repo", "file", "omnimed", "coco"]
+Scorer = Literal["vqa", "choice", "mmmu", "grounding"]
 
 MMMU_SUBJECTS = (
     "Basic_Medical_Science",
@@ -56,11 +61,13 @@ class BenchmarkSpec:
         split: the split evaluated.
         layout: how its files are stored (see the module docstring).
         row_to_item: turns one row into an :class:`EvalItem`.
-        scorer: ``vqa`` (closed/open), ``choice`` (multiple choice) or ``mmmu``.
+        scorer: ``vqa`` (closed/open), ``choice`` (multiple choice), ``mmmu`` or
+            ``grounding`` (boxes scored by IoU).
         question_types: the question types its items have.
         fields: the row fields read.
         configs: the dataset configs (subjects) evaluated, ``(None,)`` for the default.
-        data_file: for ``file`` layouts, the data file in the repository.
+        data_file: for ``file`` and ``coco`` layouts, the data file (``coco``: relative
+            to the benchmark's folder, or an absolute path).
         image_folder: the folder image file names are relative to (``None``: the root).
         image_archive: the repository's zip of that folder, unpacked on first use.
         keep: rows kept (SuperGPQA keeps Medicine).
@@ -88,6 +95,8 @@ class BenchmarkSpec:
     @property
     def source(self) -> str:
         """Where it comes from, in words: ``hub_id [config(s)] split``."""
+        if self.layout == "coco":
+            return f"COCO-style JSON {self.data_file} (no public copy; --data-dir)"
         configs = [c for c in self.configs if c]
         what = self.data_file or self.split
         if configs:
@@ -102,6 +111,26 @@ _VQA = ("yes_no", "open")
 
 def _medicine(row: Mapping[str, Any]) -> bool:
     return row.get("discipline") == "Medicine"
+
+
+def _no_rows(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
+    raise TypeError("grounding benchmarks are read whole (grounding_bench.grounding_items)")
+
+
+def grounding_spec(id: str, data_file: str, *, title: str | None = None) -> BenchmarkSpec:
+    """A grounding benchmark read from a COCO-style JSON file (see the module notes)."""
+    return BenchmarkSpec(
+        id=id,
+        title=title or id,
+        hub_id="",
+        split="test",
+        layout="coco",
+        row_to_item=_no_rows,
+        scorer="grounding",
+        question_types=("grounding",),
+        fields=("images", "categories", "annotations"),
+        data_file=data_file,
+    )
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -168,7 +197,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             row_to_item=I.pmc_vqa_item,
             scorer="choice",
             question_types=_MC,
-            fields=("Figure_path", "Question", "Choice A", "Choice D", "Answer_label"),
+            fields=("Figure_path", "Question", "Choice A", "Choice D", "Answer"),
             data_file="test_2.csv",
             image_folder="figures",
             image_archive="images_2.zip",
@@ -274,7 +303,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             row_to_item=I.medbullets_item,
             scorer="choice",
             question_types=_MC,
-            fields=("question", "opa", "opb", "opc", "opd", "answer_idx"),
+            fields=("question", "options", "answer_idx"),
             size=308,
             text_only=True,
         ),
@@ -304,6 +333,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             keep=_medicine,
             text_only=True,
         ),
+        # MedMO's card reports grounding IoU on Bacteria; no public copy is named
+        grounding_spec("bacteria", "annotations.json", title="Bacteria (grounding)"),
     )
 }
 
@@ -314,6 +345,16 @@ def find_benchmark(name: str) -> BenchmarkSpec:
     Raises:
         InputError: no benchmark has that name.
     """
+    if name.lower().endswith(".json"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise InputError(
+                f"No grounding file {name!r}.",
+                input=name,
+                fix="Give the path of a COCO-style JSON file, or a benchmark id.",
+            )
+        bench_id = path.stem.lower().replace("-", "_")
+        return grounding_spec(bench_id, str(path.resolve()))
     key = name.strip().lower().replace("-", "_")
     spec = BENCHMARKS.get(key)
     if spec is None:

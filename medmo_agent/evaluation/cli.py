@@ -2,10 +2,10 @@
 
 This module is imported by ``medmo --help``, so it imports nothing heavy at import time.
 
-Exit status: 0 when every item was answered; 3 when the run completed but some items
-failed (their reasons are in ``items.jsonl``); 1 for an unusable command (unknown
-benchmark, missing data, model that does not load); 130 when interrupted (answered items
-are kept; run the same command again to resume).
+Exit status: 0 when every item was answered and scored; 3 when the run completed but some
+items failed or are unscored (a failed judge call; the reasons are in ``items.jsonl``);
+1 for an unusable command (unknown benchmark, missing data, model that does not load);
+130 when interrupted (answered items are kept; run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from ..cli_options import add_settings_options, settings_values
 from ..errors import InputError
+from .llm_judge import JUDGE_SETTINGS
 
 __all__ = ["EXIT_ITEMS_FAILED", "add_eval_arguments", "run_eval_command"]
 
@@ -45,7 +46,7 @@ outputs in OUT: run.json, total_results.json, paired.json, and per benchmark and
 <id>/<mode>/{items.jsonl,results.json,metrics.json}. Re-running the same command skips
 answered items (failed ones are retried).
 
-exit status: 0 all items answered; 3 some items failed; 1 unusable input or model;
+exit status: 0 all items answered; 3 some items failed or unscored; 1 unusable input or model;
 130 interrupted (run again to resume).
 """
 
@@ -82,8 +83,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-failed", action="store_true", help="do not retry items that failed before"
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the answers already in --out again (e.g. with another --compat or a "
+        "judge) without loading the model; unanswered items are left out",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_settings_options(parser.add_argument_group("model"), MODEL_SETTINGS)
+    add_settings_options(parser.add_argument_group("LLM judge (open answers)"), JUDGE_SETTINGS)
 
 
 def _modes(values: list[str] | None) -> list[str]:
@@ -103,8 +111,11 @@ def list_benchmarks(data_dir: str | None = None) -> list[dict[str, Any]]:
         size: int | None = spec.size
         where = spec.source
         if data_dir is not None:
-            size = count_items(spec, data_dir)
-            where = f"{data_dir}/{spec.id} ({spec.hub_id})"
+            where = f"{data_dir}/{spec.id} ({spec.hub_id or spec.data_file})"
+            try:
+                size = count_items(spec, data_dir)
+            except InputError:  # a copy not there is listed as such, not an error
+                size, where = None, f"{where}: no local copy"
         rows.append({"id": spec.id, "title": spec.title, "items": size, "source": where})
     return rows
 
@@ -139,7 +150,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from ..config import Settings
     from .runner import run_eval
 
-    settings = Settings.from_env(**settings_values(args, MODEL_SETTINGS))
+    settings = Settings.from_env(**settings_values(args, (*MODEL_SETTINGS, *JUDGE_SETTINGS)))
     try:
         result = run_eval(
             args.benchmarks,
@@ -150,6 +161,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
             seed=args.seed,
             compat=args.compat,
             settings=settings,
+            rescore=args.rescore,
             retry_failed=not args.keep_failed,
             progress=not args.no_progress,
         )
@@ -160,7 +172,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     _print_summary(result)
-    return EXIT_ITEMS_FAILED if result.failed else 0
+    return EXIT_ITEMS_FAILED if result.failed or result.unscored else 0
 
 
 def _pct(x: float | None) -> str:
@@ -170,6 +182,8 @@ def _pct(x: float | None) -> str:
 def _print_summary(result: Any) -> None:
     out = sys.stdout
     out.write(f"answered {result.ran} item(s) now, {result.skipped} already done\n")
+    if result.missing:
+        out.write(f"{result.missing} item(s) not answered yet, left out of the re-scoring\n")
     for bench, modes in result.metrics.items():
         for mode, m in modes.items():
             total = m["total metrics"]
@@ -179,6 +193,8 @@ def _print_summary(result: Any) -> None:
                 line += f"  closed {_pct(m['close']['acc'])}  open {_pct(m['open']['acc'])}"
             if total.get("failed"):
                 line += f"  failed {total['failed']}"
+            if total.get("unscored"):
+                line += f"  unscored {total['unscored']} (judge call failed; re-run to judge)"
             out.write(line + "\n")
         for pair, d in result.paired.get(bench, {}).items():
             out.write(
@@ -187,7 +203,10 @@ def _print_summary(result: Any) -> None:
                 f"{d['ci_high'] * 100:+.1f}, n={d['n']})\n"
             )
     for bench, mode in result.skipped_modes:
-        out.write(f"{bench:<16} {mode:<9} skipped: text-only benchmark, the mode needs an image\n")
+        out.write(
+            f"{bench:<16} {mode:<9} skipped: the mode does not run this benchmark "
+            "(text-only, or grounding outside direct mode)\n"
+        )
     failed = result.failed
     for rec in failed[:10]:
         out.write(f"  failed: {rec.benchmark}/{rec.mode}/{rec.item_id}: {rec.error}\n")
@@ -197,3 +216,8 @@ def _print_summary(result: Any) -> None:
         out.write(f"results: {result.out}\n")
     if failed:
         out.write(f"{len(failed)} item(s) failed; exit status {EXIT_ITEMS_FAILED}.\n")
+    if result.unscored:
+        out.write(
+            f"{len(result.unscored)} item(s) unscored (judge call failed); run the same "
+            f"command again to judge them; exit status {EXIT_ITEMS_FAILED}.\n"
+        )

@@ -14,10 +14,13 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import prompts as P
 from .records import QuestionType
+
+if TYPE_CHECKING:
+    from .grounding_data import GroundingSample
 
 __all__ = ["EvalItem", "ImageSource", "RowContext", "prompt_hash"]
 
@@ -86,6 +89,8 @@ class EvalItem:
         gold: every accepted answer (MMMU open questions may list several).
         load_error: why the row could not be read (an image file missing): the item is
             recorded as failed without asking the model.
+        grounding: a grounding item's labels and true boxes (``question_type``
+            ``grounding``).
     """
 
     item_id: str
@@ -103,6 +108,7 @@ class EvalItem:
     category: str | None = None
     gold: tuple[str, ...] = ()
     load_error: str | None = None
+    grounding: GroundingSample | None = None
 
     def prompt_for(self, reasoning: bool) -> str:
         """The prompt text of a mode: direct or reasoning."""
@@ -170,8 +176,10 @@ def _choice_item(
     modality: str | None = None,
     category: str | None = None,
     context: Sequence[str] | None = None,
+    lines: Sequence[str] | None = None,
 ) -> EvalItem:
-    lines = P.format_options(texts, style)
+    # ``lines``: option lines exactly as the dataset writes them (PMC-VQA's "A:CT")
+    lines = list(lines) if lines is not None else P.format_options(texts, style)
 
     def build(reasoning: bool) -> str:
         if context is not None:
@@ -265,16 +273,23 @@ def _strip_choice_prefix(text: str, letter: str) -> str:
 
 
 def pmc_vqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
-    """PMC-VQA ``test_2.csv``: ``Figure_path`` (under ``figures/``), ``Question``,
-    ``Choice A``..``Choice D``, ``Answer_label`` (the letter)."""
-    texts = [_strip_choice_prefix(row[f"Choice {x}"], x) for x in "ABCD"]
+    """PMC-VQA ``test_2.csv`` (``index, Figure_path, Caption, Question, Choice A..D,
+    Answer, split``): the image under ``figures/``; the choices go into the prompt as the
+    file writes them (``A:CT``), as MedEvalKit passes them; ``Answer`` is the letter (an
+    option's text is mapped to its letter)."""
+    raw = [str(row[f"Choice {x}"]) for x in "ABCD"]
+    texts = [_strip_choice_prefix(c, x) for c, x in zip(raw, "ABCD", strict=True)]
+    answer = str(row["Answer"]).strip()
+    if answer.upper() not in ("A", "B", "C", "D"):
+        answer = _letter_of(texts, _strip_choice_prefix(answer, answer[:1].upper()), ctx)
     return _choice_item(
         ctx,
         ctx.default_id(),
-        str(row["Question"]).strip(),
+        str(row["Question"]),
         texts,
-        str(row["Answer_label"]),
+        answer,
         images=[_image(row["Figure_path"], ctx)],
+        lines=raw,
     )
 
 
@@ -359,7 +374,13 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
 
 
 def mmlu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
-    """MMLU: ``question``, ``choices`` (a list), ``answer`` (an index)."""
+    """MMLU: ``question``, ``choices`` (a list), ``answer`` (an index); options ``A.text``.
+
+    MedEvalKit's MMLU loader cannot run as written (its prompt names an undefined
+    ``context``, and it passes the joined option string where a list is expected, which
+    would put one character per line); the prompt here is the one it evidently meant:
+    the standard multiple-choice prompt with its ``A.text`` option lines.
+    """
     texts = [str(t) for t in row["choices"]]
     return _choice_item(
         ctx,
@@ -367,6 +388,7 @@ def mmlu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
         str(row["question"]),
         texts,
         P.option_letter(int(row["answer"])),
+        P.OptionStyle.DOT,
         category=row.get("subject") or ctx.config,
     )
 
@@ -413,10 +435,15 @@ def medqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
 
 
 def medbullets_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
-    """Medbullets op4/op5: ``question``, ``opa``..``opd`` (``ope`` for op5), ``answer_idx``
-    (the letter; ``answer``, the option text, when the letter is missing)."""
-    keys = [k for k in ("opa", "opb", "opc", "opd", "ope") if row.get(k) not in (None, "")]
-    texts = [str(row[k]) for k in keys]
+    """Medbullets: op4 (``tuenguyen/Medical-Eval-MedBullets_op4``) has ``options`` (letter
+    -> text), op5 (``LangAGI-Lab/medbullets_op5``) ``opa``..``ope``; both ``question`` and
+    ``answer_idx`` (the letter; ``answer``, the option text, when the letter is missing)."""
+    options = row.get("options")
+    if isinstance(options, Mapping):
+        texts = _letters_to_texts(options)
+    else:
+        keys = [k for k in ("opa", "opb", "opc", "opd", "ope") if row.get(k) not in (None, "")]
+        texts = [str(row[k]) for k in keys]
     letter = row.get("answer_idx")
     answer = str(letter) if letter else _letter_of(texts, row["answer"], ctx)
     return _choice_item(

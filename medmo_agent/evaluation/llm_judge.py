@@ -263,15 +263,18 @@ class LlmJudge:
         """This judge in the evaluation runner's shape: ``judge(item, response) -> dict``.
 
         ``item`` is the runner's item (``benchmark``, ``question``, ``answer``); the dict is
-        :meth:`JudgeVerdict.to_dict` with ``correct`` as :func:`item_correct` gives it for
-        an open item (``None`` for a failed call, or ``False`` under MedEvalKit's rules).
+        :meth:`JudgeVerdict.to_dict`: ``correct`` is the judge's verdict, ``None`` when the
+        call failed in either scoring mode (the runner leaves that item unscored and asks
+        the judge again on a re-run rather than counting a network failure as wrong).
         """
         compat = check_compat(compat)
 
         def judge(item: Any, response: str) -> dict[str, Any]:
             text = judged_response(item.benchmark, response)
             verdict = self.judge(item.question, item.answer, text)
-            correct = item_correct(item.benchmark, "open", False, verdict, compat)
+            correct = None
+            if verdict.correct is not None:
+                correct = item_correct(item.benchmark, "open", False, verdict, compat)
             return {**verdict.to_dict(), "correct": correct}
 
         return judge

@@ -10,8 +10,10 @@
 - ``agent``: the tool-calling agent (the review's ``agent`` plan); its conclusion is scored.
 
 The workflow and the agent look at an image: they do not run text-only benchmarks.
-Every answerer returns the raw text that is scored; it raises on failure (the runner
-records the item as failed and goes on).
+Grounding items are asked in ``direct`` mode only, through the ``ground`` task's messages
+(:mod:`.grounding_bench`). Every answerer returns the raw text that is scored (for
+grounding with the image size the model saw); it raises on failure (the runner records
+the item as failed and goes on).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ MODES: tuple[Mode, ...] = ("direct", "reason", "workflow", "agent")
 IMAGE_MODES: frozenset[str] = frozenset({"workflow", "agent"})
 """Modes that need an image (text-only benchmarks are skipped in them)."""
 
-Answerer = Callable[[EvalItem], str]
+Answerer = Callable[[EvalItem], "str | tuple[str, tuple[int, int] | None]"]
 
 
 def check_mode(mode: str) -> Mode:
@@ -91,7 +93,11 @@ def make_answerer(mode: str, toolkit: Toolkit, max_new_tokens: int) -> Answerer:
     if mode == "direct":
         from ..backends.base import GenerationRequest
 
-        def direct(item: EvalItem) -> str:
+        def direct(item: EvalItem) -> str | tuple[str, tuple[int, int] | None]:
+            if item.grounding is not None:
+                from .grounding_bench import ground_answer
+
+                return ground_answer(toolkit, item, max_new_tokens)
             images = [to_med_image(im, settings) for im in item.images]
             request = GenerationRequest(
                 direct_messages(item, images), max_new_tokens=max_new_tokens, temperature=0.0

@@ -59,9 +59,14 @@ def paired_differences(
     out: dict[str, dict[str, Any]] = {}
     if len(names) < 2:
         return out
-    first = {r.item_id: r for r in modes[names[0]] if r.ok}
+    # items unscored (a failed judge call) are left out like failed ones
+    first = {r.item_id: r for r in modes[names[0]] if r.ok and r.correct is not None}
     for other in names[1:]:
-        pairs = [(first[r.item_id], r) for r in modes[other] if r.ok and r.item_id in first]
+        pairs = [
+            (first[r.item_id], r)
+            for r in modes[other]
+            if r.ok and r.correct is not None and r.item_id in first
+        ]
         if not pairs:
             continue
         diff = paired_bootstrap(

@@ -43,8 +43,9 @@ _CHOICE = {
 class OptionStyle(enum.Enum):
     """How an option line is written (benchmarks differ)."""
 
-    DOT_SPACE = "{letter}. {text}"  # MedMCQA, MedQA, OmniMedVQA, MedXpertQA, PMC-VQA
-    DOT = "{letter}.{text}"  # PubMedQA, Medbullets, SuperGPQA
+    DOT_SPACE = "{letter}. {text}"  # MedMCQA, MedQA, OmniMedVQA, MedXpertQA
+    DOT = "{letter}.{text}"  # PubMedQA, Medbullets, SuperGPQA, MMLU
+    # PMC-VQA: the file's own choice strings ("A:CT"), unchanged
     PAREN = "({letter}) {text}"  # MMMU
 
 

@@ -14,18 +14,20 @@ Layout::
                                         ``response``, ``correct`` and ``metrics``
       <BENCH>/<MODE>/metrics.json       MedEvalKit's layout: VQA benchmarks
                                         ``{"total metrics", "open", "close"}``, the others
-                                        ``{"total metrics"}`` (see evaluation/aggregate.py)
+                                        ``{"total metrics"}`` (see evaluation/aggregate.py),
+                                        grounding ``{"total metrics", "per label"}``
 
 An item record (``items.jsonl``) has ``item_id``, ``benchmark``, ``mode``,
-``question_type`` (``yes_no``, ``closed``, ``open`` or ``multiple_choice``),
+``question_type`` (``yes_no``, ``closed``, ``open``, ``multiple_choice`` or ``grounding``),
 ``modality`` and ``category`` (the dataset's own labels: modality; question type,
 subject or subfield; each null when the dataset has none), ``prompt_hash`` (SHA-256 of
 the prompt text and the encoded images), ``prompt``, ``answer`` (the gold answer),
-``raw_answer``, ``extracted`` (the part the rules compared), ``correct`` (true, false,
-or null when the item failed), ``verdict`` (the rule's details, and ``judge`` when an
-LLM judge scored it), ``metrics`` (open-answer metrics, else empty), ``error`` (null, or
-the reason the item failed), ``fingerprint`` (what decided the answer: model, revision,
-backend, mode, generation settings) and ``seconds``.
+``raw_answer``, ``input_size`` (grounding: the image size the model saw, to read its
+boxes again), ``extracted`` (the part the rules compared), ``correct`` (true, false,
+or null when the item failed or its judge call failed), ``verdict`` (the rule's
+details, and ``judge`` when an LLM judge scored it), ``metrics`` (open-answer metrics,
+else empty), ``error`` (null, or the reason the item failed), ``fingerprint`` (what
+decided the answer: model, revision, backend, mode, generation settings) and ``seconds``.
 
 Writing: a finished item is appended to ``items.jsonl`` as one line, flushed and synced,
 so a killed run loses only the items in flight. A torn last line is dropped when the file
@@ -69,7 +71,7 @@ ITEMS_FILE = "items.jsonl"
 RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.json"
 
-QuestionType = Literal["yes_no", "closed", "open", "multiple_choice"]
+QuestionType = Literal["yes_no", "closed", "open", "multiple_choice", "grounding"]
 
 
 class ItemRecord(BaseModel):
@@ -85,6 +87,7 @@ class ItemRecord(BaseModel):
     prompt: str
     answer: str = ""
     raw_answer: str | None = None
+    input_size: tuple[int, int] | None = None
     extracted: str | None = None
     correct: bool | None = None
     verdict: dict[str, Any] = Field(default_factory=dict)

@@ -51,8 +51,8 @@ def comparison_plot(rows: Sequence[ComparisonRow], tables: Sequence[PublishedTab
     values = [r.measured.value * 100 for r in rows if r.measured and r.measured.value is not None]
     errors = [
         (
-            # rounding can put a 100% figure a hair above its interval's upper end, and
-            # matplotlib refuses negative error bars
+            # clamped: rounding (or MedEvalKit's twice-divided accuracy) can put the
+            # value a hair outside its interval, and matplotlib refuses negative errors
             (max(0.0, v - r.measured.ci[0] * 100), max(0.0, r.measured.ci[1] * 100 - v))
             if r.measured and r.measured.ci
             else (0.0, 0.0)

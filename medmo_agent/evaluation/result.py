@@ -22,6 +22,7 @@ class EvalResult:
         out: the output folder, if any.
         ran: items answered now.
         skipped: items already answered in an earlier run.
+        missing: items not answered yet, left out of a re-scoring run.
         skipped_modes: ``(benchmark, mode)`` pairs not run (text-only in an image mode).
         interrupted: the run was stopped before the end.
     """
@@ -32,6 +33,7 @@ class EvalResult:
     out: Path | None = None
     ran: int = 0
     skipped: int = 0
+    missing: int = 0
     skipped_modes: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
 
@@ -40,6 +42,17 @@ class EvalResult:
         """Every item record that failed."""
         return [
             r for modes in self.records.values() for rs in modes.values() for r in rs if r.error
+        ]
+
+    @property
+    def unscored(self) -> list[ItemRecord]:
+        """Answered item records whose judge call failed (judged again on a re-run)."""
+        return [
+            r
+            for modes in self.records.values()
+            for rs in modes.values()
+            for r in rs
+            if r.ok and isinstance(j := r.verdict.get("judge"), dict) and j.get("correct") is None
         ]
 
     def accuracy(self, benchmark: str, mode: str = "direct") -> float | None:

@@ -30,9 +30,10 @@ from .compat import Compat, check_compat
 from .items import EvalItem, prompt_hash
 from .modes import IMAGE_MODES, check_mode, make_answerer, reasoning_prompt
 from .outputs import write_outputs
+from .provenance import judge_model_of, model_provenance, run_provenance
 from .records import EvalStore, ItemRecord
 from .result import EvalResult
-from .scoring import Judge, score_item
+from .scoring import Judge, judge_failed, score_item
 from .sources import load_items
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class _Job:
 class _Worker:
     """Answers and scores one item; shared by the pool's threads."""
 
-    def __init__(self, answerers: dict[str, Any], fingerprints: dict[str, str], **opts: Any):
+    def __init__(self, answerers: dict[str, Any], fingerprints: dict[str, str | None], **opts: Any):
         self.answerers = answerers
         self.fingerprints = fingerprints
         self.compat: Compat = opts["compat"]
@@ -98,12 +99,16 @@ class _Worker:
             prompt_hash=job.prompt_hash,
             prompt=item.prompt_for(reasoning_prompt(job.mode)),
             answer=item.answer,
-            fingerprint=self.fingerprints[job.mode],
+            fingerprint=self.fingerprints[job.mode] or "",
         )
         try:
             if item.load_error:
                 raise InputError(f"item {item.item_id!r} could not be read: {item.load_error}")
-            rec.raw_answer = self.answerers[job.mode](item)
+            answer = self.answerers[job.mode](item)
+            if isinstance(answer, tuple):  # grounding: the reply and the size the model saw
+                rec.raw_answer, rec.input_size = answer
+            else:
+                rec.raw_answer = answer
             if self.cancel.is_set():
                 return None
             _apply_score(rec, job.spec, item, self.compat, self.judge)
@@ -119,13 +124,23 @@ class _Worker:
 
 
 def _apply_score(
-    rec: ItemRecord, spec: BenchmarkSpec, item: EvalItem, compat: Compat, judge: Judge | None
+    rec: ItemRecord,
+    spec: BenchmarkSpec,
+    item: EvalItem,
+    compat: Compat,
+    judge: Judge | None,
+    *,
+    rejudge: bool = False,
 ) -> None:
     """Score (or re-score) a record from its raw answer; a judge verdict already kept is
-    reused rather than asked again."""
+    reused rather than asked again, except a failed one when ``rejudge`` (and a judge)."""
     kept = rec.verdict.get("judge")
-    ask = judge if kept is None else (lambda _item, _resp: kept)
-    score = score_item(spec, item, rec.raw_answer or "", compat=compat, judge=ask)
+    ask: Judge | None = judge
+    if kept is not None and not (rejudge and judge is not None and judge_failed(rec)):
+        ask = lambda _item, _resp: kept  # noqa: E731
+    score = score_item(
+        spec, item, rec.raw_answer or "", compat=compat, judge=ask, input_size=rec.input_size
+    )
     rec.extracted, rec.correct = score.extracted, score.correct
     rec.verdict, rec.metrics = score.verdict, score.metrics
 
@@ -149,6 +164,7 @@ def run_eval(
     workers: int | None = None,
     max_new_tokens: int | None = None,
     judge: Judge | None = None,
+    rescore: bool = False,
     retry_failed: bool = True,
     progress: bool = False,
     cancel: threading.Event | None = None,
@@ -174,7 +190,14 @@ def run_eval(
         workers: items in flight at once (``settings.eval_workers`` when ``None``).
         max_new_tokens: cap per model call (``settings.eval_max_new_tokens``).
         judge: an LLM judge for open questions: ``judge(item, response)`` returning
-            ``{"correct": bool, ...}``; its verdict is kept per item.
+            ``{"correct": bool | None, ...}``; its verdict is kept per item. When
+            ``None`` and ``settings.judge_model`` is set, the judge is built from the
+            settings (:meth:`~medmo_agent.evaluation.llm_judge.LlmJudge.from_settings`).
+            Only the items MedEvalKit judges are asked about; an item whose judge call
+            failed stays unscored and is judged again on a re-run.
+        rescore: score the answers already in ``out`` again (under ``compat``, asking
+            the judge where needed) without the model: no backend is created, items
+            not answered yet are left out.
         retry_failed: answer failed items again when re-running.
         progress: show a progress bar on stderr.
         cancel: set it to stop; answered items are kept.
@@ -190,18 +213,55 @@ def run_eval(
         raise InputError("No benchmark given.", fix="Name one, e.g. medmo eval vqa_rad.")
     mode_list: list[str] = list(dict.fromkeys(check_mode(m) for m in _as_list(modes)))
     compat_ = check_compat(compat)
+    if rescore and out is None:
+        raise InputError(
+            "Re-scoring needs the output folder of an earlier run.",
+            input="rescore",
+            fix="Pass out= (--out DIR) of the run to score again.",
+        )
     # the data first: a missing or malformed copy fails before the model loads
     loaded = {s.id: load_items(s, data_dir, limit=limit, seed=seed) for s in specs}
-    if toolkit is None:
+    settings = toolkit.settings if toolkit is not None else settings or Settings.from_env()
+    llm_judge = None
+    if judge is None:
+        from .llm_judge import LlmJudge
+
+        llm_judge = LlmJudge.from_settings(settings)  # None when no judge_model is set
+        judge = llm_judge.runner_judge(compat_) if llm_judge is not None else None
+    try:
+        return _run(
+            specs, out, loaded, mode_list, compat_, settings, backend, toolkit, judge, rescore,
+            workers=workers, max_new_tokens=max_new_tokens, retry_failed=retry_failed,
+            progress=progress, cancel=cancel, seed=seed, limit=limit, data_dir=data_dir,
+        )  # fmt: skip
+    finally:
+        if llm_judge is not None:
+            llm_judge.close()
+
+
+def _run(
+    specs: list[BenchmarkSpec],
+    out: str | Path | None,
+    loaded: dict[str, list[EvalItem]],
+    mode_list: list[str],
+    compat_: Compat,
+    settings: Settings,
+    backend: Backend | None,
+    toolkit: Toolkit | None,
+    judge: Judge | None,
+    rescore: bool,
+    **opts: Any,
+) -> EvalResult:
+    workers, max_new_tokens = opts["workers"], opts["max_new_tokens"]
+    seed, limit, data_dir = opts["seed"], opts["limit"], opts["data_dir"]
+    if toolkit is None and not rescore:
         from ..toolkit import Toolkit
 
-        settings = settings or Settings.from_env()
         if backend is None:
             from ..backends import create_backend
 
             backend = create_backend(settings)
         toolkit = Toolkit(backend=backend, settings=settings)
-    settings = toolkit.settings
     workers = workers or settings.eval_workers
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}.", input="workers")
@@ -217,17 +277,24 @@ def run_eval(
     store = EvalStore(out) if out is not None else None
     if store is not None:
         store.prepare()
-    cancel = cancel or threading.Event()
+    cancel = opts["cancel"] or threading.Event()
     result = EvalResult(out=store.root if store else None)
 
-    fingerprints = {m: _fingerprint(toolkit, m, tokens) for m in mode_list}
-    answerers = {m: make_answerer(m, toolkit, tokens) for m in mode_list}
+    if toolkit is None:  # re-scoring: the answers on disk are taken as they are
+        fingerprints: dict[str, str | None] = dict.fromkeys(mode_list)
+        answerers: dict[str, Any] = {}
+    else:
+        fingerprints = {m: _fingerprint(toolkit, m, tokens) for m in mode_list}
+        answerers = {m: make_answerer(m, toolkit, tokens) for m in mode_list}
     done: dict[tuple[str, str], dict[str, ItemRecord]] = {}
     jobs: list[_Job] = []
+    earlier_ids: set[tuple[str, str, str]] = set()
     for spec in specs:
         items = loaded[spec.id]
         for mode in mode_list:
-            if spec.text_only and mode in IMAGE_MODES:
+            if (spec.text_only and mode in IMAGE_MODES) or (
+                spec.scorer == "grounding" and mode != "direct"
+            ):
                 result.skipped_modes.append((spec.id, mode))
                 continue
             old = store.read_items(spec.id, mode) if store is not None else {}
@@ -237,13 +304,20 @@ def run_eval(
             for item in items:
                 ph = prompt_hash(item.prompt_for(reasoning_prompt(mode)), item.images)
                 rec = old.get(item.item_id)
-                if (
+                if rescore:
+                    if rec is not None and rec.prompt_hash == ph:
+                        kept[item.item_id] = rec
+                        earlier_ids.add((spec.id, mode, item.item_id))
+                    else:
+                        result.missing += 1
+                elif (
                     rec is not None
                     and rec.prompt_hash == ph
                     and rec.fingerprint == fingerprints[mode]
-                    and (rec.ok or not retry_failed)
+                    and (rec.ok or not opts["retry_failed"])
                 ):
                     kept[item.item_id] = rec
+                    earlier_ids.add((spec.id, mode, item.item_id))
                 else:
                     jobs.append(_Job(spec, mode, item, ph))
     result.skipped = sum(len(v) for v in done.values())
@@ -251,7 +325,7 @@ def run_eval(
     worker = _Worker(
         answerers, fingerprints, compat=compat_, judge=judge, store=store, cancel=cancel
     )
-    bar = _Bar(len(jobs) + result.skipped, result.skipped) if progress else None
+    bar = _Bar(len(jobs) + result.skipped, result.skipped) if opts["progress"] else None
     keyboard = False
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medmo-eval")
     try:
@@ -278,77 +352,38 @@ def run_eval(
     result.interrupted = keyboard or cancel.is_set()
 
     by_spec = {s.id: s for s in specs}
+    rescoring = []
     for (bench, mode), recs in done.items():
-        items = loaded[bench]
-        for item in items:  # earlier answers are re-scored under this run's compat
+        for item in loaded[bench]:  # earlier answers are re-scored under this run's compat
             rec = recs.get(item.item_id)
             if rec is not None and rec.ok:
-                _apply_score(rec, by_spec[bench], item, compat_, judge)
+                # an earlier run's failed judge call is asked again (this run's just failed)
+                earlier = (bench, mode, item.item_id) in earlier_ids
+                rescoring.append((rec, by_spec[bench], item, earlier))
+    # judge calls (new ones, or failed ones asked again) go out concurrently
+    with ThreadPoolExecutor(max_workers=settings.judge_concurrency if judge else 1) as judges:
+        list(
+            judges.map(
+                lambda t: _apply_score(t[0], t[1], t[2], compat_, judge, rejudge=t[3]), rescoring
+            )
+        )
+    for (bench, mode), recs in done.items():
+        items = loaded[bench]
         result.records.setdefault(bench, {})[mode] = [
             recs[i.item_id] for i in items if i.item_id in recs
         ]
-    provenance = _provenance(toolkit, specs, loaded, mode_list, compat_, seed, limit, tokens)
-    provenance.update(started_at=started, data_dir=str(data_dir) if data_dir else None)
+    provenance = model_provenance(toolkit, settings, store)
+    provenance.update(run_provenance(specs, loaded, mode_list, compat_, seed, limit, tokens))
+    provenance.update(
+        started_at=started,
+        data_dir=str(data_dir) if data_dir else None,
+        judge_model=judge_model_of(result, settings),
+        rescored=rescore,
+    )
     write_outputs(result, by_spec, loaded, store, provenance, compat_, seed)
     if keyboard:
         raise KeyboardInterrupt  # re-raised once the finished work is saved
     return result
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("medmo-agent", "transformers", "torch", "datasets", "openai"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "-"
-    return out
-
-
-def _provenance(
-    toolkit: Toolkit,
-    specs: list[BenchmarkSpec],
-    loaded: dict[str, list[EvalItem]],
-    modes: list[str],
-    compat: Compat,
-    seed: int | None,
-    limit: int | None,
-    max_new_tokens: int,
-) -> dict[str, Any]:
-    import platform
-
-    backend, settings = toolkit.backend, toolkit.settings
-    try:
-        info = json.loads(json.dumps(backend.info(), default=str))
-    except Exception:  # an odd backend's info must not stop the run
-        info = {}
-    return {
-        "model": getattr(backend, "model_id", "") or settings.model,
-        "revision": settings.revision or info.get("revision"),
-        "backend": getattr(backend, "name", settings.backend),
-        "backend_info": info,
-        "versions": _versions(),
-        "python": platform.python_version(),
-        "seed": seed,
-        "limit": limit,
-        "modes": modes,
-        "compat": compat,
-        "max_new_tokens": max_new_tokens,
-        "temperature": 0.0,
-        "benchmarks": {
-            s.id: {
-                "title": s.title,
-                "source": s.source,
-                "hub_id": s.hub_id,
-                "configs": [c for c in s.configs if c],
-                "split": s.split,
-                "items": len(loaded[s.id]),
-            }
-            for s in specs
-        },
-    }
 
 
 class _Bar:

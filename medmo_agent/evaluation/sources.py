@@ -70,6 +70,8 @@ def benchmark_root(spec: BenchmarkSpec, data_dir: str | Path | None) -> Path | N
 
 
 def _layout_hint(spec: BenchmarkSpec) -> str:
+    if spec.layout == "coco":
+        return f"a COCO-style {spec.data_file} with its images"
     if spec.layout == "file":
         return f"{spec.data_file} and {spec.image_folder}/"
     if spec.layout == "omnimed":
@@ -217,8 +219,32 @@ def load_rows(spec: BenchmarkSpec, data_dir: str | Path | None = None) -> Loaded
     return LoadedRows(parts, opener)
 
 
+def _coco_file(spec: BenchmarkSpec, data_dir: str | Path | None) -> Path:
+    assert spec.data_file is not None
+    if Path(spec.data_file).is_absolute():
+        return Path(spec.data_file)
+    if data_dir is None:
+        raise InputError(
+            f"Benchmark {spec.id!r} has no public copy to download.",
+            input=spec.id,
+            fix=f"Pass --data-dir DIR with {spec.id}/{spec.data_file} (COCO-style JSON: "
+            "images, categories, annotations with bbox [x, y, width, height]) and its images.",
+        )
+    root = benchmark_root(spec, data_dir)
+    assert root is not None
+    return _repo_file(spec, root, spec.data_file)
+
+
+def _coco_items(spec: BenchmarkSpec, data_dir: str | Path | None) -> list[EvalItem]:
+    from .grounding_bench import grounding_items
+
+    return grounding_items(spec.id, _coco_file(spec, data_dir), None)
+
+
 def count_items(spec: BenchmarkSpec, data_dir: str | Path | None = None) -> int:
     """How many items a benchmark has (loads its rows, builds no item)."""
+    if spec.layout == "coco":
+        return len(_coco_items(spec, data_dir))
     return len(load_rows(spec, data_dir))
 
 
@@ -258,6 +284,10 @@ def load_items(
     Raises:
         InputError: a row does not have the benchmark's fields.
     """
+    if spec.layout == "coco":
+        every = _coco_items(spec, data_dir)
+        picked = select_rows(LoadedRows([(None, every)]), limit=limit, seed=seed)
+        return [every[i] for _, i in picked]
     rows = load_rows(spec, data_dir)
     multi = len(rows.parts) > 1
     items: list[EvalItem] = []

@@ -3,7 +3,8 @@
 ``write_fixtures(root)`` writes ``root/<benchmark id>/`` as the Hugging Face repository
 holds it (parquet shards per split and config, SLAKE's ``test.json`` + ``imgs/``, PMC-VQA's
 ``test_2.csv`` + ``figures/``, OmniMedVQA's ``QA_information`` + ``Images/``, MedXpertQA's
-``MM``/``Text`` jsonl + ``images/``), with images drawn by PIL, so the loaders read them
+``MM``/``Text`` jsonl + ``images/``, the grounding benchmark's COCO-style
+``annotations.json`` + images), with images drawn by PIL, so the loaders read them
 through ``datasets`` exactly as they read the hub's files.
 """
 
@@ -119,16 +120,16 @@ def write_pmc_vqa(root: Path) -> None:
         ("Where is the lesion?", ["Liver", "Kidney", "Spleen", "Pancreas"], "A"),
     ]
     base.mkdir(parents=True, exist_ok=True)
+    # test_2.csv's columns, in MedEvalKit's order: the answer is the letter
     with open(base / "test_2.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            ["Figure_path", "Question", "Answer", *[f"Choice {x}" for x in "ABCD"], "Answer_label"]
-        )
+        choice_cols = [f"Choice {x}" for x in "ABCD"]
+        w.writerow(["index", "Figure_path", "Caption", "Question", *choice_cols, "Answer", "split"])
         for i, (q, opts, label) in enumerate(rows):
             fig = f"PMC{i}_fig1.jpg"
             _save(draw(20 + i), base / "figures" / fig)
             choices = [f"{x}:{o}" for x, o in zip("ABCD", opts, strict=True)]
-            w.writerow([fig, q, opts["ABCD".index(label)], *choices, label])
+            w.writerow([i, fig, "A figure.", q, *choices, label, "test"])
 
 
 def write_omnimedvqa(root: Path) -> None:
@@ -299,12 +300,13 @@ def write_medqa(root: Path) -> None:
 
 
 def write_medbullets(root: Path) -> None:
-    for name, keys in (("medbullets_op4", "abcd"), ("medbullets_op5", "abcde")):
-        texts = ["Asthma", "COPD", "Pneumonia", "Embolism", "Sarcoidosis"]
-        row = {"question": "A smoker with wheeze. Diagnosis?"}
-        row.update({f"op{k}": texts[i] for i, k in enumerate(keys)})
-        row.update({"answer": "COPD", "answer_idx": "B", "explanation": ""})
-        _parquet(root / name / "data/train-00000-of-00001.parquet", [row])
+    texts = ["Asthma", "COPD", "Pneumonia", "Embolism", "Sarcoidosis"]
+    common = {"question": "A smoker with wheeze. Diagnosis?", "answer": "COPD", "answer_idx": "B"}
+    # op4 keeps its options in one letter -> text mapping, op5 in opa..ope
+    op4 = {**common, "options": dict(zip("ABCD", texts, strict=False)), "meta_info": ""}
+    _parquet(root / "medbullets_op4/data/train-00000-of-00001.parquet", [op4])
+    op5 = {**common, **{f"op{k}": texts[i] for i, k in enumerate("abcde")}, "explanation": ""}
+    _parquet(root / "medbullets_op5/data/train-00000-of-00001.parquet", [op5])
 
 
 def write_supergpqa(root: Path) -> None:
@@ -328,6 +330,33 @@ def write_supergpqa(root: Path) -> None:
     _parquet(root / "supergpqa/data/train-00000-of-00001.parquet", rows)
 
 
+# bacteria (grounding): image file, size, [(category, [x, y, width, height])]
+BACTERIA_IMAGES = [
+    ("b1.png", (200, 200), [("rod", [25, 25, 75, 50]), ("coccus", [125, 100, 50, 50])]),
+    ("b2.png", (256, 256), [("rod", [100, 10, 50, 50]), ("rod", [10, 60, 30, 30])]),
+]
+
+
+def write_bacteria(root: Path) -> None:
+    folder = root / "bacteria"
+    cats = {"rod": 1, "coccus": 2}
+    images, anns = [], []
+    for i, (name, (w, h), boxes) in enumerate(BACTERIA_IMAGES, start=1):
+        img = Image.new("RGB", (w, h), (30, 30, 30))
+        d = ImageDraw.Draw(img)
+        for label, (x, y, bw, bh) in boxes:
+            shape = d.ellipse if label == "coccus" else d.rectangle
+            shape([x, y, x + bw - 1, y + bh - 1], fill=(200, 200, 120))
+        _save(img, folder / "images" / name)
+        images.append({"id": i, "file_name": f"images/{name}", "width": w, "height": h})
+        for label, bbox in boxes:
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cats[label],
+                         "bbox": bbox, "iscrowd": 0})  # fmt: skip
+    categories = [{"id": v, "name": k} for k, v in cats.items()]
+    data = {"images": images, "categories": categories, "annotations": anns}
+    (folder / "annotations.json").write_text(json.dumps(data))
+
+
 WRITERS = {
     "mmmu_med": write_mmmu,
     "vqa_rad": write_vqa_rad,
@@ -344,6 +373,7 @@ WRITERS = {
     "medbullets_op4": write_medbullets,
     "medbullets_op5": lambda root: None,  # written with op4
     "supergpqa": write_supergpqa,
+    "bacteria": write_bacteria,
 }
 
 #: items per fixture benchmark (SuperGPQA keeps the Medicine row only)
@@ -363,6 +393,7 @@ SIZES = {
     "medbullets_op4": 1,
     "medbullets_op5": 1,
     "supergpqa": 1,
+    "bacteria": 3,  # (image, label) pairs: b1 rod, b1 coccus, b2 rod
 }
 
 

@@ -313,6 +313,7 @@ def test_any_item_id_and_error_text_is_shown_escaped(tmp_path_factory, text):
     folder.mkdir(parents=True)
     record = {"item_id": text, "question_type": "multiple_choice", "error": "<b>" + text}
     (folder / "items.jsonl").write_text(json.dumps(record) + "\n")
-    html = write_report(root, include_paths=True).read_text()
+    # read as written: text mode would turn a "\r" in the item id into "\n"
+    html = write_report(root, include_paths=True).read_bytes().decode("utf-8")
     failed = html.split("<table id='failed-table'>", 1)[1].split("</table>")[0]
     assert f"<td>{escape(text)}</td><td>&lt;b&gt;{escape(text)}</td>" in failed

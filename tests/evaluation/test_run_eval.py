@@ -53,7 +53,7 @@ def test_known_verdicts_give_exactly_the_expected_metrics_in_medevalkits_layout(
         workers=4,
     )
     rad = result.metrics["vqa_rad"]["direct"]
-    assert rad["total metrics"] == {"total": 4, "right": 3, "acc": 0.75, "failed": 0}
+    assert rad["total metrics"] == {"total": 4, "right": 3, "acc": 0.75, "failed": 0, "unscored": 0}
     assert rad["close"] == {"total": 2, "right": 2, "acc": 1.0}
     assert (rad["open"]["total"], rad["open"]["right"], rad["open"]["acc"]) == (2, 1, 0.5)
     assert rad["open"]["em"] == 0.5
@@ -61,7 +61,8 @@ def test_known_verdicts_give_exactly_the_expected_metrics_in_medevalkits_layout(
     assert slake["close"] == {"total": 3, "right": 2, "acc": 2 / 3}
     assert slake["open"]["right"] == 1 and slake["total metrics"]["acc"] == 0.75
     pubmed = result.metrics["pubmedqa"]["direct"]
-    assert pubmed == {"total metrics": {"total": 3, "right": 1, "acc": 1 / 3, "failed": 0}}
+    total = {"total": 3, "right": 1, "acc": 1 / 3, "failed": 0, "unscored": 0}
+    assert pubmed == {"total metrics": total}
 
     # the files, in the documented layout
     store = EvalStore(out)
@@ -162,6 +163,7 @@ def test_a_failing_item_is_recorded_and_the_run_goes_on_then_is_retried(tmp_path
         "right": 1,
         "acc": 0.5,
         "failed": 1,
+        "unscored": 0,
     }
     backend = _backend()
     second = run_eval("pubmedqa", out, backend=backend, **kw)
@@ -330,7 +332,7 @@ def test_mmmu_scores_choices_and_open_answers_and_compat_reproduces_the_characte
     fixed = run_eval("mmmu_med", tmp_path / "a", backend=ScriptedBackend(responder=reply), **kw)
     assert fixed.metrics["mmmu_med"]["direct"]["total metrics"]["right"] == 10
     records = fixed.records["mmmu_med"]["direct"]
-    assert {r.verdict["rule"] for r in records} == {"multiple_choice", "mmmu_open"}
+    assert {r.verdict["rule"] for r in records} == {"mmmu_multiple_choice", "mmmu_open"}
     bugged = run_eval(
         "mmmu_med", tmp_path / "b", backend=ScriptedBackend(responder=reply), compat="medevalkit",
         **kw,

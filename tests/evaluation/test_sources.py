@@ -36,6 +36,9 @@ def test_each_fixture_loads_through_the_hub_loader_with_every_item_readable(benc
     for item in items:
         assert item.load_error is None
         assert item.question_type in spec.question_types
+        if spec.scorer == "grounding":  # the ground task's prompt, direct mode only
+            assert item.grounding is not None and "bounding box" in item.prompt
+            continue
         assert item.prompt and item.reason_prompt != item.prompt
         assert "boxed" in item.reason_prompt
         assert bool(item.images) != spec.text_only
@@ -64,7 +67,12 @@ def test_prompts_use_each_benchmarks_option_format(bench_data):
     xpert = load_items(find_benchmark("medxpertqa_mm"), bench_data)[0]
     assert "Answer Choices" not in xpert.prompt and "E. Mass" in xpert.prompt
     pmc = load_items(find_benchmark("pmc_vqa"), bench_data)[0]
-    assert pmc.options == ("A. CT", "B. MRI", "C. Ultrasound", "D. PET")
+    assert pmc.options == ("A:CT", "B:MRI", "C:Ultrasound", "D:PET") and pmc.answer == "B"
+    assert "Options: \nA:CT\nB:MRI\nC:Ultrasound\nD:PET\nAnswer with" in pmc.prompt
+    op4 = load_items(find_benchmark("medbullets_op4"), bench_data)[0]
+    assert op4.options == ("A.Asthma", "B.COPD", "C.Pneumonia", "D.Embolism") and op4.answer == "B"
+    mmlu = load_items(find_benchmark("mmlu_med"), bench_data)[0]
+    assert "A.Vagus\nB.Phrenic\nC.Hypoglossal\nD.Radial" in mmlu.prompt
 
 
 def test_vqa_items_split_yes_no_and_open_and_slake_keeps_its_language(bench_data):

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 from servers import free_port, start_process
 
+from mcp_server.tools import TOOL_NAMES
 from medmo_agent.testing import SCRIPTED_REPLY_ENV, scripted_env
 
 pytestmark = pytest.mark.slow
@@ -73,16 +74,7 @@ def test_inspector_lists_the_tools_of_medmo_serve_over_stdio(inspector, image_di
     # the viewer's render tool is for MCP App views only: hosts keep it from the model
     assert tools.pop("viewer_render")["_meta"]["ui"]["visibility"] == ["app"]
     assert tools["ground"]["_meta"]["ui"]["resourceUri"] == "ui://medmo/viewer.html"
-    assert set(tools) == {
-        "vqa",
-        "ground",
-        "report",
-        "reason",
-        "classify",
-        "detect",
-        "summarize_report",
-        "text_qa",
-    }
+    assert set(tools) == set(TOOL_NAMES)
     for tool in tools.values():
         assert tool["annotations"]["readOnlyHint"] is True
         assert tool["annotations"]["openWorldHint"] is False

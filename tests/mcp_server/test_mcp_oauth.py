@@ -22,10 +22,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import ProtectedResourceMetadata
 from mcp.shared.exceptions import MCPError
-from mcp_helpers import png_bytes
+from mcp_helpers import model_tools, png_bytes
 from oauth_issuer import CLIENT_ID, CLIENT_SECRET, LocalIssuer, SigningKey
 from servers import free_port, start_process
 
+from mcp_server.tools import TOOL_NAMES
 from medmo_agent.testing import scripted_env
 
 pytestmark = pytest.mark.slow
@@ -118,7 +119,7 @@ async def _use_fully(url: str, token: str, image_dir: Path) -> None:
         uri = result.structured_content["result_uri"]
         held = await client.read_resource(uri)
         server = await client.read_resource("medmo://server")
-    assert len(tools.tools) == 8
+    assert len(model_tools(tools.tools)) == len(TOOL_NAMES)
     assert json.loads(held.contents[0].text)["boxes"][0]["label"] == "Lesion"
     assert json.loads(server.contents[0].text)["tools"]
 
@@ -133,7 +134,7 @@ async def test_a_valid_token_calls_a_model_tool_and_reads_resources(jwt_server, 
 async def test_a_read_only_token_reads_but_gets_403_for_a_model_tool(jwt_server, issuer):
     token = issuer.token(jwt_server, scope="medmo:read")
     async with _client(jwt_server, token) as client:
-        assert len((await client.list_tools()).tools) == 8
+        assert len(model_tools((await client.list_tools()).tools)) == len(TOOL_NAMES)
         assert json.loads((await client.read_resource("medmo://server")).contents[0].text)
         with pytest.raises(MCPError):  # the SDK's error for an HTTP 403
             await client.call_tool("vqa", {"image": "dark.png", "question": "Normal?"})

@@ -23,6 +23,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from servers import ServerProcess, free_port, start_process
 
+from mcp_server.tools import TOOL_NAMES
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +153,8 @@ def test_a_request_with_an_invalid_id_gets_an_invalid_request_error(
     assert f"got {kind}." in message
     # the same session still serves well-formed requests
     listed = session.call("tools/list", {}, request_id="after")
-    assert listed["id"] == "after" and len(listed["result"]["tools"]) == 8
+    assert listed["id"] == "after"
+    assert {t["name"] for t in listed["result"]["tools"]} >= set(TOOL_NAMES)
 
 
 def test_a_chunked_body_is_checked_too_and_an_oversized_one_still_gets_413(served, no_error_logged):

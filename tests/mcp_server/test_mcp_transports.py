@@ -22,6 +22,7 @@ from mcp_helpers import model_tools
 from PIL import Image
 from servers import free_port, start_process
 
+from mcp_server.tools import TOOL_NAMES
 from medmo_agent.testing import scripted_env
 
 pytestmark = pytest.mark.slow
@@ -172,7 +173,7 @@ async def test_http_refuses_foreign_host_headers_and_oversized_bodies(http_serve
         assert too_big.status_code == 413
         assert "over this server's limit of 20000 bytes" in too_big.json()["error"]
         async with _client(url) as client:  # loopback: no token needed; still serving
-            assert len(model_tools((await client.list_tools()).tools)) == 8
+            assert len(model_tools((await client.list_tools()).tools)) == len(TOOL_NAMES)
 
 
 async def test_http_stateless_mode_serves_independent_requests(http_server, image_dir):

@@ -78,7 +78,8 @@ async def test_clients_without_apps_still_get_the_text_and_the_overlay(ct_server
     async with Client(ct_server) as client:
         result = await client.call_tool("ground", {"image": str(image_dir / "ct.dcm")})
     assert not result.is_error, result.content[0].text
-    assert [c.type for c in result.content] == ["text", "image"]
+    # the text, the overlay, and links to the result and its overlay as resources
+    assert [c.type for c in result.content] == ["text", "image", "resource_link", "resource_link"]
     assert "2 box(es)" in result.content[0].text
     assert _png(result).shape[:2] == (128, 128)
     assert len(result.structured_content["boxes"]) == 2

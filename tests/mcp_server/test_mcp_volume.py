@@ -11,6 +11,7 @@ from mcp import Client
 from mcp_helpers import make_server
 from PIL import Image
 
+from mcp_server.caching import IMMUTABLE
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series
 
@@ -55,7 +56,12 @@ async def test_a_series_sweep_reports_each_slice_and_returns_findings_and_an_ove
     assert len(png) < 64 * 1024
     assert Image.open(io.BytesIO(png)).height == 192
     assert data["result_uri"] + "/slices" in result.content[0].text
-    # every slice's full result, by reference rather than inline
+    # every slice's full result, by reference rather than inline: linked, and as fixed
+    # as the sweep itself, so a client may keep it
+    links = {c.name: c.uri for c in result.content if c.type == "resource_link"}
+    assert links.pop("image") == data["image"]["handle"]  # the volume, held by the server
+    assert links == {"result": data["result_uri"], "slices": data["result_uri"] + "/slices"}
+    assert (slices.ttl_ms, slices.cache_scope) == (IMMUTABLE.ttl_ms, "private")
     full = json.loads(slices.contents[0].text)
     assert sorted(int(k) for k in full) == list(range(2, 14))
     assert full["8"]["boxes"][0]["width_mm"] > 10
