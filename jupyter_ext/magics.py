@@ -50,7 +50,7 @@ MODEL_SETTINGS = (
 def _task_help() -> str:
     lines = [
         "%medmo TASK IMAGE [ARGS ...] [--window W] [--slice N] [--frame N] [--plane P]",
-        "       [--max-new-tokens N] [--wait]",
+        "       [--slices SLICES] [--max-new-tokens N] [--wait]",
         "",
         "TASK is one of:",
     ]
@@ -69,6 +69,8 @@ def _task_help() -> str:
         f"  {'agent IMAGE [QUESTION]':<30}the agent, with a live trace (--workflow: the fixed "
         "workflow)",
         'Quote multi-word targets: %medmo ground img.png "pleural effusion" nodule',
+        "--slices all|40:120|::2 makes ground or detect sweep every chosen slice of a "
+        "volume (ground_volume).",
     ]
     return "\n".join(lines)
 
@@ -104,6 +106,8 @@ def _task_parser() -> _Parser:
     add_view_options(p)
     p.add_argument("--workflow", action="store_true")
     add_parameter(p, REGISTRY["vqa"].parameter("max_new_tokens"))
+    add_parameter(p, REGISTRY["ground_volume"].parameter("slices"), positional=False)
+    p.set_defaults(slices=None)  # given or not: `ground`/`detect` with it sweep the volume
     p.add_argument("--wait", action="store_true")
     p.add_argument("--timeout", type=float, default=None)
     return p
@@ -116,6 +120,29 @@ def _split(line: str) -> list[str]:
         return shlex.split(line, comments=True)
     except ValueError as exc:  # an unbalanced quote
         raise UsageError(f"Cannot read the command line: {exc}.") from exc
+
+
+def _sweep_options(
+    task: str, args: argparse.Namespace, question: str
+) -> tuple[str, Any, dict[str, Any]]:
+    """(task, main argument, other arguments): with ``--slices``, ``ground`` and ``detect``
+    become the volume sweep in that mode, as on the command line."""
+    spec = TASKS[task]
+    listed = spec.main is not None and spec.parameter(spec.main).is_list
+    argument: Any = args.args if listed else question
+    if args.slices is None:
+        return task, argument, {}
+    if spec.name == "ground_volume":
+        return task, argument, {"slices": args.slices}
+    if spec.name == "ground":
+        return "ground_volume", argument, {"slices": args.slices}
+    if spec.name == "detect":
+        options = {"slices": args.slices, "mode": "detect", "label": question or None}
+        return "ground_volume", None, options
+    raise UsageError(
+        f"--slices sweeps a volume: it applies to ground, detect and ground_volume, not "
+        f"{task}. Leave it out, or use --slice N to pick one slice."
+    )
 
 
 @magics_class
@@ -188,15 +215,14 @@ class MedmoMagics(Magics):
         elif task in TASKS:
             from .panels import TaskPanel
 
-            spec = TASKS[task]
-            listed = spec.main is not None and spec.parameter(spec.main).is_list
-            argument: Any = args.args if listed else question
+            task, argument, options = _sweep_options(task, args, question)
             panel = TaskPanel(
                 task,
                 args.image,
                 argument,
                 image_opts=image_opts,
                 max_new_tokens=args.max_new_tokens,
+                options=options,
             )
         else:
             raise UsageError(f"Unknown task {args.task!r}.\n\n{_TASK_HELP}")

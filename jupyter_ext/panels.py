@@ -46,6 +46,7 @@ def call_task(
     on_text: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     max_new_tokens: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     """Run an image task by name through a toolkit.
 
@@ -59,6 +60,7 @@ def call_task(
         on_text: Called with each piece of generated text.
         cancel: Set to stop generation early.
         max_new_tokens: Cap on generated tokens (default: the toolkit's setting).
+        options: The task's other arguments by name (e.g. ``slices`` for ``ground_volume``).
 
     Raises:
         InputError: An unknown task, or a question missing where one is needed.
@@ -88,6 +90,7 @@ def call_task(
         value = (items or None) if main.is_list else (text or None)
         if value is not None:
             arguments[main.name] = value
+    arguments.update({k: v for k, v in (options or {}).items() if v is not None})
     return getattr(toolkit, spec.name)(image, **arguments, **common)
 
 
@@ -102,6 +105,7 @@ class TaskPanel(widgets.VBox):
         max_new_tokens: Cap on generated tokens for this task (default: the session's).
         session: The notebook session (default: the kernel's).
         start: Start at once (default); otherwise call :meth:`start`.
+        options: The task's other arguments by name (e.g. ``{"slices": "::2"}``).
     """
 
     def __init__(
@@ -114,10 +118,12 @@ class TaskPanel(widgets.VBox):
         max_new_tokens: int | None = None,
         session: Any = None,
         start: bool = True,
+        options: dict[str, Any] | None = None,
     ):
         from .session import get_session
 
         self.task = task
+        self.options = dict(options or {})
         self.max_new_tokens = max_new_tokens
         self.image_arg = image
         self.argument = argument
@@ -169,6 +175,7 @@ class TaskPanel(widgets.VBox):
             on_text=self._on_text,
             cancel=cancel,
             max_new_tokens=self.max_new_tokens,
+            options=self.options,
         )
 
     def _on_text(self, piece: str) -> None:

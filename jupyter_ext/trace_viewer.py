@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from medmo_agent.agent.render import conclusion_html, step_body_html, step_title
+from medmo_agent.volume.tables import is_volume_data
 
 from .jobs import describe_error
 from .render import error_html, escape, progress_html
@@ -128,11 +129,31 @@ class TraceViewer(widgets.VBox):
         if change["new"] != 0:
             return
         body = row.children[0]
-        if not body.value:
+        if isinstance(body, widgets.HTML) and not body.value:
             try:
                 body.value = self.step_html(step)
             except Exception as exc:  # a rendering failure shows in the row, not the kernel
                 body.value = error_html(describe_error(exc))
+                return
+            viewer = self.volume_viewer(step)
+            if viewer is not None:
+                row.children = [widgets.VBox([viewer, body])]
+
+    def volume_viewer(self, step: Any) -> Any:
+        """A :class:`~jupyter_ext.volume_viewer.VolumeViewer` for a volume step's result over
+        its volume, or ``None`` (not a volume step, or its volume cannot be read: the step's
+        body still shows the overview strip and the findings table)."""
+        from medmo_agent.errors import MedmoError
+
+        if step.kind != "tool_result" or not is_volume_data(step.result) or not step.image:
+            return None
+        from .volume_viewer import VolumeViewer
+
+        try:
+            # the session's loader: it re-slices (a trace's loader may take a handle only)
+            return VolumeViewer(step.result, step.image, max_height=420)
+        except MedmoError:  # the volume moved or is another one: the HTML body stands
+            return None
 
     def expand_all(self) -> None:
         """Open every step."""
@@ -141,18 +162,22 @@ class TraceViewer(widgets.VBox):
 
     def step_html(self, step: Any) -> str:
         """The body of a step: arguments, text, result card, image with boxes, timings."""
-        image = self._image(step.image) if step.kind == "tool_result" and step.boxes else None
+        drawn = step.boxes or is_volume_data(step.result)
+        image = self._image(step.image) if step.kind == "tool_result" and drawn else None
         return step_body_html(step, image=image)
+
+    def _loader(self) -> Callable[..., Any]:
+        if self._load_image is not None:
+            return self._load_image
+        from .session import get_session
+
+        return get_session().load
 
     def _image(self, handle: str | None) -> Any:
         if not handle:
             return None
         if handle not in self._images:
-            load = self._load_image
-            if load is None:
-                from .session import get_session
-
-                load = get_session().load
+            load = self._loader()
             try:
                 self._images[handle] = load(handle)
             except Exception:  # the boxes are still listed in the result card

@@ -15,7 +15,17 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["boxes_table_html", "error_html", "escape", "image_html", "result_html"]
+__all__ = [
+    "boxes_table_html",
+    "error_html",
+    "escape",
+    "findings_html",
+    "image_html",
+    "overview_html",
+    "png_data_uri",
+    "result_html",
+    "volume_html",
+]
 
 _CARD = (
     "border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:4px 0;"
@@ -125,7 +135,11 @@ def _body(result: Any, image: Any, show_image: bool) -> str:
     question = getattr(result, "question", None)
     if question:
         parts.append(f"<div><b>Q:</b> {_e(question)}</div>")
-    if hasattr(result, "boxes"):
+    if task == "ground_volume" and hasattr(result, "to_dict"):
+        # the strip the sweep drew; a stored result has none (traces draw it again)
+        overview = getattr(result, "overview_png", None) if show_image else None
+        parts.append(volume_html(result.to_dict(), overview))
+    elif hasattr(result, "boxes"):
         parts.append(f"<div>{_e(result.summary().splitlines()[0])}</div>")
         counts = getattr(result, "counts", None)
         if counts:
@@ -185,6 +199,51 @@ def _body(result: Any, image: Any, show_image: bool) -> str:
             f"<pre style='white-space:pre-wrap'>{_e(raw)}</pre></details>"
         )
     return "".join(parts)
+
+
+def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI, for pages that must open as one file."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def findings_html(data: Any) -> str:
+    """A volume sweep's findings (its JSON shape) as an HTML table: label, slices, key
+    slice, extent in mm, bounding volume and centre; then the study read and warnings."""
+    from .volume.tables import HEAD, finding_cells, swept_line
+
+    parts = [f"<div class='medmo-volume-summary'>{_e(swept_line(data))}</div>"]
+    findings = data.get("findings") or []
+    if findings:
+        frame = str(data.get("frame") or "")
+        head = "".join(f"<th>{_e(h)}</th>" for h in HEAD)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in finding_cells(f, frame)) + "</tr>"
+            for f in findings
+        )
+        parts.append(
+            "<table class='medmo-volume-findings' style='border-collapse:collapse;margin:4px 0'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        )
+    if data.get("study_read"):
+        parts.append(f"<div><b>Study read:</b> {_e(data['study_read'])}</div>")
+    warnings = data.get("warnings") or []
+    if warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        parts.append(f"<ul class='medmo-volume-warnings' style='color:#7d4e00'>{items}</ul>")
+    return "".join(parts)
+
+
+def overview_html(png: bytes) -> str:
+    """A volume sweep's overview strip (the key slices with their boxes) as an ``<img>``."""
+    return (
+        f"<img class='medmo-volume-overview' alt='key slices with boxes' "
+        f"src='{png_data_uri(png)}' style='max-width:100%;display:block;margin:4px 0'>"
+    )
+
+
+def volume_html(data: Any, overview: bytes | None = None) -> str:
+    """A volume sweep: its overview strip (PNG, when there is one) above its findings."""
+    return (overview_html(overview) if overview else "") + findings_html(data)
 
 
 def result_html(result: Any, image: Any = None, *, show_image: bool = True) -> str:

@@ -184,6 +184,27 @@ def test_every_excuse_is_still_needed_and_most_commands_run():
     assert len(runs) >= 8, runs
 
 
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_every_whole_study_example_runs():
+    section = _section("Whole studies (CT/MR volumes)")
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", section, flags=re.S | re.M)
+    lines = [ln for lang, body in blocks if lang == "bash" for ln in _logical_lines(body)]
+    commands = [c for c in COMMANDS if c.line in lines]
+    assert len(commands) == len(lines) >= 3
+    assert all(c.verdict == "run" for c in commands), [c.line for c in commands]
+    assert {"ground", "detect", "ground_volume"} <= {c.argv[1] for c in commands}
+    # its Python example, and the notebook's VolumeViewer one, are among those run
+    python = [body for lang, body in blocks if lang == "python"]
+    viewer = [body for body in PYTHON_BLOCKS if "VolumeViewer(" in body]
+    assert python and viewer and set(python + viewer) <= set(PYTHON_BLOCKS)
+    assert any("--slices" in body for body in IPYTHON_BLOCKS)
+
+
 # ---- medmo commands --------------------------------------------------------------------
 
 
@@ -320,7 +341,7 @@ def test_the_ipython_magics_run_as_pasted(workdir: Path):
                 )
                 if outcome.result is not None and hasattr(outcome.result, "wait"):
                     panels.append(outcome.result)
-        assert len(panels) == 3
+        assert len(panels) == 4
         for panel in panels:
             panel.wait(120)
             assert panel.job.error is None, panel.job.error

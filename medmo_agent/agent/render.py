@@ -23,7 +23,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..rendering import boxes_table_html, error_html, escape, result_html
+from ..rendering import (
+    boxes_table_html,
+    error_html,
+    escape,
+    overview_html,
+    png_data_uri,
+    result_html,
+    volume_html,
+)
+from ..volume.redraw import overview_png
+from ..volume.tables import findings_markdown, is_volume_data
 
 __all__ = [
     "DISCLAIMER",
@@ -89,6 +99,8 @@ def step_title(step: Any, *, details: bool = False, code: bool = False) -> str:
     if details:
         if step.boxes:
             title += f" · {len(step.boxes)} box(es)"
+        if is_volume_data(step.result):
+            title += f" · {len(step.result['findings'])} finding(s) in 3D"
         if step.status == "error":
             title += " · error"
         if step.seconds:
@@ -124,8 +136,15 @@ def _context_line(trace: Any) -> str:
 # ---- Markdown ------------------------------------------------------------------------
 
 
-def trace_to_markdown(trace: Any) -> str:
-    """The trace as Markdown: header, one section per step, then the conclusion."""
+def trace_to_markdown(trace: Any, *, load_image: Callable[[str], Any] | None = None) -> str:
+    """The trace as Markdown: header, one section per step, then the conclusion.
+
+    Args:
+        trace: The trace.
+        load_image: Loads a step's image handle; given, a volume step's overview strip is
+            embedded as a ``data:`` image (otherwise its findings table stands alone).
+    """
+    image_for = _image_cache(load_image) if load_image is not None else None
     out = ["# MedMO diagnostic trace", ""]
     if trace.question:
         out.append(f"**Question:** {trace.question}  ")
@@ -147,6 +166,11 @@ def trace_to_markdown(trace: Any) -> str:
         if s.boxes:
             out.append("")
             out.extend(f"- {line}" for line in box_lines(s))
+        if is_volume_data(s.result) and s.status == "ok":
+            png = _overview(s, image_for) if image_for is not None else None
+            if png:
+                out += ["", f"![key slices with boxes]({png_data_uri(png)})"]
+            out += ["", *findings_markdown(s.result)]
         if step_cost(s):
             out.append(f"\n_{step_cost(s)}_")
         out.append("")
@@ -230,6 +254,8 @@ def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None)
             if img is not None:
                 parts.append(f"<img alt='boxes' src='{overlay_data_uri(img, s.boxes)}'>")
             parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in box_lines(s)) + "</ul>")
+        if is_volume_data(s.result) and s.status == "ok":
+            parts.append(volume_html(s.result, _overview(s, image_for)))
         if step_cost(s):
             parts.append(f"<div class='meta'>{step_cost(s)}</div>")
         parts.append("</div>")
@@ -240,6 +266,12 @@ def trace_to_html(trace: Any, *, load_image: Callable[[str], Any] | None = None)
     return "".join(parts)
 
 
+def _overview(step: Any, image_for: Callable[[str | None], Any]) -> bytes | None:
+    """A volume step's overview strip, redrawn from its volume (``None``: not readable)."""
+    image = image_for(step.image)
+    return overview_png(step.result, image) if image is not None else None
+
+
 def result_model(step: Any) -> Any:
     """The step's result as its pydantic model (e.g. ``GroundingResult``), or ``None``."""
     if step.result is None:
@@ -248,7 +280,9 @@ def result_model(step: Any) -> Any:
     from ..tasks.registry import TASKS, canonical_name
 
     if step.result_type:
-        cls = getattr(results, step.result_type, None)
+        # results of every kind, the volume task's included, are found by class name
+        by_name = {t.result.__name__: t.result for t in TASKS.values()}
+        cls = getattr(results, step.result_type, None) or by_name.get(step.result_type)
     else:
         task = TASKS.get(canonical_name(str(step.result.get("task"))))
         cls = task.result if task is not None else None
@@ -275,7 +309,12 @@ def step_body_html(step: Any, image: Any = None) -> str:
     elif step.text and step.kind != "tool_result":
         parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")
     model = result_model(step) if step.kind == "tool_result" else None
-    if model is not None:
+    if model is not None and is_volume_data(step.result):
+        parts.append(result_html(model, show_image=False))
+        png = overview_png(step.result, image) if image is not None else None
+        if png:  # the trace keeps no pixels: the strip is drawn again from the volume
+            parts.append(overview_html(png))
+    elif model is not None:
         parts.append(result_html(model, image=image, show_image=image is not None))
     elif step.kind == "tool_result" and step.text:
         parts.append(f"<div style='white-space:pre-wrap'>{escape(step.text)}</div>")

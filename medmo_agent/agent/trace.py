@@ -191,12 +191,26 @@ class Trace(BaseModel):
         """Read a trace written by :meth:`save`."""
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
-    def to_markdown(self, *, include_paths: bool | None = None) -> str:
+    def to_markdown(
+        self,
+        *,
+        load_image: Callable[[str], Any] | None = None,
+        include_paths: bool | None = None,
+    ) -> str:
         """The trace as Markdown (steps, results, boxes, conclusion; image paths as
-        :meth:`shown` decides)."""
+        :meth:`shown` decides). A volume step shows its findings table and its overview
+        strip (embedded as a ``data:`` image) when its volume can be read.
+
+        Args:
+            load_image: Loads an image handle (e.g. ``Toolkit.load``); by default local
+                paths are read.
+            include_paths: Name image paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
+        """
         from .render import trace_to_markdown
 
-        return trace_to_markdown(self.shown(include_paths))
+        return trace_to_markdown(
+            self.shown(include_paths), load_image=self._real_loader(load_image)
+        )
 
     def to_html(
         self,
@@ -212,18 +226,23 @@ class Trace(BaseModel):
                 shown without an overlay.
             include_paths: Name image paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
         """
-        from ..privacy import is_path, path_label
-        from .render import _default_loader, trace_to_html
+        from .render import trace_to_html
 
-        shown = self.shown(include_paths)
-        # the page names labels; overlays are still drawn from the real images
+        return trace_to_html(self.shown(include_paths), load_image=self._real_loader(load_image))
+
+    def _real_loader(self, load_image: Callable[[str], Any] | None) -> Callable[[str], Any]:
+        """A loader of the handles a shown copy names: labels stand for the real paths, so
+        overlays are still drawn from the real images."""
+        from ..privacy import is_path, path_label
+        from .render import _default_loader
+
         real = {path_label(h): h for h in self._handles() if is_path(h)}
         load = load_image or _default_loader
 
         def load_real(handle: str) -> Any:
             return load(real.get(handle, handle))
 
-        return trace_to_html(shown, load_image=load_real)
+        return load_real
 
     def _handles(self) -> set[str]:
         handles = {self.image} if self.image else set()

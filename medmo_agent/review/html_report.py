@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..rendering import escape
+from ..rendering import escape, findings_html
 from .markdown import DISCLAIMER, describe_image, redact, scrub_paths
 from .records import CaseRecord
 from .store import ReviewStore
@@ -202,6 +202,8 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
             )
         else:
             h.append(f"<p class='muted'>{caption}</p>")
+    for volume in out.get("volumes", []):
+        h.append(_volume(volume, store.case_dir(rec.id)))
     for rep in out.get("reports", []):
         h.append(f"<h3>Report, image {(rep.get('image') or 0) + 1}</h3>")
         if rep.get("findings"):
@@ -236,6 +238,21 @@ def _case_section(rec: CaseRecord, store: ReviewStore, include_paths: bool) -> s
         h.append(f"<p><b>Conclusion:</b> {_e(out['final_answer'])}</p>")
     h.append(_trace(rec, include_paths))
     h.append("</section>")
+    return "".join(h)
+
+
+def _volume(volume: dict[str, Any], folder: Path) -> str:
+    """A volume sweep: 3D findings table under the overview strip (embedded, so the page
+    stays one file)."""
+    image = (volume.get("image") or 0) + 1
+    h = [f"<h3>3D findings, image {image} ({_e(volume.get('step') or 'ground_volume')})</h3>"]
+    uri = _data_uri(folder / volume["overview"]) if volume.get("overview") else None
+    if uri:
+        h.append(
+            f"<figure><img class='overview' alt='key slices with boxes' src='{uri}'>"
+            "<figcaption>Key slices of the findings, boxes drawn</figcaption></figure>"
+        )
+    h.append(findings_html(volume))
     return "".join(h)
 
 

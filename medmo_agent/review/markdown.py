@@ -112,6 +112,8 @@ def render_case_markdown(record: CaseRecord, include_paths: bool = False) -> str
                     f"{b['x2']:.0f} | {b['y2']:.0f} |"
                 )
             lines.append("")
+        for volume in (v for v in out.get("volumes", []) if v.get("image") == image.index):
+            lines += _volume_section(volume)
     lines += _answers_section(record)
     if out.get("classified"):
         labels = ", ".join(out.get("labels", [])) or (
@@ -144,6 +146,16 @@ def render_case_markdown(record: CaseRecord, include_paths: bool = False) -> str
         "",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _volume_section(volume: dict[str, Any]) -> list[str]:
+    """A volume sweep: its overview strip (linked, next to the report) and findings table."""
+    from ..volume.tables import findings_markdown
+
+    lines = [f"### 3D findings ({_cell(volume.get('step') or 'ground_volume')})", ""]
+    if volume.get("overview"):
+        lines += [f"![Key slices with boxes]({volume['overview']})", ""]
+    return lines + findings_markdown(volume) + [""]
 
 
 def _answers_section(record: CaseRecord) -> list[str]:

@@ -26,7 +26,8 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
-    """Reports, answers, labels, boxes (per image), reasoning and summaries of a trace.
+    """Reports, answers, labels, boxes (per image), reasoning, summaries and volume sweeps
+    (``volumes``: each sweep's 3D findings) of a trace.
 
     Later answers to the same case question replace earlier ones; ``final_answer`` is
     the last answer the steps produced (the agent's, the workflow's conclusion, or the
@@ -44,6 +45,7 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
     summaries: list[dict[str, Any]] = []
     final_answer: str | None = None
     conclusions: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
 
     for rec in steps:
         res = rec.result or {}
@@ -92,6 +94,8 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
             elif rec.box_index is not None:
                 box_answers.append({**answer, "box_index": rec.box_index})
             final_answer = answer["answer"] or final_answer
+        elif kind == "ground_volume":
+            volumes.append(_volume(rec, res))
         elif kind == "summarize_report":
             summaries.append(
                 {
@@ -113,4 +117,25 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
         "summaries": summaries,
         "conclusions": conclusions,
         "final_answer": final_answer,
+        "volumes": volumes,
+    }
+
+
+#: What a report shows of a volume sweep (its per-slice answers stay in the step's record).
+_VOLUME_KEYS = ("plane", "shape", "slices", "spacing_mm", "frame", "findings", "study_read")
+
+
+def _volume(rec: StepRecord, res: dict[str, Any]) -> dict[str, Any]:
+    """A volume sweep step as the reports show it: its 3D findings, geometry and warnings,
+    and each swept slice only as whether it failed."""
+    return {
+        "step": rec.step,
+        "index": rec.index,
+        "image": rec.image,
+        **{k: res.get(k) for k in _VOLUME_KEYS},
+        "per_slice": [
+            {"slice": e.get("slice"), "error": e.get("error")} for e in res.get("per_slice", [])
+        ],
+        "warnings": res.get("warnings", []),
+        "overview": None,
     }

@@ -204,6 +204,11 @@ class _Reviewer:
                 for i, img in enumerate(run.images):
                     images[i].boxes = outputs["boxes"][i]
                     images[i].overlay = _overlay(store, case.id, i, img, outputs["boxes"][i])
+                for volume in outputs["volumes"]:
+                    png = run.overviews.get(volume["index"])
+                    if png is not None:
+                        name = f"overview-{volume['image']}-{volume['index']}.png"
+                        volume["overview"] = store.write_file(case.id, name, png)
         except BaseException as exc:
             if self.cancel.is_set() or isinstance(exc, KeyboardInterrupt):
                 return None

@@ -190,6 +190,9 @@ class CaseRun:
     images: list[MedImage]
     cancel: threading.Event | None = None
     records: list[StepRecord] = field(default_factory=list)
+    #: A volume step's overview strip (PNG), by the step's index: the record keeps the
+    #: result as JSON, the picture is written beside it.
+    overviews: dict[int, bytes] = field(default_factory=dict)
 
     def call(
         self,
@@ -228,6 +231,9 @@ class CaseRun:
             record.result = dump(result)
         else:
             record.result = result.model_dump(mode="json")
+        overview = getattr(result, "overview_png", None)
+        if isinstance(overview, bytes):
+            self.overviews[record.index] = overview
         self.records.append(record)
         return result
 

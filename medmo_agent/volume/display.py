@@ -168,7 +168,7 @@ class VolumeSweep:
             task=str(data.get("task") or ""),
             spacing_mm=_numbers(spacing, "spacing_mm", 3, float) if spacing else None,
             frame=str(data.get("frame") or ""),
-            handle=str(data["handle"]) if data.get("handle") else None,
+            handle=_handle(data),
             study_read=data.get("study_read") or None,
             warnings=[str(w) for w in data.get("warnings") or []],
         )
@@ -408,6 +408,14 @@ def _as_dict(result: Any) -> Mapping[str, Any]:
         input=type(result).__name__,
         fix="Pass the volume task's result, or its to_dict() as a dict.",
     )
+
+
+def _handle(data: Mapping[str, Any]) -> str | None:
+    """Where the volume can be loaded again: ``handle``, else the result's ``image.handle``
+    (the volume task's result names the study it swept there)."""
+    image = data.get("image")
+    handle = data.get("handle") or (image.get("handle") if isinstance(image, Mapping) else None)
+    return str(handle) if handle else None
 
 
 def _numbers(value: Any, key: str, count: int, kind: type) -> tuple[Any, ...]:

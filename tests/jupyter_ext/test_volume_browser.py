@@ -58,11 +58,29 @@ _GEOMETRY = """canvas => {
 }"""
 
 
-def _write_notebook(lab: str) -> None:
-    """Put the notebook in the server's folder through its contents API."""
+#: The magic on a DICOM series, answered by a model that boxes the phantom's sphere.
+MAGIC_NOTEBOOK = "volume_magic.ipynb"
+MAGIC_CELLS = [
+    "%load_ext jupyter_ext",
+    "from pathlib import Path\n"
+    "from jupyter_ext import get_session\n"
+    "from medmo_agent.backends.scripted import ScriptedBackend\n"
+    "from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series\n"
+    "from medmo_agent.toolkit import Toolkit\n\n"
+    "STUDY = str(write_dicom_series(Phantom(), Path('study')))\n"
+    "session = get_session()\n"
+    "session._toolkit = Toolkit(\n"
+    "    ScriptedBackend(responder=lesion_reply), session.settings, session.resolver\n"
+    ")",
+    "%medmo ground_volume $STUDY nodule",
+]
+
+
+def _write_notebook(lab: str, name: str = NOTEBOOK, sources: list[str] = CELLS) -> None:
+    """Put a notebook in the server's folder through its contents API."""
     cells = [
         {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-        for src in CELLS
+        for src in sources
     ]
     notebook = {
         "cells": cells,
@@ -71,7 +89,7 @@ def _write_notebook(lab: str) -> None:
         "nbformat_minor": 5,
     }
     request = urllib.request.Request(
-        f"{lab}/api/contents/{NOTEBOOK}",
+        f"{lab}/api/contents/{name}",
         data=json.dumps({"type": "notebook", "format": "json", "content": notebook}).encode(),
         method="PUT",
         headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"},
@@ -162,3 +180,24 @@ def test_the_volume_viewer_places_each_findings_boxes_and_jumps_to_key_slices(pa
     (drawn,) = canvas.evaluate(_GEOMETRY)
     expected = next(b["box"] for b in lesion["boxes"] if b["slice"] == key - 4)
     assert drawn["xyxy"] == pytest.approx(expected, abs=0.3)
+
+
+def test_the_volume_magic_shows_a_whole_study_sweep_in_the_volume_viewer(page, lab):
+    _write_notebook(lab, MAGIC_NOTEBOOK, MAGIC_CELLS)
+    _open_and_run(page, lab, MAGIC_NOTEBOOK)
+    cell = _cell_with(page, "%medmo ground_volume $STUDY nodule")
+    canvas = cell.locator(".medmo-canvas").first
+    canvas.wait_for(timeout=90_000)
+    # the phantom's sphere: one finding on slices 5-11, shown first on its key slice
+    _wait_key(page, canvas, 8)
+    readout = cell.locator(".widget-slider", has_text="Slice").first.locator(".widget-readout")
+    assert readout.inner_text().strip() == "8"
+    assert canvas.locator(".medmo-tag").all_inner_texts() == ["nodule #1"]
+    (drawn,) = canvas.evaluate(_GEOMETRY)
+    assert drawn["centre"] > 200 and drawn["corner"] < 100
+    table = cell.locator("table.medmo-findings-table")
+    extent = table.locator("tr[data-finding='1'] td.medmo-extent").inner_text()
+    assert extent == "16.0 × 16.0 × 17.5 mm"
+    # the result card beside the viewer gives the same finding
+    assert "16.0 × 16.0 × 17.5 mm" in cell.locator("table.medmo-volume-findings").inner_text()
+    _screenshot(page, cell, "volume-magic-sweep.png")
