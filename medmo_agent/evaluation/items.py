@@ -22,7 +22,20 @@ from .records import QuestionType
 if TYPE_CHECKING:
     from .grounding_data import GroundingSample
 
-__all__ = ["EvalItem", "ImageSource", "RowContext", "prompt_hash"]
+__all__ = ["EvalItem", "ImageSource", "ItemUnusable", "RowContext", "prompt_hash"]
+
+
+class ItemUnusable(ValueError):
+    """A row that has the benchmark's fields but cannot be asked or scored (its answer
+    is none of its options): only that item fails, the rest of the benchmark runs.
+
+    Attributes:
+        item_id: the item's id, so its failure is recorded under it.
+    """
+
+    def __init__(self, message: str, item_id: str) -> None:
+        super().__init__(message)
+        self.item_id = item_id
 
 
 @dataclass(frozen=True)
@@ -201,11 +214,16 @@ def _choice_item(
     )
 
 
-def _letter_of(texts: Sequence[str], answer: str, ctx: RowContext) -> str:
+def _letter_of(
+    texts: Sequence[str], answer: str, ctx: RowContext, item_id: str | None = None
+) -> str:
     for i, text in enumerate(texts):
         if str(text).strip().lower() == str(answer).strip().lower():
             return P.option_letter(i)
-    raise ValueError(f"{ctx.benchmark} row {ctx.index}: answer {answer!r} is not an option")
+    raise ItemUnusable(
+        f"{ctx.benchmark} row {ctx.index}: answer {answer!r} is none of its options {list(texts)}",
+        item_id or ctx.default_id(),
+    )
 
 
 # --- VQA with yes/no, closed and open questions -----------------------------------------
@@ -299,12 +317,13 @@ def omnimedvqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     ``question_type``, ``modality_type``."""
     texts = [str(row[f"option_{x}"]) for x in "ABCD" if row.get(f"option_{x}") not in (None, "")]
     qid = row.get("question_id")
+    item_id = str(qid) if qid is not None else ctx.default_id()
     return _choice_item(
         ctx,
-        str(qid) if qid is not None else ctx.default_id(),
+        item_id,
         str(row["question"]),
         texts,
-        _letter_of(texts, row["gt_answer"], ctx),
+        _letter_of(texts, row["gt_answer"], ctx, item_id),
         images=[_image(row["image_path"], ctx)],
         modality=row.get("modality_type"),
         category=row.get("question_type"),
