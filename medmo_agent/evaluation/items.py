@@ -348,7 +348,15 @@ def medxpertqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
 
 def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     """MMMU: ``id``, ``question``, ``options`` (a Python list literal), ``answer``,
-    ``question_type`` (``multiple-choice``/``open``), ``image_1`` (the only image used)."""
+    ``question_type`` (``multiple-choice``/``open``), ``image_1`` (the only image used).
+
+    ``image_1`` is sent even when the options are images themselves (``<image 2>``, ...),
+    as MedEvalKit sends it on ``MMMU/MMMU``: its rule that drops the image when the options
+    hold several images looks for ``<img='...'>`` markers, which the hub's rows do not
+    use (they write ``<image N>``), and it walks the ``options`` string character by
+    character, so on these rows it never fires. Dropping the image here would ask a
+    question about an image without it and move the score away from MedEvalKit's.
+    """
     question = str(row["question"])
     raw = row.get("options") or "[]"
     texts = [str(t) for t in (ast.literal_eval(raw) if isinstance(raw, str) else raw)]
