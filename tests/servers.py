@@ -31,6 +31,7 @@ import httpx
 __all__ = [
     "ServerProcess",
     "free_port",
+    "post_answers",
     "start_process",
     "transformers_serve",
     "url_answers",
@@ -48,6 +49,15 @@ def url_answers(url: str, timeout: float = 2.0) -> bool:
     """Whether a GET on ``url`` gets any answer below HTTP 500."""
     try:
         return httpx.get(url, timeout=timeout).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def post_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether a (deliberately empty) POST on ``url`` gets any answer below HTTP 500: an
+    MCP endpoint that only takes POSTs is up (and its model loaded)."""
+    try:
+        return httpx.post(url, content=b"{}", timeout=timeout).status_code < 500
     except httpx.HTTPError:
         return False
 

@@ -5,13 +5,16 @@ ambiguous when several test folders are collected together."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from servers import ServerProcess
 
 from medmo_agent.backends.base import Backend, Completion, GenerationRequest
 from medmo_agent.backends.scripted import ScriptedBackend
@@ -25,6 +28,18 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def no_error_logged_by(proc: ServerProcess) -> Iterator[None]:
+    """Fails when the server ``proc`` logged an ERROR or a traceback during the block,
+    or is no longer running after it."""
+    before = len(proc.log_text(tail=1_000_000))
+    yield
+    log = proc.log_text(tail=1_000_000)
+    assert proc.alive(), log
+    new = log[before:]
+    assert "ERROR" not in new and "Traceback" not in new, new
 
 
 def model_tools(tools: list[Any]) -> list[Any]:

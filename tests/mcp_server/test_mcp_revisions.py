@@ -30,9 +30,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp_helpers import model_tools, png_bytes
+from mcp_helpers import model_tools, no_error_logged_by, png_bytes
 from PIL import Image
-from servers import ServerProcess, free_port, start_process
+from servers import ServerProcess, free_port, post_answers, start_process
 
 from mcp_server.caching import IMMUTABLE, SERVER_LISTS
 from mcp_server.tools import TOOL_NAMES
@@ -59,9 +59,6 @@ class Served:
     proc: ServerProcess
     folder: Path
 
-    def log(self) -> str:
-        return self.proc.log_text(tail=1_000_000)
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -76,25 +73,15 @@ def served(folder: Path) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}/mcp"
     cmd = [sys.executable, "-m", "mcp_server", "--http", "--port", str(port)]
     cmd += ["--backend", "scripted", "--allow-dir", str(folder)]
-    with start_process(cmd, ready_check=lambda: _answers(url), env=ENV, cwd=REPO) as proc:
+    with start_process(cmd, ready_check=lambda: post_answers(url), env=ENV, cwd=REPO) as proc:
         yield Served(url, proc, folder)
 
 
 @pytest.fixture
 def no_error_logged(served: Served) -> Iterator[None]:
     """Fails the test if the HTTP server logged an ERROR or a traceback while it ran."""
-    before = len(served.log())
-    yield
-    assert served.proc.alive(), served.log()
-    new = served.log()[before:]
-    assert "ERROR" not in new and "Traceback" not in new, new
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
+    with no_error_logged_by(served.proc):
+        yield
 
 
 def _http_client(url: str, mode: str, seen: Counter[str] | None = None) -> Client:
