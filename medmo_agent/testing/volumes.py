@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Phantom", "lesion_reply", "write_dicom_series", "write_multiframe", "write_nifti"]
+__all__ = [
+    "Phantom",
+    "lesion_reply",
+    "new_dicom_dataset",
+    "write_dicom_series",
+    "write_multiframe",
+    "write_nifti",
+]
 
 #: Hounsfield units of the lesion and of the background.
 LESION_HU = 300
@@ -68,8 +75,9 @@ class Phantom:
         return np.where(inside, LESION_HU, BACKGROUND_HU).astype(np.int16)
 
 
-def _ct_dataset(sop_class: Any) -> Any:
-    """An empty DICOM dataset of ``sop_class`` with a new instance UID, little-endian."""
+def new_dicom_dataset(sop_class: Any) -> Any:
+    """An empty DICOM dataset of ``sop_class`` (a UID) with a new instance UID, stored as
+    explicit VR little endian."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -108,7 +116,7 @@ def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
     for k in range(n):
         if k in phantom.skip:
             continue
-        ds = _ct_dataset(CTImageStorage)
+        ds = new_dicom_dataset(CTImageStorage)
         ds.SeriesInstanceUID = series
         ds.SeriesNumber = 1
         ds.InstanceNumber = k + 1
@@ -177,7 +185,7 @@ def write_multiframe(phantom: Phantom, path: Path, *, positions: bool = True) ->
 
     n, rows, cols = phantom.shape
     row_mm, col_mm, slice_mm = phantom.spacing
-    ds = _ct_dataset(EnhancedCTImageStorage)
+    ds = new_dicom_dataset(EnhancedCTImageStorage)
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "CT"
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, n
