@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,21 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def rpc_answer(reply: Any) -> dict[str, Any]:
+    """The one JSON-RPC answer of an HTTP POST (an ``httpx.Response``), read from its JSON
+    body or from its SSE stream."""
+    if reply.headers["content-type"].startswith("application/json"):
+        return reply.json()
+    events = [
+        json.loads(line[len("data:") :])
+        for line in reply.text.splitlines()
+        if line.startswith("data:") and line[len("data:") :].strip()
+    ]
+    answers = [e for e in events if "result" in e or "error" in e]
+    assert len(answers) == 1, reply.text
+    return answers[0]
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_helpers import no_error_logged_by
+from mcp_helpers import no_error_logged_by, rpc_answer
 from servers import ServerProcess, free_port, post_answers, start_process
 
 from mcp_server.tools import TOOL_NAMES
@@ -98,20 +98,7 @@ class RawSession:
             {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         )
         assert reply.status_code == 200, reply.text
-        return _rpc_answer(reply)
-
-
-def _rpc_answer(reply: httpx.Response) -> dict[str, Any]:
-    if reply.headers["content-type"].startswith("application/json"):
-        return reply.json()
-    events = [
-        json.loads(line[len("data:") :])
-        for line in reply.text.splitlines()
-        if line.startswith("data:") and line[len("data:") :].strip()
-    ]
-    answers = [e for e in events if "result" in e or "error" in e]
-    assert len(answers) == 1, reply.text
-    return answers[0]
+        return rpc_answer(reply)
 
 
 @pytest.mark.parametrize(
