@@ -361,21 +361,23 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     raw = row.get("options") or "[]"
     texts = [str(t) for t in (ast.literal_eval(raw) if isinstance(raw, str) else raw)]
     images = [_image(row["image_1"], ctx)] if row.get("image_1") is not None else []
-    item_id = str(row.get("id") or ctx.default_id())
+    common: dict[str, Any] = {
+        "item_id": str(row.get("id") or ctx.default_id()),
+        "benchmark": ctx.benchmark,
+        "question": question,
+        "images": images,
+        "modality": row.get("img_type"),
+        "category": row.get("subfield"),
+    }
     if row.get("question_type") == "multiple-choice" and texts:
         lines = P.format_options(texts, P.OptionStyle.PAREN)
         return EvalItem(
-            item_id=item_id,
-            benchmark=ctx.benchmark,
             question_type="multiple_choice",
             prompt=P.mmmu_prompt(question, texts),
             reason_prompt=P.mmmu_prompt(question, texts, reasoning=True),
-            question=question,
             answer=str(row["answer"]).strip().upper(),
             options=tuple(lines),
-            images=images,
-            modality=row.get("img_type"),
-            category=row.get("subfield"),
+            **common,
         )
     answer = str(row["answer"])
     try:
@@ -383,17 +385,12 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     except (ValueError, SyntaxError):
         gold = [answer]
     return EvalItem(
-        item_id=item_id,
-        benchmark=ctx.benchmark,
         question_type="open",
         prompt=P.mmmu_prompt(question, None),
         reason_prompt=P.mmmu_prompt(question, None, reasoning=True),
-        question=question,
         answer=answer,
-        images=images,
-        modality=row.get("img_type"),
-        category=row.get("subfield"),
         gold=tuple(str(g) for g in gold),
+        **common,
     )
 
 
