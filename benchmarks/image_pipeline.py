@@ -75,21 +75,15 @@ def versions() -> dict[str, str]:
 
 def write_dicom(path: Path, pixels: np.ndarray, modality: str, **attrs: Any) -> Path:
     """Write a single-frame 16-bit grayscale DICOM (explicit VR little endian)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from medmo_agent.testing.volumes import new_dicom_dataset
 
     sop_class = {
         "CT": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
         "DX": "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
     }[modality]
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_dicom_dataset(sop_class)
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = modality

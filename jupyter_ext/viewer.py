@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from medmo_agent.box_display import canvas_boxes
 from medmo_agent.errors import MedmoError
 from medmo_agent.types import Box, MedImage
 
@@ -275,22 +276,12 @@ class ImageViewer(widgets.VBox):
         self._push_boxes()
 
     def _push_boxes(self) -> None:
-        spacing = self.image.meta.pixel_spacing
-        labels = [b.label for b in self.boxes]
         on_slice = self._position(self.image) == self.box_position
-        self.canvas.boxes = [
-            {
-                "label": b.label,
-                "x1": b.x1,
-                "y1": b.y1,
-                "x2": b.x2,
-                "y2": b.y2,
-                "color": colour_for(b.label, labels),
-                "visible": bool(on_slice and toggle.value),
-                "detail": box_detail(b, spacing),
-            }
-            for b, toggle in zip(self.boxes, self.finding_toggles, strict=True)
-        ]
+        self.canvas.boxes = canvas_boxes(
+            self.boxes,
+            self.image.meta.pixel_spacing,
+            visible=[on_slice and toggle.value for toggle in self.finding_toggles],
+        )
         if self.boxes and not on_slice:
             where = self.slice_slider.description.lower()
             self.status.value = (

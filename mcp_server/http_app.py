@@ -24,6 +24,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from medmo_agent.errors import ConfigError
 
+from .asgi_io import send_json
 from .config import LOOPBACK_HOSTS, TOKEN_ENV, ServerConfig
 from .jsonrpc_guard import InvalidRequestGuard
 
@@ -107,19 +108,7 @@ class BearerTokenMiddleware:
 async def _reply(
     send: Send, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(extra or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, json.dumps({"error": message}).encode(), extra or ())
 
 
 def build_http_app(server: MCPServer, config: ServerConfig) -> ASGIApp:

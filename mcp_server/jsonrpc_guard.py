@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 
+from .asgi_io import replay, send_json
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,7 +94,7 @@ class InvalidRequestGuard:
             if reason is not None:
                 await _reply_invalid_request(send, reason)
                 return
-        await self.app(scope, _replay(received, receive), send)
+        await self.app(scope, replay(received, receive), send)
 
 
 def _reason_for_body(body: bytes) -> str | None:
@@ -105,30 +107,8 @@ def _reason_for_body(body: bytes) -> str | None:
     return invalid_request_reason(message)
 
 
-def _replay(received: list[Message], receive: Receive) -> Receive:
-    """A ``receive`` that hands out the already-read messages first, then reads on."""
-    pending = list(received)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
-
-
 async def _reply_invalid_request(send: Send, reason: str) -> None:
     body = json.dumps(
         {"jsonrpc": "2.0", "id": None, "error": {"code": INVALID_REQUEST, "message": reason}}
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 400, body)

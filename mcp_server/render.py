@@ -76,6 +76,10 @@ def overlay_png(image: MedImage, result: TaskResult, max_side: int, max_bytes: i
     return png
 
 
+def _link(uri: str, name: str, title: str, mime_type: str) -> ResourceLink:
+    return ResourceLink(type="resource_link", uri=uri, name=name, title=title, mime_type=mime_type)
+
+
 def result_links(result: TaskResult, overlay: bool) -> list[ResourceLink]:
     """Resource links to what ``result`` left on the server (none before it is stored).
 
@@ -86,48 +90,22 @@ def result_links(result: TaskResult, overlay: bool) -> list[ResourceLink]:
     if not result.result_uri:
         return []
     uri = result.result_uri
-    links = [
-        ResourceLink(
-            type="resource_link",
-            uri=uri,
-            name="result",
-            title=f"The {result.task} result as JSON",
-            mime_type="application/json",
-        )
-    ]
+    links = [_link(uri, "result", f"The {result.task} result as JSON", "application/json")]
     if overlay:
         links.append(
-            ResourceLink(
-                type="resource_link",
-                uri=uri + OVERLAY_SUFFIX,
-                name="overlay",
-                title="The image with the boxes drawn",
-                mime_type="image/png",
-            )
+            _link(uri + OVERLAY_SUFFIX, "overlay", "The image with the boxes drawn", "image/png")
         )
     if getattr(result, "slice_results", None) is not None:  # a volume sweep
         links.append(
-            ResourceLink(
-                type="resource_link",
-                uri=uri + SLICES_SUFFIX,
-                name="slices",
-                title="Every slice's result, as JSON",
-                mime_type="application/json",
+            _link(
+                uri + SLICES_SUFFIX, "slices", "Every slice's result, as JSON", "application/json"
             )
         )
     handle = result.image.handle if result.image is not None else None
     # Held images only: a file's URI would name its path, which results show only when
     # paths are allowed; the result's URI already leads back to that image.
     if handle and handle.startswith(HANDLE_PREFIX):
-        links.append(
-            ResourceLink(
-                type="resource_link",
-                uri=handle,
-                name="image",
-                title="The image the result is about",
-                mime_type="image/png",
-            )
-        )
+        links.append(_link(handle, "image", "The image the result is about", "image/png"))
     return links
 
 

@@ -46,6 +46,14 @@ def _state(ctx: Context) -> ServerState:
     return lifespan_state(ctx)
 
 
+def _stored(ctx: Context, result_id: str) -> Any:
+    """A stored result, or the resource error that says it is not (or no longer) kept."""
+    try:
+        return _state(ctx).store.get(result_id)
+    except MedmoError as exc:
+        raise resource_error(exc) from exc
+
+
 async def _png_of(state: ServerState, handle: str) -> bytes:
     from medmo_agent.imaging.overlay import to_png_bytes
 
@@ -99,10 +107,7 @@ def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
         mime_type="application/json",
     )
     def read_result(result_id: str, ctx: Context) -> str:
-        try:
-            result = _state(ctx).store.get(result_id)
-        except MedmoError as exc:
-            raise resource_error(exc) from exc
+        result = _stored(ctx, result_id)
         import json
 
         from .render import result_data
@@ -129,10 +134,7 @@ def register_resources(server: MCPServer, info: dict[str, Any]) -> None:
         mime_type="application/json",
     )
     def read_result_slices(result_id: str, ctx: Context) -> str:
-        try:
-            result = _state(ctx).store.get(result_id)
-        except MedmoError as exc:
-            raise resource_error(exc) from exc
+        result = _stored(ctx, result_id)
         from .render import result_data
 
         per_slice = getattr(result, "slice_results", None)

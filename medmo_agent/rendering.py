@@ -23,6 +23,7 @@ __all__ = [
     "image_html",
     "overview_html",
     "png_data_uri",
+    "report_css",
     "result_html",
     "volume_html",
 ]
@@ -32,6 +33,23 @@ _CARD = (
     "font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;max-width:900px"
 )
 _MUTED = "color:#6e7781;font-size:12px"
+
+
+def report_css(width_px: int) -> str:
+    """The house style the standalone HTML reports (review, evaluation) start from: page,
+    header band, tables and the ok/failed badges, with the main column ``width_px`` wide."""
+    return f"""
+body{{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;
+background:#f6f7f9}}
+header,main{{max-width:{width_px}px;margin:0 auto;padding:16px 24px}}
+header{{background:#1f3a5f;color:#fff;max-width:none}}
+header h1{{margin:0 0 4px;font-size:22px}}.muted{{color:#667}}header .muted{{color:#c9d6ea}}
+table{{border-collapse:collapse;margin:8px 0;background:#fff}}
+th,td{{border:1px solid #d8dce3;padding:4px 8px;text-align:left;vertical-align:top}}
+th{{background:#eef1f5}}.ok{{background:#d6f2dd;color:#17602c}}
+.failed{{background:#fbdcdc;color:#8a1c1c}}
+details{{margin:6px 0}}summary{{cursor:pointer;font-weight:600}}
+"""
 
 
 def escape(text: object) -> str:

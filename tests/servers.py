@@ -15,22 +15,29 @@ dies during start-up fails the test at once, with its log in the message.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 __all__ = [
+    "JSONHandler",
     "ServerProcess",
+    "chat_completion",
     "free_port",
+    "post_answers",
+    "run_medmo",
     "start_process",
     "transformers_serve",
     "url_answers",
@@ -50,6 +57,63 @@ def url_answers(url: str, timeout: float = 2.0) -> bool:
         return httpx.get(url, timeout=timeout).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def post_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether a (deliberately empty) POST on ``url`` gets any answer below HTTP 500: an
+    MCP endpoint that only takes POSTs is up (and its model loaded)."""
+    try:
+        return httpx.post(url, content=b"{}", timeout=timeout).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler for small test HTTP servers that answer in JSON."""
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def send_json(self, status: int, body: Any) -> None:
+        """Answer with ``status`` and ``body`` as JSON."""
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def chat_completion(text: str, model: str, usage: Mapping[str, int]) -> dict[str, Any]:
+    """An OpenAI chat-completion response body whose one choice says ``text``."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": dict(usage),
+    }
+
+
+def run_medmo(
+    args: Sequence[str], cwd: str | os.PathLike[str], env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``python -m medmo_agent.cli ARGS`` as a user runs it, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "medmo_agent.cli", *args],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @dataclass

@@ -20,6 +20,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.authentication import AuthCredentials
 
+from ..asgi_io import replay, send_json
 from .errors import IssuerUnavailable, TokenRejected
 from .scopes import required_scopes
 from .verify import Verifier, make_verifier
@@ -132,7 +133,7 @@ class OAuthResourceServer:
             )
             return
         _authenticate(scope, grant)
-        await self.app(scope, _replay(received, receive), send)
+        await self.app(scope, replay(received, receive), send)
 
     def _closing(self, send: Send) -> Send:
         async def closing(message: Message) -> None:
@@ -171,7 +172,7 @@ class OAuthResourceServer:
             await send({"type": "http.response.start", "status": 204, "headers": cors})
             await send({"type": "http.response.body", "body": b""})
         elif scope.get("method") == "GET":
-            await _send(send, 200, self._metadata, [*cors, (b"cache-control", b"max-age=3600")])
+            await send_json(send, 200, self._metadata, [*cors, (b"cache-control", b"max-age=3600")])
         else:
             await self._reply(send, 405, {"error": "Use GET for the metadata."})
 
@@ -194,7 +195,7 @@ class OAuthResourceServer:
         body: dict[str, Any],
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        await _send(send, status, json.dumps(body).encode(), extra or [])
+        await send_json(send, status, json.dumps(body).encode(), extra or [])
 
     def _missing_text(self) -> str:
         return (
@@ -233,30 +234,3 @@ def _authenticate(scope: Scope, grant: AccessToken) -> None:
     ``get_access_token()`` returns it inside handlers."""
     scope["user"] = AuthenticatedUser(grant)
     scope["auth"] = AuthCredentials(grant.scopes)
-
-
-def _replay(received: list[Message], receive: Receive) -> Receive:
-    """A ``receive`` that hands out the already-read messages first, then reads on."""
-    pending = list(received)
-
-    async def replayed() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replayed
-
-
-async def _send(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -22,7 +22,20 @@ from .records import QuestionType
 if TYPE_CHECKING:
     from .grounding_data import GroundingSample
 
-__all__ = ["EvalItem", "ImageSource", "RowContext", "prompt_hash"]
+__all__ = ["EvalItem", "ImageSource", "ItemUnusable", "RowContext", "prompt_hash"]
+
+
+class ItemUnusable(ValueError):
+    """A row that has the benchmark's fields but cannot be asked or scored (its answer
+    is none of its options): only that item fails, the rest of the benchmark runs.
+
+    Attributes:
+        item_id: the item's id, so its failure is recorded under it.
+    """
+
+    def __init__(self, message: str, item_id: str) -> None:
+        super().__init__(message)
+        self.item_id = item_id
 
 
 @dataclass(frozen=True)
@@ -201,11 +214,16 @@ def _choice_item(
     )
 
 
-def _letter_of(texts: Sequence[str], answer: str, ctx: RowContext) -> str:
+def _letter_of(
+    texts: Sequence[str], answer: str, ctx: RowContext, item_id: str | None = None
+) -> str:
     for i, text in enumerate(texts):
         if str(text).strip().lower() == str(answer).strip().lower():
             return P.option_letter(i)
-    raise ValueError(f"{ctx.benchmark} row {ctx.index}: answer {answer!r} is not an option")
+    raise ItemUnusable(
+        f"{ctx.benchmark} row {ctx.index}: answer {answer!r} is none of its options {list(texts)}",
+        item_id or ctx.default_id(),
+    )
 
 
 # --- VQA with yes/no, closed and open questions -----------------------------------------
@@ -299,12 +317,13 @@ def omnimedvqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     ``question_type``, ``modality_type``."""
     texts = [str(row[f"option_{x}"]) for x in "ABCD" if row.get(f"option_{x}") not in (None, "")]
     qid = row.get("question_id")
+    item_id = str(qid) if qid is not None else ctx.default_id()
     return _choice_item(
         ctx,
-        str(qid) if qid is not None else ctx.default_id(),
+        item_id,
         str(row["question"]),
         texts,
-        _letter_of(texts, row["gt_answer"], ctx),
+        _letter_of(texts, row["gt_answer"], ctx, item_id),
         images=[_image(row["image_path"], ctx)],
         modality=row.get("modality_type"),
         category=row.get("question_type"),
@@ -329,26 +348,36 @@ def medxpertqa_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
 
 def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     """MMMU: ``id``, ``question``, ``options`` (a Python list literal), ``answer``,
-    ``question_type`` (``multiple-choice``/``open``), ``image_1`` (the only image used)."""
+    ``question_type`` (``multiple-choice``/``open``), ``image_1`` (the only image used).
+
+    ``image_1`` is sent even when the options are images themselves (``<image 2>``, ...),
+    as MedEvalKit sends it on ``MMMU/MMMU``: its rule that drops the image when the options
+    hold several images looks for ``<img='...'>`` markers, which the hub's rows do not
+    use (they write ``<image N>``), and it walks the ``options`` string character by
+    character, so on these rows it never fires. Dropping the image here would ask a
+    question about an image without it and move the score away from MedEvalKit's.
+    """
     question = str(row["question"])
     raw = row.get("options") or "[]"
     texts = [str(t) for t in (ast.literal_eval(raw) if isinstance(raw, str) else raw)]
     images = [_image(row["image_1"], ctx)] if row.get("image_1") is not None else []
-    item_id = str(row.get("id") or ctx.default_id())
+    common: dict[str, Any] = {
+        "item_id": str(row.get("id") or ctx.default_id()),
+        "benchmark": ctx.benchmark,
+        "question": question,
+        "images": images,
+        "modality": row.get("img_type"),
+        "category": row.get("subfield"),
+    }
     if row.get("question_type") == "multiple-choice" and texts:
         lines = P.format_options(texts, P.OptionStyle.PAREN)
         return EvalItem(
-            item_id=item_id,
-            benchmark=ctx.benchmark,
             question_type="multiple_choice",
             prompt=P.mmmu_prompt(question, texts),
             reason_prompt=P.mmmu_prompt(question, texts, reasoning=True),
-            question=question,
             answer=str(row["answer"]).strip().upper(),
             options=tuple(lines),
-            images=images,
-            modality=row.get("img_type"),
-            category=row.get("subfield"),
+            **common,
         )
     answer = str(row["answer"])
     try:
@@ -356,17 +385,12 @@ def mmmu_item(row: Mapping[str, Any], ctx: RowContext) -> EvalItem:
     except (ValueError, SyntaxError):
         gold = [answer]
     return EvalItem(
-        item_id=item_id,
-        benchmark=ctx.benchmark,
         question_type="open",
         prompt=P.mmmu_prompt(question, None),
         reason_prompt=P.mmmu_prompt(question, None, reasoning=True),
-        question=question,
         answer=answer,
-        images=images,
-        modality=row.get("img_type"),
-        category=row.get("subfield"),
         gold=tuple(str(g) for g in gold),
+        **common,
     )
 
 

@@ -19,7 +19,7 @@ from medmo_agent.evaluation.compat import Deviation
 from medmo_agent.evaluation.published import PublishedTable, tables_for
 from medmo_agent.evaluation.rundir import ModeRun, RunDir, failure_reason, read_run
 from medmo_agent.privacy import path_label
-from medmo_agent.rendering import escape
+from medmo_agent.rendering import escape, report_css
 
 from . import report_plots, report_tables
 from .report_tables import ComparisonRow, Measured
@@ -33,26 +33,20 @@ _ABS_PATH = re.compile(r"(?<![\w:/.])(?:file://)?/(?:[^\s'\"<>()\[\],;:/]+/)+[^\
 
 _e = escape
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;
-background:#f6f7f9}
-header,main{max-width:1150px;margin:0 auto;padding:16px 24px}
-header{background:#1f3a5f;color:#fff;max-width:none}
-header h1{margin:0 0 4px;font-size:22px}.muted{color:#667}header .muted{color:#c9d6ea}
-table{border-collapse:collapse;margin:8px 0;background:#fff}
-th,td{border:1px solid #d8dce3;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+_CSS = (
+    report_css(1150)
+    + """
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 .diff-out{background:#fbdcdc;color:#8a1c1c;font-weight:600}.diff-in{background:#e3f3e6}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
-.ok{background:#d6f2dd;color:#17602c}.failed{background:#fbdcdc;color:#8a1c1c}
 .warn{background:#fff1c9;color:#6b4e00}
 section{background:#fff;border:1px solid #d8dce3;border-radius:8px;margin:18px 0;
 padding:12px 18px}
 img.plot{max-width:100%;border:1px solid #ccd;display:block;margin:8px 0}
 pre{white-space:pre-wrap;word-break:break-word;background:#f3f4f7;padding:8px;border-radius:4px;
 font-size:12px;max-height:240px;overflow:auto}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
+)
 
 
 def write_report(out_dir: str | Path, *, include_paths: bool | None = None) -> Path:

@@ -38,6 +38,16 @@ def _data_uri(fig: MplFigure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _percent_bars(fig: MplFigure, ax: Any, xlabel: str) -> str:
+    # horizontal bars on a 0-100 % axis, first row at the top, legend in the free corner
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    return _data_uri(fig)
+
+
 def comparison_plot(rows: Sequence[ComparisonRow], tables: Sequence[PublishedTable]) -> str | None:
     """Measured (with its 95% interval) and published figures, one bar group per row."""
     rows = [r for r in rows if r.measured is not None and r.measured.value is not None]
@@ -81,12 +91,7 @@ def comparison_plot(rows: Sequence[ComparisonRow], tables: Sequence[PublishedTab
             label=f"published: {table.source[:48]}",
         )
     ax.set_yticks(positions, [r.figure.title for r in rows])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("%")
-    ax.legend(loc="lower right", fontsize=7)
-    ax.grid(axis="x", alpha=0.3)
-    return _data_uri(fig)
+    return _percent_bars(fig, ax, "%")
 
 
 def modes_plot(accuracy: dict[str, dict[str, float | None]]) -> str | None:
@@ -103,12 +108,7 @@ def modes_plot(accuracy: dict[str, dict[str, float | None]]) -> str | None:
         xs = [(accuracy[b].get(mode) or 0.0) * 100 for b in benches]
         ax.barh(ys, xs, height=height, label=mode)
     ax.set_yticks(range(len(benches)), benches)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("accuracy (%)")
-    ax.legend(loc="lower right", fontsize=7)
-    ax.grid(axis="x", alpha=0.3)
-    return _data_uri(fig)
+    return _percent_bars(fig, ax, "accuracy (%)")
 
 
 def paired_plot(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> str | None:

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import InputError
+from ..workpool import run_each
 from .benchmarks import BenchmarkSpec, find_benchmark
 from .compat import Compat, check_compat
 from .items import EvalItem, prompt_hash
@@ -326,27 +327,23 @@ def _run(
         answerers, fingerprints, compat=compat_, judge=judge, store=store, cancel=cancel
     )
     bar = _Bar(len(jobs) + result.skipped, result.skipped) if opts["progress"] else None
-    keyboard = False
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medmo-eval")
+
+    def finished(job: _Job, rec: ItemRecord) -> None:
+        done[job.spec.id, job.mode][rec.item_id] = rec
+        result.ran += 1
+        if bar is not None:
+            bar.update(rec)
+
     try:
-        futures: dict[Future, _Job] = {pool.submit(worker.run, j): j for j in jobs}
-        pending: set[Future] = set(futures)
-        while pending and not cancel.is_set():
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                rec = fut.result()
-                if rec is None:
-                    continue
-                job = futures[fut]
-                done[job.spec.id, job.mode][rec.item_id] = rec
-                result.ran += 1
-                if bar is not None:
-                    bar.update(rec)
-    except KeyboardInterrupt:
-        keyboard = True
-        cancel.set()
+        keyboard = run_each(
+            worker.run,
+            jobs,
+            workers=workers,
+            cancel=cancel,
+            on_result=finished,
+            thread_name_prefix="medmo-eval",
+        )
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     result.interrupted = keyboard or cancel.is_set()

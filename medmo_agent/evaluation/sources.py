@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, InputError
 from .benchmarks import BenchmarkSpec
-from .items import EvalItem, RowContext
+from .items import EvalItem, ItemUnusable, RowContext
 
 __all__ = ["LoadedRows", "benchmark_root", "count_items", "load_items", "load_rows"]
 
@@ -266,6 +266,20 @@ def select_rows(
     return sorted(index)
 
 
+def _failed_item(spec: BenchmarkSpec, item_id: str, reason: str) -> EvalItem:
+    # recorded as failed with its reason when the run reaches it; the others still run
+    return EvalItem(
+        item_id=item_id,
+        benchmark=spec.id,
+        question_type=spec.question_types[0],  # type: ignore[arg-type]
+        prompt="",
+        reason_prompt="",
+        question="",
+        answer="",
+        load_error=reason,
+    )
+
+
 def load_items(
     spec: BenchmarkSpec,
     data_dir: str | Path | None = None,
@@ -280,6 +294,10 @@ def load_items(
         data_dir: local copies (see :func:`load_rows`); ``None`` for the hub.
         limit: only this many items (see :func:`select_rows`).
         seed: draw the ``limit`` items at random with this seed.
+
+    An item whose image cannot be read, or whose answer is none of its options, comes
+    back with ``load_error`` set: the run records it as failed, with that reason, and
+    goes on.
 
     Raises:
         InputError: a row does not have the benchmark's fields.
@@ -298,6 +316,8 @@ def load_items(
         row = dataset[i]
         try:
             item = spec.row_to_item(row, ctx)
+        except ItemUnusable as exc:  # a bad row fails this item only
+            item = _failed_item(spec, exc.item_id, str(exc))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(
                 f"Benchmark {spec.id!r}, row {i}{f' of {config}' if config else ''}: "
@@ -306,16 +326,7 @@ def load_items(
                 fix=f"The rows need the fields {', '.join(spec.fields)} as {spec.hub_id} has them.",
             ) from exc
         except OSError as exc:  # a missing or unreadable image fails this item only
-            item = EvalItem(
-                item_id=ctx.default_id(),
-                benchmark=spec.id,
-                question_type=spec.question_types[0],  # type: ignore[arg-type]
-                prompt="",
-                reason_prompt="",
-                question="",
-                answer="",
-                load_error=f"{type(exc).__name__}: {exc}",
-            )
+            item = _failed_item(spec, ctx.default_id(), f"{type(exc).__name__}: {exc}")
         if item.item_id in seen:  # ids must be unique for resuming
             item.item_id = f"{item.item_id}#{ctx.default_id()}"
         seen.add(item.item_id)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..rendering import escape, findings_html
+from ..rendering import escape, findings_html, report_css
 from .markdown import DISCLAIMER, describe_image, redact, scrub_paths
 from .records import CaseRecord
 from .store import ReviewStore
@@ -23,25 +23,19 @@ __all__ = ["render_html_report"]
 _MAX_SIDE = 768  # px: keeps the report small while boxes stay legible
 _MAX_JSON = 20_000  # characters of one step's JSON shown in the trace
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;
-background:#f6f7f9}
-header,main{max-width:1100px;margin:0 auto;padding:16px 24px}
-header{background:#1f3a5f;color:#fff;max-width:none}
-header h1{margin:0 0 4px;font-size:22px}.muted{color:#667}header .muted{color:#c9d6ea}
-table{border-collapse:collapse;margin:8px 0;background:#fff}
-th,td{border:1px solid #d8dce3;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f5}.case{background:#fff;border:1px solid #d8dce3;border-radius:8px;
-margin:18px 0;padding:12px 18px}.badge{display:inline-block;padding:1px 8px;border-radius:10px;
-font-size:12px;font-weight:600;vertical-align:middle}.ok{background:#d6f2dd;color:#17602c}
-.failed{background:#fbdcdc;color:#8a1c1c}.skipped{background:#eee;color:#555}
+_CSS = (
+    report_css(1100)
+    + """
+.case{background:#fff;border:1px solid #d8dce3;border-radius:8px;margin:18px 0;padding:12px 18px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;
+vertical-align:middle}.skipped{background:#eee;color:#555}
 figure{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #ccd;display:block}figcaption{font-size:12px;color:#556}
 pre{white-space:pre-wrap;word-break:break-word;background:#f3f4f7;padding:8px;border-radius:4px;
 font-size:12px;max-height:360px;overflow:auto}.error{color:#8a1c1c}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 .step{border-left:3px solid #c5cde0;padding-left:10px;margin:8px 0}
 """
+)
 
 
 _e = escape

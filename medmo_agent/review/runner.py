@@ -14,7 +14,6 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import InputError
+from ..workpool import run_each
 from .agreement import aggregate_agreement, case_agreement
 from .case_sources import load_case_file
 from .cases import Case, CaseFile
@@ -366,27 +366,25 @@ def run_review(
             todo.append(case)
     skipped = len(done)
     bar = _progress(progress, len(selected), skipped, sum(r.status != "ok" for r in done.values()))
-    interrupted = keyboard = False
     ran = 0
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medmo-review")
+
+    def finished(case: Case, rec: CaseRecord) -> None:
+        nonlocal ran
+        ran += 1
+        done[case.id] = rec
+        if bar is not None:
+            bar.update(rec.status)
+
     try:
-        ids: dict[Future, str] = {pool.submit(reviewer.review, c): c.id for c in todo}
-        pending: set[Future] = set(ids)
-        while pending and not cancel.is_set():
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                rec = fut.result()
-                if rec is None:
-                    continue
-                ran += 1
-                done[ids[fut]] = rec
-                if bar is not None:
-                    bar.update(rec.status)
-    except KeyboardInterrupt:
-        keyboard = True
-        cancel.set()
+        keyboard = run_each(
+            reviewer.review,
+            todo,
+            workers=workers,
+            cancel=cancel,
+            on_result=finished,
+            thread_name_prefix="medmo-review",
+        )
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     interrupted = keyboard or cancel.is_set()

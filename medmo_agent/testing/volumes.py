@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Phantom", "lesion_reply", "write_dicom_series", "write_multiframe", "write_nifti"]
+__all__ = [
+    "Phantom",
+    "lesion_reply",
+    "new_dicom_dataset",
+    "write_dicom_series",
+    "write_multiframe",
+    "write_nifti",
+]
 
 #: Hounsfield units of the lesion and of the background.
 LESION_HU = 300
@@ -68,11 +75,38 @@ class Phantom:
         return np.where(inside, LESION_HU, BACKGROUND_HU).astype(np.int16)
 
 
+def new_dicom_dataset(sop_class: Any) -> Any:
+    """An empty DICOM dataset of ``sop_class`` (a UID) with a new instance UID, stored as
+    explicit VR little endian."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def _hu_pixels(ds: Any) -> None:
+    """Describe the pixels as signed 16-bit Hounsfield units, shown with a soft-tissue window."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    ds.WindowWidth, ds.WindowCenter = 400, 50
+
+
 def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
     """Write the phantom as an axial CT series, one file per slice (files in a shuffled
     order of names, so sorting by position is exercised)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import CTImageStorage, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     n, rows, cols = phantom.shape
@@ -82,14 +116,7 @@ def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
     for k in range(n):
         if k in phantom.skip:
             continue
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds = new_dicom_dataset(CTImageStorage)
         ds.SeriesInstanceUID = series
         ds.SeriesNumber = 1
         ds.InstanceNumber = k + 1
@@ -100,13 +127,7 @@ def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         x0, y0, z0 = phantom.origin
         ds.ImagePositionPatient = [x0, y0 + k * phantom.tilt_mm, z0 + k * slice_mm]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.WindowWidth, ds.WindowCenter = 400, 50
+        _hu_pixels(ds)
         ds.PixelData = phantom.slice_hu(k).tobytes()
         ds.save_as(folder / f"img{int(order[k]):04d}.dcm", enforce_file_format=True)
     return folder
@@ -158,30 +179,17 @@ def lesion_reply(
 def write_multiframe(phantom: Phantom, path: Path, *, positions: bool = True) -> Path:
     """Write the phantom as one enhanced multi-frame CT file: the frames' positions in the
     per-frame functional groups (or, without ``positions``, only SpacingBetweenSlices)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import EnhancedCTImageStorage, generate_uid
 
     n, rows, cols = phantom.shape
     row_mm, col_mm, slice_mm = phantom.spacing
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = EnhancedCTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds = new_dicom_dataset(EnhancedCTImageStorage)
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = "CT"
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, cols, n
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-    ds.WindowWidth, ds.WindowCenter = 400, 50
+    _hu_pixels(ds)
     ds.PixelSpacing = [row_mm, col_mm]
     ds.SpacingBetweenSlices = slice_mm
     shared = Dataset()

@@ -14,9 +14,31 @@ import json
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, when run as a script
+from servers import JSONHandler, chat_completion, free_port, start_process
 
 MODEL = "judge-model"
+
+
+@contextmanager
+def running(folder: Path, script: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """This server in its own process, answering by ``script``, until the block ends.
+
+    Yields:
+        The OpenAI base URL and the log file of the requests it got.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "script.json").write_text(json.dumps(script))
+    log = folder / "log.jsonl"
+    port = free_port()
+    cmd = [sys.executable, __file__, str(port), str(folder / "script.json"), str(log)]
+    with start_process(cmd, ready_url=f"http://127.0.0.1:{port}/health", timeout=30):
+        yield f"http://127.0.0.1:{port}/v1", log
 
 
 def main() -> None:
@@ -25,23 +47,12 @@ def main() -> None:
         script: dict[str, str] = json.load(f)
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JSONHandler):
         def do_GET(self) -> None:
             if self.path in ("/health", "/v1/models"):
-                self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+                self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
             else:
-                self._send(404, {"detail": "Not Found"})
+                self.send_json(404, {"detail": "Not Found"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
@@ -50,7 +61,7 @@ def main() -> None:
                 entry = {"path": self.path, "auth": self.headers.get("authorization"), "body": body}
                 log.write(json.dumps(entry) + "\n")
             if self.path != "/v1/chat/completions":
-                self._send(404, {"detail": "Not Found"})
+                self.send_json(404, {"detail": "Not Found"})
                 return
             prompt = body["messages"][-1]["content"]
             if isinstance(prompt, list):
@@ -59,25 +70,10 @@ def main() -> None:
             answer = found.group(1) if found else ""
             reply = script.get(answer, "<think>differs</think>\n<judge>1</judge>")
             if reply == "HTTP 500":
-                self._send(500, {"error": {"message": "scripted failure"}})
+                self.send_json(500, {"error": {"message": "scripted failure"}})
                 return
-            self._send(
-                200,
-                {
-                    "id": "judge-1",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": MODEL,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": reply},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                },
-            )
+            usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            self.send_json(200, chat_completion(reply, MODEL, usage))
 
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 

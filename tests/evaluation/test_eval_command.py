@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+
+from servers import run_medmo
 
 from medmo_agent.cli import main
 from medmo_agent.evaluation.benchmarks import BENCHMARKS
@@ -39,17 +40,6 @@ def test_eval_without_out_or_benchmark_says_what_to_add(capsys):
     assert "medmo eval --list" in capsys.readouterr().err
 
 
-def _medmo(args: list[str], cwd, env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "medmo_agent.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_the_documented_command_runs_offline_and_resumes(tmp_path, bench_data):
     (tmp_path / "fixtures").symlink_to(bench_data)
     rules = tmp_path / "replies.json"
@@ -62,7 +52,7 @@ def test_the_documented_command_runs_offline_and_resumes(tmp_path, bench_data):
     }
     cmd = ["eval", "vqa_rad", "slake", "pubmedqa", "--data-dir", "fixtures", "--out", "runs/x"]
     cmd += ["--backend", "scripted", "--no-progress"]
-    first = _medmo(cmd, tmp_path, env)
+    first = run_medmo(cmd, tmp_path, env)
     assert first.returncode == 0, first.stderr
     assert "answered 11 item(s) now, 0 already done" in first.stdout
     # vqa_rad: "yes" right, "no" right, the two open answers wrong
@@ -73,7 +63,7 @@ def test_the_documented_command_runs_offline_and_resumes(tmp_path, bench_data):
             assert (out / bench / "direct" / name).is_file()
     run = json.loads((out / "run.json").read_text())
     assert run["backend"] == "scripted" and run["data_dir"] == "fixtures"
-    second = _medmo(cmd, tmp_path, env)
+    second = run_medmo(cmd, tmp_path, env)
     assert second.returncode == 0, second.stderr
     assert "answered 0 item(s) now, 11 already done" in second.stdout
     assert "vqa_rad          direct    acc 50.0% (2/4)" in second.stdout
@@ -81,17 +71,16 @@ def test_the_documented_command_runs_offline_and_resumes(tmp_path, bench_data):
 
 def test_end_to_end_on_the_tiny_checkpoint(tmp_path, bench_data, tiny_backend, tiny_settings):
     out = tmp_path / "run"
-    result = run_eval(
-        ["vqa_rad", "mmmu_med", "medxpertqa_mm", "pubmedqa"],
-        out,
+    benches = ["vqa_rad", "mmmu_med", "medxpertqa_mm", "pubmedqa"]
+    kw = dict(
         modes=["direct", "reason", "workflow"],
         data_dir=bench_data,
         backend=tiny_backend,
         settings=tiny_settings,
         limit=2,
-        workers=4,
         max_new_tokens=6,
     )
+    result = run_eval(benches, out, workers=4, **kw)
     assert result.skipped_modes == [("pubmedqa", "workflow")]
     for bench in ("vqa_rad", "mmmu_med", "medxpertqa_mm"):
         for mode in ("direct", "reason", "workflow"):
@@ -107,16 +96,7 @@ def test_end_to_end_on_the_tiny_checkpoint(tmp_path, bench_data, tiny_backend, t
     run = json.loads((out / "run.json").read_text())
     assert run["model"] == str(tiny_backend.model_id) and run["backend"] == "transformers"
     assert run["versions"]["transformers"] != "-"
-    again = run_eval(
-        ["vqa_rad", "mmmu_med", "medxpertqa_mm", "pubmedqa"],
-        out,
-        modes=["direct", "reason", "workflow"],
-        data_dir=bench_data,
-        backend=tiny_backend,
-        settings=tiny_settings,
-        limit=2,
-        max_new_tokens=6,
-    )
+    again = run_eval(benches, out, **kw)
     assert (again.ran, again.skipped) == (0, 3 * 3 * 2 + 2 * 2)
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from servers import free_port, start_process
+from servers import run_medmo
 
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.config import Settings
@@ -22,19 +20,9 @@ from medmo_agent.evaluation.records import EvalStore
 from medmo_agent.evaluation.runner import run_eval
 from medmo_agent.evaluation.scoring import score_item
 
-SERVER = Path(__file__).with_name("judge_server.py")
+from .judge_server import running
+
 RIGHT = "<think>same meaning</think>\n<judge>0</judge>"
-
-
-@contextmanager
-def judge_server(folder: Path, script: dict[str, str]):
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "script.json").write_text(json.dumps(script))
-    log = folder / "log.jsonl"
-    port = free_port()
-    cmd = [sys.executable, str(SERVER), str(port), str(folder / "script.json"), str(log)]
-    with start_process(cmd, ready_url=f"http://127.0.0.1:{port}/health", timeout=30):
-        yield f"http://127.0.0.1:{port}/v1", log
 
 
 def _asked(log: Path) -> list[str]:
@@ -145,17 +133,6 @@ def test_rescoring_never_creates_the_backend(tmp_path, bench_data, monkeypatch):
         run_eval("vqa_rad", tmp_path / "other", **kw)
 
 
-def _medmo(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "medmo_agent.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_judge_options_judge_open_items_and_a_failed_call_is_judged_again_not_answered(
     tmp_path, bench_data
 ):
@@ -173,8 +150,8 @@ def test_judge_options_judge_open_items_and_a_failed_call_is_judged_again_not_an
     base = ["eval", "vqa_rad", "--data-dir", "fixtures", "--out", "runs/j", "--no-progress"]
     base += ["--backend", "scripted", "--judge-model", "judge-model"]
     out = tmp_path / "runs/j"
-    with judge_server(tmp_path / "j1", {"left lung": RIGHT, "ct": "HTTP 500"}) as (url, log):
-        first = _medmo([*base, "--judge-base-url", url], tmp_path, env)
+    with running(tmp_path / "j1", {"left lung": RIGHT, "ct": "HTTP 500"}) as (url, log):
+        first = run_medmo([*base, "--judge-base-url", url], tmp_path, env)
     assert first.returncode == 3, first.stderr
     assert sorted(_asked(log)) == ["ct", "left lung"]  # the open items only
     assert "acc 100.0% (3/3)  closed 100.0%  open 100.0%  unscored 1" in first.stdout
@@ -187,8 +164,8 @@ def test_judge_options_judge_open_items_and_a_failed_call_is_judged_again_not_an
 
     # the model now answers otherwise: a re-run must only ask the judge again
     rules.write_text(json.dumps({"*": "something else"}))
-    with judge_server(tmp_path / "j2", {"ct": RIGHT}) as (url, log2):
-        second = _medmo([*base, "--judge-base-url", url], tmp_path, env)
+    with running(tmp_path / "j2", {"ct": RIGHT}) as (url, log2):
+        second = run_medmo([*base, "--judge-base-url", url], tmp_path, env)
         assert second.returncode == 0, second.stdout + second.stderr
         assert "answered 0 item(s) now, 4 already done" in second.stdout
         assert _asked(log2) == ["ct"]
@@ -198,7 +175,7 @@ def test_judge_options_judge_open_items_and_a_failed_call_is_judged_again_not_an
         third = ["eval", "vqa_rad", "--data-dir", "fixtures", "--out", "runs/j", "--rescore"]
         third += ["--compat", "medevalkit", "--backend", "transformers", "--no-progress"]
         third += ["--model", str(tmp_path / "no-such-model"), "--judge-model", "judge-model"]
-        rescored = _medmo([*third, "--judge-base-url", url], tmp_path, env)
+        rescored = run_medmo([*third, "--judge-base-url", url], tmp_path, env)
         assert rescored.returncode == 0, rescored.stdout + rescored.stderr
         assert _asked(log2) == ["ct"]  # verdicts kept, nothing asked again
     # MedEvalKit divides the open accuracy by the open count twice: 2/2/2

@@ -4,13 +4,12 @@ against a real OpenAI-compatible server process that answers scripted verdicts."
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from servers import free_port, start_process, transformers_serve
+from servers import transformers_serve
 
 from medmo_agent.config import Settings
 from medmo_agent.errors import ConfigError
@@ -27,7 +26,8 @@ from medmo_agent.evaluation.llm_judge import (
     verdicts_for_metrics,
 )
 
-SERVER = Path(__file__).with_name("judge_server.py")
+from .judge_server import running
+
 RIGHT = "<think>same meaning</think>\n<judge>0</judge>"
 WRONG = "<think>different</think>\n<judge>1</judge>"
 
@@ -148,12 +148,8 @@ def judge_server(tmp_path_factory):
         "LUNGS fail": "HTTP 500",
         "no tag": "I think it is correct.",
     }
-    (folder / "script.json").write_text(json.dumps(script))
-    log = folder / "log.jsonl"
-    port = free_port()
-    cmd = [sys.executable, str(SERVER), str(port), str(folder / "script.json"), str(log)]
-    with start_process(cmd, ready_url=f"http://127.0.0.1:{port}/health", timeout=30):
-        yield f"http://127.0.0.1:{port}/v1", log
+    with running(folder, script) as server:
+        yield server
 
 
 def _judge(url: str, **kw) -> LlmJudge:

@@ -114,3 +114,31 @@ def test_a_bracketed_letter_at_the_end_wins_over_any_text(text, letter):
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,", max_size=40), st.sampled_from("ABCD"))
 def test_a_bare_letter_after_lowercase_text_is_read(text, letter):
     assert _parse(f"{text} {letter}") == (letter, False)
+
+
+def test_an_item_whose_options_are_images_keeps_its_first_image():
+    import io
+
+    from medmo_agent.evaluation.items import RowContext, mmmu_item
+
+    from .fixtures import draw
+
+    def png(seed: int) -> dict:
+        buf = io.BytesIO()
+        draw(seed).save(buf, format="PNG")
+        return {"bytes": buf.getvalue(), "path": None}
+
+    # a hub row: the options name images 2-4, written "<image N>", and the string is a list literal
+    row = {
+        "id": "validation_Clinical_Medicine_7",
+        "question": "<image 1> Which of the images shows the same finding?",
+        "options": str(["<image 2>", "<image 3>", "<image 4>"]),
+        "answer": "C",
+        "question_type": "multiple-choice",
+        **{f"image_{n}": png(n) for n in range(1, 5)},
+        "image_5": None,
+    }
+    item = mmmu_item(row, RowContext("mmmu_med", 0, "Clinical_Medicine"))
+    assert [img.read_bytes() for img in item.images] == [row["image_1"]["bytes"]]
+    assert item.options == ("(A) <image 2>", "(B) <image 3>", "(C) <image 4>")
+    assert item.answer == "C"

@@ -2,71 +2,48 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browsers import ARTIFACTS, chromium_page, require_chromium
 
 from medmo_agent.evaluation.report import write_report
 
 from .run_fixture import make_run
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.mark.browser
 def test_the_eval_report_opens_offline_with_tables_and_plots(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
     report = write_report(make_run(tmp_path / "run"))
 
     requests: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report.as_uri())
-            for section in ("comparison", "modes", "benchmarks", "failed", "scoring", "provenance"):
-                assert page.locator(f"section#{section}").is_visible()
-            rows = page.locator("#comparison-table tr[data-benchmark]")
-            assert rows.count() == 5  # VQA-RAD and SLAKE closed and all, PubMedQA
-            flagged = page.locator("#comparison-table td.diff-out")
-            assert flagged.count() >= 2
-            color = flagged.first.evaluate("e => getComputedStyle(e).backgroundColor")
-            assert color == "rgb(251, 220, 220)"  # highlighted, not just classed
-            assert page.locator("#paired tr").count() == 2  # header + vqa_rad direct vs agent
-            failed = page.locator("#failed-table").inner_text()
-            assert "<script>alert(1)</script>" in failed  # shown as text, never run
-            widths = page.locator("img.plot").evaluate_all(
-                "els => els.map(e => e.complete && e.naturalWidth)"
-            )
-            assert len(widths) == 3 and all(w >= 400 for w in widths)
-            page.locator("#benchmarks details summary").first.click()
-            assert page.locator("#benchmarks details pre").first.is_visible()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "eval-report.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        for section in ("comparison", "modes", "benchmarks", "failed", "scoring", "provenance"):
+            assert page.locator(f"section#{section}").is_visible()
+        rows = page.locator("#comparison-table tr[data-benchmark]")
+        assert rows.count() == 5  # VQA-RAD and SLAKE closed and all, PubMedQA
+        flagged = page.locator("#comparison-table td.diff-out")
+        assert flagged.count() >= 2
+        color = flagged.first.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert color == "rgb(251, 220, 220)"  # highlighted, not just classed
+        assert page.locator("#paired tr").count() == 2  # header + vqa_rad direct vs agent
+        failed = page.locator("#failed-table").inner_text()
+        assert "<script>alert(1)</script>" in failed  # shown as text, never run
+        widths = page.locator("img.plot").evaluate_all(
+            "els => els.map(e => e.complete && e.naturalWidth)"
+        )
+        assert len(widths) == 3 and all(w >= 400 for w in widths)
+        page.locator("#benchmarks details summary").first.click()
+        assert page.locator("#benchmarks details pre").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "eval-report.png"), full_page=True)
     # self-contained: the page itself, its data: images, and nothing fetched
     assert [u for u in requests if not u.startswith("data:")] == [report.as_uri()]
 
 
 @pytest.mark.browser
 def test_the_report_of_a_real_two_mode_run_shows_the_paired_difference(tmp_path, bench_data):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
     from medmo_agent.backends.scripted import ScriptedBackend
     from medmo_agent.config import Settings
     from medmo_agent.evaluation.runner import run_eval
@@ -90,21 +67,14 @@ def test_the_report_of_a_real_two_mode_run_shows_the_paired_difference(tmp_path,
         seed=3,
     )
     report = out / "report.html"
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(report.as_uri())
-            paired = page.locator("#paired").inner_text()
-            assert "pubmedqa\tdirect vs reason\t3\t33.3\t100.0\t+66.7" in paired
-            pubmed = page.locator("#comparison-table tr[data-benchmark='pubmedqa']").inner_text()
-            assert "33.3" in pubmed and "75.6" in pubmed
-            assert page.locator("#provenance-table").inner_text().count("seed\t3") == 1
-            assert (
-                "open bleu1 0.000, rougel 0.000, f1 0.000"
-                in page.locator("#benchmarks").inner_text()
-            )  # zeros are figures too
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "eval-report-run.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(report.as_uri())
+        paired = page.locator("#paired").inner_text()
+        assert "pubmedqa\tdirect vs reason\t3\t33.3\t100.0\t+66.7" in paired
+        pubmed = page.locator("#comparison-table tr[data-benchmark='pubmedqa']").inner_text()
+        assert "33.3" in pubmed and "75.6" in pubmed
+        assert page.locator("#provenance-table").inner_text().count("seed\t3") == 1
+        assert (
+            "open bleu1 0.000, rougel 0.000, f1 0.000" in page.locator("#benchmarks").inner_text()
+        )  # zeros are figures too
+        page.screenshot(path=str(ARTIFACTS / "eval-report-run.png"), full_page=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -131,8 +132,6 @@ def test_a_missing_image_fails_that_item_only(bench_data, tmp_path):
 
 
 def test_a_row_without_the_benchmarks_fields_is_refused_with_them_named(bench_data, tmp_path):
-    import json
-
     shutil.copytree(bench_data / "slake", tmp_path / "slake")
     path = tmp_path / "slake/test.json"
     rows = json.loads(path.read_text())
@@ -206,3 +205,35 @@ def test_the_hub_path_asks_for_the_published_files_and_reads_what_comes_back(
     unpacked = tmp_path / "cache/medmo-eval/slake/imgs"
     assert (unpacked / ".complete").is_file() and slake[0].images[0].path is not None
     assert unpacked in slake[0].images[0].path.parents
+
+
+def test_an_answer_matching_no_option_fails_that_item_only_and_the_run_goes_on(
+    bench_data, tmp_path
+):
+    from medmo_agent.backends.scripted import ScriptedBackend
+    from medmo_agent.config import Settings
+    from medmo_agent.evaluation.runner import run_eval
+
+    shutil.copytree(bench_data / "omnimedvqa", tmp_path / "omnimedvqa")
+    path = tmp_path / "omnimedvqa/QA_information/Open-access/Demo.json"
+    rows = json.loads(path.read_text())
+    rows[0]["gt_answer"] = "Ultrasound"
+    path.write_text(json.dumps(rows))
+    items = load_items(find_benchmark("omnimedvqa"), tmp_path)
+    assert [i.item_id for i in items] == ["Demo_0", "Demo_1"]
+    assert "'Ultrasound' is none of its options" in (items[0].load_error or "")
+    assert items[1].load_error is None and items[1].answer == "B"
+
+    result = run_eval(
+        "omnimedvqa",
+        tmp_path / "run",
+        data_dir=tmp_path,
+        backend=ScriptedBackend(responder=lambda request: "B"),
+        settings=Settings(),
+    )
+    (failed,) = result.failed
+    assert failed.item_id == "Demo_0" and "'Ultrasound' is none of its options" in (
+        failed.error or ""
+    )
+    totals = result.metrics["omnimedvqa"]["direct"]["total metrics"]
+    assert (totals["total"], totals["right"], totals["failed"]) == (1, 1, 1)

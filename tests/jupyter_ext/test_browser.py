@@ -14,21 +14,20 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from browsers import ARTIFACTS, chromium_page, require_chromium
+from servers import free_port
 
 from medmo_agent.testing import scripted_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 TOKEN = "medmo-browser-test"
 # coordinates inside CT_small (128 x 128), in the 256 x 256 space the model sees it in
 REPLIES = {
@@ -38,23 +37,16 @@ REPLIES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on a free loopback port, serving a copy of the notebooks."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed")
+    require_chromium()
     work = tmp_path_factory.mktemp("lab")
     shutil.copytree(ROOT / "notebooks", work / "notebooks")
     replies = work / "replies.json"
     replies.write_text(json.dumps(REPLIES))
     _quiet_lab_settings(work / "config")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MEDMO_BACKEND": "scripted",
@@ -99,22 +91,8 @@ def _quiet_lab_settings(config_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def page(lab):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
-            ],
-        )  # fmt: skip
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        yield context.new_page()
-        browser.close()
+    with chromium_page(1400, 1000) as page:
+        yield page
 
 
 def _open_and_run(page, lab: str, name: str) -> None:

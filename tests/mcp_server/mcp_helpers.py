@@ -5,13 +5,17 @@ ambiguous when several test folders are collected together."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+from servers import ServerProcess
 
 from medmo_agent.backends.base import Backend, Completion, GenerationRequest
 from medmo_agent.backends.scripted import ScriptedBackend
@@ -25,6 +29,33 @@ def png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def rpc_answer(reply: Any) -> dict[str, Any]:
+    """The one JSON-RPC answer of an HTTP POST (an ``httpx.Response``), read from its JSON
+    body or from its SSE stream."""
+    if reply.headers["content-type"].startswith("application/json"):
+        return reply.json()
+    events = [
+        json.loads(line[len("data:") :])
+        for line in reply.text.splitlines()
+        if line.startswith("data:") and line[len("data:") :].strip()
+    ]
+    answers = [e for e in events if "result" in e or "error" in e]
+    assert len(answers) == 1, reply.text
+    return answers[0]
+
+
+@contextlib.contextmanager
+def no_error_logged_by(proc: ServerProcess) -> Iterator[None]:
+    """Fails when the server ``proc`` logged an ERROR or a traceback during the block,
+    or is no longer running after it."""
+    before = len(proc.log_text(tail=1_000_000))
+    yield
+    log = proc.log_text(tail=1_000_000)
+    assert proc.alive(), log
+    new = log[before:]
+    assert "ERROR" not in new and "Traceback" not in new, new
 
 
 def model_tools(tools: list[Any]) -> list[Any]:

@@ -7,7 +7,6 @@ Imported by name (``from oauth_issuer import LocalIssuer``)."""
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import threading
 import time
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from servers import JSONHandler
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "LocalIssuer"]
 
@@ -110,39 +110,28 @@ class LocalIssuer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
-
-            def _json(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 if self.path == issuer._metadata_path:
-                    self._json(200, issuer.metadata())
+                    self.send_json(200, issuer.metadata())
                 elif self.path == "/jwks":
                     issuer.jwks_fetches += 1
-                    self._json(issuer.jwks_status, {"keys": [k.jwk for k in issuer.keys]})
+                    self.send_json(issuer.jwks_status, {"keys": [k.jwk for k in issuer.keys]})
                 else:
-                    self._json(404, {"error": "not_found"})
+                    self.send_json(404, {"error": "not_found"})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 form = parse_qs(self.rfile.read(length).decode())
                 if self.path != "/introspect":
-                    self._json(404, {"error": "not_found"})
+                    self.send_json(404, {"error": "not_found"})
                     return
                 expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
                 issuer.introspection_auth.append(self.headers.get("Authorization", ""))
                 if self.headers.get("Authorization") != f"Basic {expected}":
-                    self._json(401, {"error": "invalid_client"})
+                    self.send_json(401, {"error": "invalid_client"})
                     return
                 token = form.get("token", [""])[0]
-                self._json(200, issuer.introspection.get(token, {"active": False}))
+                self.send_json(200, issuer.introspection.get(token, {"active": False}))
 
         return Handler

@@ -13,12 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from servers import free_port, start_process
+from servers import free_port, post_answers, start_process
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +86,7 @@ async def test_progress_reaches_an_http_client_from_the_transformers_backend(
     url = f"http://127.0.0.1:{port}/mcp"
     cmd = [sys.executable, "-m", "mcp_server", "--http", "--port", str(port)]
     cmd += [*_model_args(tiny_checkpoint), "--allow-dir", str(image_dir)]
-    with start_process(cmd, ready_check=lambda: _answers(url), env=ENV, cwd=REPO) as proc:
+    with start_process(cmd, ready_check=lambda: post_answers(url), env=ENV, cwd=REPO) as proc:
         http = create_mcp_http_client()
         async with Client(streamable_http_client(url, http_client=http)) as client:
             result, seen = await _report_with_progress(client, str(image_dir / "dark.png"))
@@ -95,10 +94,3 @@ async def test_progress_reaches_an_http_client_from_the_transformers_backend(
         assert proc.alive(), log
     _assert_progress(result, seen)
     assert "Traceback" not in log and "ERROR" not in log, log
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False

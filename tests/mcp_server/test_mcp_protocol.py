@@ -21,7 +21,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
-from servers import ServerProcess, free_port, start_process
+from mcp_helpers import no_error_logged_by, rpc_answer
+from servers import ServerProcess, free_port, post_answers, start_process
 
 from mcp_server.tools import TOOL_NAMES
 
@@ -39,9 +40,6 @@ class Served:
     proc: ServerProcess
     image: Path
 
-    def log(self) -> str:
-        return self.proc.log_text(tail=1_000_000)
-
 
 @pytest.fixture(scope="module")
 def served(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
@@ -55,25 +53,15 @@ def served(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     cmd = [sys.executable, "-m", "mcp_server", "--http", "--port", str(port)]
     cmd += ["--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32"]
     cmd += ["--max-new-tokens", "8", "--allow-dir", str(folder)]
-    with start_process(cmd, ready_check=lambda: _answers(url), env=ENV, cwd=REPO) as proc:
+    with start_process(cmd, ready_check=lambda: post_answers(url), env=ENV, cwd=REPO) as proc:
         yield Served(url, proc, folder / "dark.png")
 
 
 @pytest.fixture
 def no_error_logged(served: Served) -> Iterator[None]:
     """Fails the test if the server logged an ERROR or a traceback while it ran."""
-    before = len(served.log())
-    yield
-    assert served.proc.alive(), served.log()
-    new = served.log()[before:]
-    assert "ERROR" not in new and "Traceback" not in new, new
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
+    with no_error_logged_by(served.proc):
+        yield
 
 
 class RawSession:
@@ -110,20 +98,7 @@ class RawSession:
             {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         )
         assert reply.status_code == 200, reply.text
-        return _rpc_answer(reply)
-
-
-def _rpc_answer(reply: httpx.Response) -> dict[str, Any]:
-    if reply.headers["content-type"].startswith("application/json"):
-        return reply.json()
-    events = [
-        json.loads(line[len("data:") :])
-        for line in reply.text.splitlines()
-        if line.startswith("data:") and line[len("data:") :].strip()
-    ]
-    answers = [e for e in events if "result" in e or "error" in e]
-    assert len(answers) == 1, reply.text
-    return answers[0]
+        return rpc_answer(reply)
 
 
 @pytest.mark.parametrize(

@@ -30,9 +30,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp_helpers import model_tools, png_bytes
+from mcp_helpers import model_tools, no_error_logged_by, png_bytes, rpc_answer
 from PIL import Image
-from servers import ServerProcess, free_port, start_process
+from servers import ServerProcess, free_port, post_answers, start_process
 
 from mcp_server.caching import IMMUTABLE, SERVER_LISTS
 from mcp_server.tools import TOOL_NAMES
@@ -59,9 +59,6 @@ class Served:
     proc: ServerProcess
     folder: Path
 
-    def log(self) -> str:
-        return self.proc.log_text(tail=1_000_000)
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -76,25 +73,15 @@ def served(folder: Path) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}/mcp"
     cmd = [sys.executable, "-m", "mcp_server", "--http", "--port", str(port)]
     cmd += ["--backend", "scripted", "--allow-dir", str(folder)]
-    with start_process(cmd, ready_check=lambda: _answers(url), env=ENV, cwd=REPO) as proc:
+    with start_process(cmd, ready_check=lambda: post_answers(url), env=ENV, cwd=REPO) as proc:
         yield Served(url, proc, folder)
 
 
 @pytest.fixture
 def no_error_logged(served: Served) -> Iterator[None]:
     """Fails the test if the HTTP server logged an ERROR or a traceback while it ran."""
-    before = len(served.log())
-    yield
-    assert served.proc.alive(), served.log()
-    new = served.log()[before:]
-    assert "ERROR" not in new and "Traceback" not in new, new
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
+    with no_error_logged_by(served.proc):
+        yield
 
 
 def _http_client(url: str, mode: str, seen: Counter[str] | None = None) -> Client:
@@ -225,19 +212,6 @@ def _modern(method: str, params: dict[str, Any], name: str | None = None) -> dic
     return {"headers": headers, "content": json.dumps(body)}
 
 
-def _answer(reply: httpx.Response) -> dict[str, Any]:
-    """The JSON-RPC answer of one POST, read from JSON or from the SSE stream."""
-    if reply.headers["content-type"].startswith("application/json"):
-        return reply.json()
-    events = [
-        json.loads(line[len("data:") :])
-        for line in reply.text.splitlines()
-        if line.startswith("data:") and line[len("data:") :].strip()
-    ]
-    (answer,) = [e for e in events if "result" in e or "error" in e]
-    return answer
-
-
 def test_a_2026_request_needs_no_session_and_its_headers_must_match_its_body(
     served, no_error_logged
 ):
@@ -245,7 +219,7 @@ def test_a_2026_request_needs_no_session_and_its_headers_must_match_its_body(
     discover = post(**_modern("server/discover", {}))
     assert discover.status_code == 200, discover.text
     assert "mcp-session-id" not in discover.headers
-    found = _answer(discover)["result"]
+    found = rpc_answer(discover)["result"]
     assert MODERN in found["supportedVersions"] and found["resultType"] == "complete"
     assert {"tools", "resources", "prompts", "completions"} <= set(found["capabilities"])
     assert "logging" not in found["capabilities"]
@@ -254,10 +228,10 @@ def test_a_2026_request_needs_no_session_and_its_headers_must_match_its_body(
     arguments = {"name": "ground", "arguments": {"image": str(served.folder / "dark.png")}}
     called = post(**_modern("tools/call", arguments, name="ground"))
     assert called.status_code == 200 and "mcp-session-id" not in called.headers
-    result = _answer(called)["result"]
+    result = rpc_answer(called)["result"]
     assert not result["isError"] and result["resultType"] == "complete"
     (link, _) = [c for c in result["content"] if c["type"] == "resource_link"]
-    read = _answer(post(**_modern("resources/read", {"uri": link["uri"]}, name=link["uri"])))
+    read = rpc_answer(post(**_modern("resources/read", {"uri": link["uri"]}, name=link["uri"])))
     assert (read["result"]["ttlMs"], read["result"]["cacheScope"]) == (IMMUTABLE.ttl_ms, "private")
 
     # A request whose routing headers disagree with its body is refused before it runs.
@@ -268,7 +242,7 @@ def test_a_2026_request_needs_no_session_and_its_headers_must_match_its_body(
     )
     for reply, header in ((wrong_name, "Mcp-Name"), (wrong_method, "Mcp-Method")):
         assert reply.status_code == 400, reply.text
-        error = _answer(reply)["error"]
+        error = rpc_answer(reply)["error"]
         assert error["code"] == -32020 and error["message"].lower().startswith(header.lower()), (
             error
         )
@@ -283,13 +257,13 @@ def test_a_2025_session_gets_the_results_without_2026_fields(served, no_error_lo
     }
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
     reply = httpx.post(served.url, content=json.dumps(init), headers=headers, timeout=30)
-    assert _answer(reply)["result"]["protocolVersion"] == LEGACY
+    assert rpc_answer(reply)["result"]["protocolVersion"] == LEGACY
     headers["mcp-protocol-version"] = LEGACY
     headers["mcp-session-id"] = reply.headers["mcp-session-id"]
     done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     assert httpx.post(served.url, content=json.dumps(done), headers=headers).status_code == 202
     listed = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     reply = httpx.post(served.url, content=json.dumps(listed), headers=headers, timeout=30)
-    result = _answer(reply)["result"]
+    result = rpc_answer(reply)["result"]
     assert "vqa" in {t["name"] for t in result["tools"]}
     assert not {"ttlMs", "cacheScope", "resultType"} & set(result), sorted(result)

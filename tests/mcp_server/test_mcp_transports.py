@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_helpers import model_tools
 from PIL import Image
-from servers import free_port, start_process
+from servers import free_port, post_answers, start_process
 
 from mcp_server.tools import TOOL_NAMES
 from medmo_agent.testing import scripted_env
@@ -49,20 +49,12 @@ def http_server(image_dir):
             *("--allow-dir", str(image_dir), *extra),
         )
         url = f"http://127.0.0.1:{port}/mcp"
-        ready = lambda: _answers_post(url)  # noqa: E731
+        ready = lambda: post_answers(url)  # noqa: E731
         with start_process(cmd, ready_check=ready, env=ENV, cwd=REPO, timeout=60) as proc:
             yield url
             assert proc.alive(), proc.log_text()
 
     return start
-
-
-def _answers_post(url: str) -> bool:
-    """Whether the endpoint answers a (deliberately empty) POST: the server is up."""
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
 
 
 def _client(url: str, token: str | None = None) -> Client:

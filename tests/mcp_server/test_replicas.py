@@ -30,7 +30,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_helpers import model_tools
-from servers import free_port, start_process
+from servers import free_port, post_answers, start_process
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -147,13 +147,6 @@ async def serve_proxy(proxy: RoundRobinProxy):
         await proxy.aclose()
 
 
-def _answers_post(url: str) -> bool:
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
 def _start_replica(stack: ExitStack, reply: str, image_dir: Path):
     port = free_port()
     cmd = [
@@ -164,7 +157,7 @@ def _start_replica(stack: ExitStack, reply: str, image_dir: Path):
         *("--allow-dir", str(image_dir)),
     ]
     base = f"http://127.0.0.1:{port}"
-    ready = lambda: _answers_post(base + "/mcp")  # noqa: E731
+    ready = lambda: post_answers(base + "/mcp")  # noqa: E731
     return base, stack.enter_context(
         start_process(
             cmd, ready_check=ready, env={**ENV, **scripted_env(reply)}, cwd=REPO, timeout=60

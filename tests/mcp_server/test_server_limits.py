@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from mcp import Client
@@ -23,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_helpers import flat_png
 from PIL import Image
-from servers import free_port, start_process
+from servers import free_port, post_answers, start_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -90,18 +89,10 @@ def server(tiny_checkpoint, allowed):
         "MEDMO_MAX_HELD_IMAGE_BYTES": str(HELD_MIB * MIB),
     }
     url = f"http://127.0.0.1:{port}/mcp"
-    with start_process(cmd, ready_check=lambda: _answers(url), env=env, cwd=REPO,
+    with start_process(cmd, ready_check=lambda: post_answers(url), env=env, cwd=REPO,
                        timeout=120) as proc:  # fmt: skip
         yield url, proc
         assert proc.alive(), proc.log_text()
-
-
-def _answers(url: str) -> bool:
-    """Whether the endpoint answers a (deliberately empty) POST: the model is loaded."""
-    try:
-        return httpx.post(url, content=b"{}", timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
 
 
 def _client(url: str) -> Client:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 import shutil
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browsers import ARTIFACTS, LAUNCH, require_chromium
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -37,8 +37,6 @@ from medmo_agent.testing import scripted_env
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 VIEWER = "ui://medmo/viewer.html"
 RENDER = "viewer_render"
 # two boxes in the 256 x 256 space the model sees the 128 x 128 CT slice in
@@ -166,17 +164,12 @@ def images(tmp_path: Path, nifti: str) -> Path:
 
 @pytest.fixture
 async def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed")
+    require_chromium()
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as pw:
-        launched = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        launched = await pw.chromium.launch(**LAUNCH)
         yield launched
         await launched.close()
 

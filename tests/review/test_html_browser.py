@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from browsers import ARTIFACTS, chromium_page, require_chromium
 
 from medmo_agent.review import run_review
 
 from .conftest import write_cases, write_png
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.mark.browser
 def test_the_html_report_opens_offline_and_shows_every_case(tmp_path, scripted, scripted_settings):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require_chromium()
     write_png(tmp_path / "a.png")
     write_png(tmp_path / "b.png", seed=3)
     cases = write_cases(
@@ -55,35 +40,29 @@ def test_the_html_report_opens_offline_and_shows_every_case(tmp_path, scripted, 
     report = out / "report.html"
 
     requests: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(report.as_uri())
-            sections = page.locator("section.case")
-            assert sections.count() == 3
-            shown = [sections.nth(i).get_attribute("data-case-id") for i in range(3)]
-            assert shown == ["two views", "single", "broken"]
-            for i in range(3):
-                assert sections.nth(i).is_visible()
-            assert page.locator("#summary tr").count() == 4  # header + one row per case
-            broken = page.locator("section.case[data-case-id='broken']")
-            assert "No such file: [image 1]" in broken.inner_text()
-            assert "failed" in broken.inner_text()
-            two = page.locator("section.case[data-case-id='two views']")
-            assert "67M <smoker>" in two.inner_text()  # escaped, not parsed as a tag
-            images = two.locator("img")
-            assert images.count() == 2
-            widths = images.evaluate_all("els => els.map(e => e.complete && e.naturalWidth)")
-            assert widths == [320, 320]
-            assert "agrees" in two.inner_text()
-            two.locator("details summary").click()
-            assert two.locator(".step").first.is_visible()
-            assert "mean IoU" in page.locator("#agreement + table").inner_text()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "review-report.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        sections = page.locator("section.case")
+        assert sections.count() == 3
+        shown = [sections.nth(i).get_attribute("data-case-id") for i in range(3)]
+        assert shown == ["two views", "single", "broken"]
+        for i in range(3):
+            assert sections.nth(i).is_visible()
+        assert page.locator("#summary tr").count() == 4  # header + one row per case
+        broken = page.locator("section.case[data-case-id='broken']")
+        assert "No such file: [image 1]" in broken.inner_text()
+        assert "failed" in broken.inner_text()
+        two = page.locator("section.case[data-case-id='two views']")
+        assert "67M <smoker>" in two.inner_text()  # escaped, not parsed as a tag
+        images = two.locator("img")
+        assert images.count() == 2
+        widths = images.evaluate_all("els => els.map(e => e.complete && e.naturalWidth)")
+        assert widths == [320, 320]
+        assert "agrees" in two.inner_text()
+        two.locator("details summary").click()
+        assert two.locator(".step").first.is_visible()
+        assert "mean IoU" in page.locator("#agreement + table").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "review-report.png"), full_page=True)
     # self-contained: the page itself, its data: images, and nothing fetched
     assert [u for u in requests if not u.startswith("data:")] == [report.as_uri()]

@@ -4,12 +4,12 @@ only once that many are waiting together."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+from servers import JSONHandler, chat_completion
 
 from medmo_agent.backends.openai_compat import OpenAICompatBackend
 from medmo_agent.config import Settings
@@ -28,12 +28,9 @@ class Loopback:
         self.in_flight = self.most_in_flight = self.calls = 0
         loop = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": "medmo"}]})
+                self.send_json(200, {"object": "list", "data": [{"id": "medmo"}]})
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -48,30 +45,8 @@ class Loopback:
                     status, text = 500, "not concurrent"
                 with loop.lock:
                     loop.in_flight -= 1
-                self._send(
-                    status,
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "model": "medmo",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 300, "completion_tokens": 3},
-                    },
-                )
-
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                usage = {"prompt_tokens": 300, "completion_tokens": 3}
+                self.send_json(status, chat_completion(text, "medmo", usage))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
