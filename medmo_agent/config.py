@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     auth_http_timeout_s: float = Field(
         10.0, description="seconds to wait for the issuer (metadata, keys, introspection)"
     )
+    auth_max_response_bytes: int = Field(
+        1_048_576,
+        description="largest answer read from the issuer (metadata, keys, introspection)",
+    )
 
     # privacy
     include_phi: bool = False  # True lets identifying DICOM fields into outputs
