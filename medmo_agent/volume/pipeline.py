@@ -123,7 +123,7 @@ def run_volume(
         build,
         parse,
         per_gen,
-        concurrency=settings.volume_concurrency,
+        concurrency=_concurrency(settings, geometry.rows * geometry.cols),
         extra_steps=1 if study_read else 0,
         **kwargs,
     )
@@ -240,6 +240,13 @@ def _add_usage(result: VolumeResult, seconds: float) -> None:
         result.usage.prompt_tokens += r.usage.prompt_tokens
         result.usage.completion_tokens += r.usage.completion_tokens
     result.usage.seconds = round(seconds, 4)  # the sweep's wall time
+
+
+def _concurrency(settings: Any, slice_pixels: int) -> int:
+    """Slices in flight at once: ``volume_concurrency``, fewer for slices so large that
+    that many would hold more than ``volume_max_inflight_pixels`` decoded."""
+    fit = settings.volume_max_inflight_pixels // max(1, slice_pixels)
+    return max(1, min(settings.volume_concurrency, fit))
 
 
 def _slice_files(volume: Any, source: str) -> tuple[list[str], str]:

@@ -146,3 +146,28 @@ def test_a_failed_slice_names_neither_its_file_nor_the_folder_unless_paths_are_s
     )
     named = kit.ground_volume(str(folder))
     assert "Jane_Doe_slice12.dcm" in named.per_slice[12].error
+
+
+def test_large_slices_lower_the_sweeps_concurrency_to_the_pixel_budget(series, monkeypatch):
+    from medmo_agent.volume import pipeline
+
+    seen = []
+    real_sweep = pipeline.sweep
+
+    def recording_sweep(*args, **kwargs):
+        seen.append(kwargs["concurrency"])
+        return real_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sweep", recording_sweep)
+    # 64 x 64 slices: a budget of 2.5 slices' pixels lets two be decoded at once
+    settings = Settings(volume_concurrency=64, volume_max_inflight_pixels=64 * 64 * 5 // 2)
+    kit = Toolkit(backend=ScriptedBackend(responder=lesion_reply), settings=settings)
+    swept = kit.ground_volume(str(series))
+    assert seen == [2]
+    assert [f.slice_range for f in swept.findings] == [(5, 11)]
+    # a budget under one slice still sweeps, one slice at a time
+    tight = Settings(volume_max_inflight_pixels=100)
+    Toolkit(backend=ScriptedBackend(responder=lesion_reply), settings=tight).ground_volume(
+        str(series), slices="0:3"
+    )
+    assert seen == [2, 1]
