@@ -1,0 +1,31 @@
+"""The viewer's render tool keeps image paths out of its errors, as the tools do: a
+folder or file name may carry a patient's name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mcp import Client
+from mcp_helpers import make_server
+
+from mcp_server.viewer_app import VIEW_TOOL
+from medmo_agent.backends.scripted import ScriptedBackend
+
+
+async def test_a_render_error_names_the_slice_and_the_fix_but_not_the_image_path(
+    image_dir: Path, nifti: str
+):
+    folder = image_dir / "Jane_Doe_1961"
+    folder.mkdir()
+    shutil.copy(nifti, folder / "head.nii")
+    server = make_server(ScriptedBackend(["nodule: [40, 60, 120, 140]"]), image_dir)
+    async with Client(server) as client:
+        ground = await client.call_tool("ground", {"image": str(folder / "head.nii")})
+        uri = ground.structured_content["result_uri"]
+        far = await client.call_tool(VIEW_TOOL, {"result": uri, "slice": 9999})
+    assert not ground.is_error, ground.content[0].text
+    text = far.content[0].text
+    assert far.is_error and "Slice 9999 is out of range" in text
+    assert "Choose a slice between 0 and" in text
+    assert "Jane_Doe" not in text and "path#" in text
