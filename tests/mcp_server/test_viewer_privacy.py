@@ -1,12 +1,14 @@
-"""The viewer's render tool keeps image paths out of its errors, as the tools do: a
-folder or file name may carry a patient's name."""
+"""The viewer's render tool and the overlay resource keep image paths out of their
+errors, as the tools do: a folder or file name may carry a patient's name."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp_helpers import make_server
 
 from mcp_server.viewer_app import VIEW_TOOL
@@ -29,3 +31,19 @@ async def test_a_render_error_names_the_slice_and_the_fix_but_not_the_image_path
     assert far.is_error and "Slice 9999 is out of range" in text
     assert "Choose a slice between 0 and" in text
     assert "Jane_Doe" not in text and "path#" in text
+
+
+async def test_an_overlay_that_cannot_be_drawn_does_not_name_the_image_file(image_dir: Path):
+    import numpy as np
+    from PIL import Image
+
+    path = image_dir / "Jane_Doe_chest.png"
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(path)
+    server = make_server(ScriptedBackend(["nodule: [40, 60, 120, 140]"]), image_dir)
+    async with Client(server) as client:
+        ground = await client.call_tool("ground", {"image": str(path)})
+        path.unlink()  # gone since the call: the overlay cannot be drawn again
+        with pytest.raises(MCPError) as info:
+            await client.read_resource(ground.structured_content["result_uri"] + "/overlay")
+    text = str(info.value)
+    assert "path#" in text and "Jane_Doe" not in text
