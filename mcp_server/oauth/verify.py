@@ -168,7 +168,7 @@ class IntrospectionVerifier(_SDKTokenVerifier):
             self.metadata.client,
             "POST",
             url,
-            self.config.max_response_bytes,
+            self.config,
             data={"token": token, "token_type_hint": "access_token"},
             auth=(self.config.client_id or "", self.config.client_secret or ""),
             headers={"Accept": "application/json"},
