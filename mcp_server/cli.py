@@ -33,6 +33,7 @@ AUTH_SETTINGS = (
     "auth_introspection_url",
     "auth_client_id",
     "auth_http_timeout_s",
+    "auth_max_response_bytes",
 )
 
 

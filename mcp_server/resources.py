@@ -88,7 +88,25 @@ async def _overlay_of(state: ServerState, result_uri: str) -> bytes:
     try:
         return await anyio.to_thread.run_sync(render)
     except MedmoError as exc:
-        raise resource_error(exc) from exc
+        raise _hidden(exc, state, result_uri) from exc
+
+
+def _hidden(exc: MedmoError, state: ServerState, result_uri: str) -> Exception:
+    """The resource error for ``exc`` with the held result's image path (a file or
+    folder name may carry a patient's name) shown as its label unless paths are shown."""
+    from medmo_agent.privacy import is_path, scrub_text
+
+    error = resource_error(exc)
+    if state.settings.include_paths:
+        return error
+    try:
+        image = state.store.get(result_uri).image
+    except MedmoError:
+        return error
+    handle = image.handle if image is not None else None
+    if not handle or not is_path(handle):
+        return error
+    return type(error)(scrub_text(str(error), [handle]))
 
 
 def register_resources(server: MCPServer, info: dict[str, Any]) -> None:

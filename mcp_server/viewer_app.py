@@ -230,7 +230,11 @@ async def render_view(
         )
     except MedmoError as exc:
         error_name = type(exc).__name__
-        return tool_error_result(exc)
+        if state.settings.include_paths:
+            return tool_error_result(exc)
+        # a loader's error names the held image's file or folder, which may carry a
+        # patient's name: shown as its label, as the tools show it
+        return tool_error_result(exc, hide_paths=_held_paths(state, result))
     finally:
         if state.audit is not None:
             state.audit.record(
@@ -314,6 +318,18 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
         export_name=f"medmo-{held.task}{'' if position is None else f'-{position}'}.png",
     )
     return view, png
+
+
+def _held_paths(state: ServerState, uri: str) -> tuple[str, ...]:
+    """The image path of the held result ``uri`` (none when it is not held or not a path)."""
+    from medmo_agent.privacy import is_path
+
+    try:
+        held = state.store.get(uri) if uri.startswith(RESULT_URI_PREFIX) else None
+    except MedmoError:
+        return ()
+    handle = held.image.handle if held is not None and held.image is not None else None
+    return (handle,) if handle and is_path(handle) else ()
 
 
 def _sweep_of(held: Any) -> VolumeSweep | None:

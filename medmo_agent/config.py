@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     # slices in flight at once: the local engine batches them (up to max_batch_size per
     # step); the OpenAI-compatible backend sends this many HTTP requests concurrently
     volume_concurrency: int = Field(64, ge=1, description="slices of a sweep in flight at once")
+    # Each slice in flight is decoded (up to ~12 bytes per pixel at peak): large slices
+    # lower the concurrency so a sweep's decoded slices stay near 1.5 GiB together.
+    volume_max_inflight_pixels: int = Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description="most slice pixels a sweep holds decoded at once; large slices lower "
+        "volume_concurrency to fit (at least one slice is always in flight)",
+    )
     # per-slice answer budget when the caller gives none: boxes cost about 20 tokens each
     volume_max_new_tokens: int = 256
     # least IoU that links boxes of adjacent slices into one finding (or centre-inside)
@@ -237,6 +245,10 @@ class Settings(BaseSettings):
     auth_client_secret: str | None = None
     auth_http_timeout_s: float = Field(
         10.0, description="seconds to wait for the issuer (metadata, keys, introspection)"
+    )
+    auth_max_response_bytes: int = Field(
+        1_048_576,
+        description="largest answer read from the issuer (metadata, keys, introspection)",
     )
 
     # privacy

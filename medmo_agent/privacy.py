@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = ["PATH_KEYS", "is_path", "path_label", "scrub_data", "scrub_text"]
 PATH_KEYS = frozenset({"image", "handle", "source", "path", "location"})
 
 _LABEL_PREFIX = "path#"
+# further path components after a hidden folder: "/IM0001.dcm", "\\sub\\x.dcm"
+_INSIDE = r"(?:[/\\][^\s'\"<>()\[\],;:/\\]+)*"
 # "<...>" is a placeholder the audit log and traces put in place of inline image data
 _NOT_PATHS = ("medmo://", "data:", "http://", "https://", "<", _LABEL_PREFIX)
 
@@ -80,7 +83,14 @@ def scrub_text(text: str, paths: Iterable[str] | dict[str, str]) -> str:
         for form in _forms(path):
             replace.setdefault(form, label)
     for form in sorted(replace, key=len, reverse=True):  # longest first: /a/b before b
-        text = text.replace(form, replace[form])
+        # A path inside a hidden folder (a series' slice file) is hidden with it: its own
+        # name may carry a patient's name too.
+        pattern = re.escape(form) + _INSIDE
+
+        def label_of(match: re.Match[str], form: str = form) -> str:
+            return replace[form] if match.group(0) == form else path_label(match.group(0))
+
+        text = re.sub(pattern, label_of, text)
     return text
 
 

@@ -92,6 +92,8 @@ class OAuthConfig:
         client_id: This server's client id at the introspection endpoint.
         client_secret: Its secret (kept out of ``repr``).
         http_timeout_s: Timeout of each request to the issuer.
+        max_response_bytes: Largest answer read from the issuer; a longer one makes the
+            issuer count as unavailable rather than fill the server's memory.
     """
 
     issuer: str
@@ -108,6 +110,7 @@ class OAuthConfig:
     client_id: str | None
     client_secret: str | None = dataclasses.field(repr=False)
     http_timeout_s: float
+    max_response_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OAuthConfig | None:
@@ -130,6 +133,7 @@ class OAuthConfig:
             client_id=settings.auth_client_id,
             client_secret=settings.auth_client_secret,
             http_timeout_s=settings.auth_http_timeout_s,
+            max_response_bytes=settings.auth_max_response_bytes,
         )
 
     def check(self, bind_host: str) -> OAuthConfig:
@@ -202,6 +206,12 @@ class OAuthConfig:
                 )
 
     def _check_numbers(self) -> None:
+        if self.max_response_bytes <= 0:
+            raise ConfigError(
+                "auth_max_response_bytes must be positive.",
+                input="MEDMO_AUTH_MAX_RESPONSE_BYTES",
+                fix="Pass a positive number of bytes (the default is 1048576).",
+            )
         for name, value, least in (
             ("auth_clock_skew_s", self.clock_skew_s, 0.0),
             ("auth_jwks_refetch_min_s", self.jwks_refetch_min_s, 0.0),

@@ -10,6 +10,7 @@ cannot turn the server into a load generator against the issuer.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from .config import OAuthConfig
 
-__all__ = ["IssuerMetadata", "SigningKeys", "metadata_urls"]
+__all__ = ["IssuerMetadata", "SigningKeys", "fetch_json", "metadata_urls"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,19 +61,63 @@ def _secure(url: Any) -> bool:
     )
 
 
-async def _get_json(client: httpx.AsyncClient, url: str) -> tuple[int, Any]:
+async def fetch_json(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    config: OAuthConfig,
+    **kwargs: Any,
+) -> tuple[int, Any]:
+    """The status and JSON body of a request to the issuer (``None`` unless 200), reading
+    at most ``auth_max_response_bytes`` of the body within ``auth_http_timeout_s`` in all.
+
+    Raises:
+        IssuerUnavailable: The issuer cannot be reached, answers with more than
+            ``auth_max_response_bytes``, too slowly, or with something other than JSON.
+    """
     import httpx
 
+    max_bytes = config.max_response_bytes
+    kwargs.setdefault("headers", {"Accept": "application/json"})
     try:
-        response = await client.get(url, headers={"Accept": "application/json"})
+        # httpx's timeout bounds each read; an answer dripping a byte at a time would
+        # still hold the request (and the token check waiting on it) open for good
+        with anyio.fail_after(config.http_timeout_s):
+            status, body = await _read(client, method, url, max_bytes, kwargs)
+    except TimeoutError as exc:
+        raise IssuerUnavailable(
+            f"{url} did not answer within {config.http_timeout_s:g} s (auth_http_timeout_s)"
+        ) from exc
     except httpx.HTTPError as exc:
         raise IssuerUnavailable(f"cannot reach {url}: {exc!r}") from exc
-    if response.status_code != 200:
-        return response.status_code, None
+    if status != 200:
+        return status, None
     try:
-        return 200, response.json()
+        return 200, json.loads(bytes(body))
     except ValueError as exc:
         raise IssuerUnavailable(f"{url} answered with something other than JSON") from exc
+
+
+async def _read(
+    client: httpx.AsyncClient, method: str, url: str, max_bytes: int, kwargs: dict[str, Any]
+) -> tuple[int, bytearray]:
+    body = bytearray()
+    async with client.stream(method, url, **kwargs) as response:
+        if response.status_code != 200:
+            return response.status_code, body
+        # read in pieces: neither a declared nor an endless body is taken on trust
+        async for piece in response.aiter_bytes():
+            body += piece
+            if len(body) > max_bytes:
+                raise IssuerUnavailable(
+                    f"{url} answered with more than {max_bytes} bytes "
+                    "(auth_max_response_bytes, MEDMO_AUTH_MAX_RESPONSE_BYTES)"
+                )
+    return 200, body
+
+
+async def _get_json(client: httpx.AsyncClient, url: str, config: OAuthConfig) -> tuple[int, Any]:
+    return await fetch_json(client, "GET", url, config)
 
 
 class IssuerMetadata:
@@ -113,7 +158,7 @@ class IssuerMetadata:
     async def _discover(self) -> dict[str, Any]:
         tried = []
         for url in metadata_urls(self.config.issuer):
-            status, document = await _get_json(self.client, url)
+            status, document = await _get_json(self.client, url, self.config)
             tried.append(f"{url} ({status})")
             if status != 200:
                 continue
@@ -208,7 +253,7 @@ class SigningKeys:
 
     async def _fetch(self) -> list[dict[str, Any]]:
         url = await self.metadata.endpoint("jwks_uri")
-        status, document = await _get_json(self.metadata.client, url)
+        status, document = await _get_json(self.metadata.client, url, self.config)
         keys = document.get("keys") if isinstance(document, dict) else None
         if status != 200 or not isinstance(keys, list):
             raise IssuerUnavailable(f"{url} answered {status} without a JWK set")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mcp.server.auth.provider import AccessToken
 
 from .errors import IssuerUnavailable, TokenRejected
-from .issuer import IssuerMetadata, SigningKeys
+from .issuer import IssuerMetadata, SigningKeys, fetch_json
 
 if TYPE_CHECKING:
     import httpx
@@ -161,29 +161,22 @@ class IntrospectionVerifier(_SDKTokenVerifier):
 
     async def verify(self, token: str) -> AccessToken:
         """The token's grant if the issuer says it is active and meant for this server."""
-        import httpx
-
         url = self.config.introspection_url or await self.metadata.endpoint(
             "introspection_endpoint"
         )
-        try:
-            response = await self.metadata.client.post(
-                url,
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=(self.config.client_id or "", self.config.client_secret or ""),
-                headers={"Accept": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise IssuerUnavailable(f"cannot reach {url}: {exc!r}") from exc
-        if response.status_code != 200:
+        status, claims = await fetch_json(
+            self.metadata.client,
+            "POST",
+            url,
+            self.config,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=(self.config.client_id or "", self.config.client_secret or ""),
+            headers={"Accept": "application/json"},
+        )
+        if status != 200:
             raise IssuerUnavailable(
-                f"{url} answered {response.status_code} (check --auth-client-id and "
-                "MEDMO_AUTH_CLIENT_SECRET)"
+                f"{url} answered {status} (check --auth-client-id and MEDMO_AUTH_CLIENT_SECRET)"
             )
-        try:
-            claims = response.json()
-        except ValueError as exc:
-            raise IssuerUnavailable(f"{url} answered with something other than JSON") from exc
         if not isinstance(claims, dict) or claims.get("active") is not True:
             raise TokenRejected("the access token is not active (revoked, expired or unknown)")
         return _access_token(token, self._check_claims(claims), _audience(self.config))

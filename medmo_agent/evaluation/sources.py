@@ -130,7 +130,9 @@ def _finder(spec: BenchmarkSpec, folder: Path) -> Callable[[str], Path]:
             )
         path = folder / rel
         if not path.is_file():
-            raise FileNotFoundError(f"{spec.id}: image {name!r} not found in {folder}")
+            # the whole absolute path, not the name on its own: reports and logs label
+            # absolute paths, and a local data set's file name may name a patient
+            raise FileNotFoundError(f"{spec.id}: image not found: {path.absolute()}")
         return path
 
     return find_image

@@ -123,15 +123,16 @@ def run_volume(
         build,
         parse,
         per_gen,
-        concurrency=settings.volume_concurrency,
+        concurrency=_concurrency(settings, geometry.rows * geometry.cols),
         extra_steps=1 if study_read else 0,
         **kwargs,
     )
     entries, boxes_by_slice, warnings = [], {}, list(geometry.warnings)
     answered = {}
+    hide = None if settings.include_paths else _slice_files(first.volume, source)
     for o in outcomes:
         if o.result is None:
-            entries.append(SliceEntry(slice=o.slice, error=o.error))
+            entries.append(SliceEntry(slice=o.slice, error=_hide_paths(o.error, o.slice, hide)))
             continue
         boxes = [SliceBox(label=b.label, box=b.xyxy) for b in o.result.boxes]
         entries.append(SliceEntry(slice=o.slice, boxes=boxes, answer=o.result.raw_text))
@@ -166,7 +167,8 @@ def run_volume(
         frame=geometry.frame,
         per_slice=entries,
         findings=findings,
-        warnings=warnings,
+        # a geometry warning names the folder
+        warnings=[_hide_paths(w, -1, hide) or w for w in warnings],
         model=next((r.model for r in answered.values()), ""),
         backend=next((r.backend for r in answered.values()), ""),
     )
@@ -238,6 +240,31 @@ def _add_usage(result: VolumeResult, seconds: float) -> None:
         result.usage.prompt_tokens += r.usage.prompt_tokens
         result.usage.completion_tokens += r.usage.completion_tokens
     result.usage.seconds = round(seconds, 4)  # the sweep's wall time
+
+
+def _concurrency(settings: Any, slice_pixels: int) -> int:
+    """Slices in flight at once: ``volume_concurrency``, fewer for slices so large that
+    that many would hold more than ``volume_max_inflight_pixels`` decoded."""
+    fit = settings.volume_max_inflight_pixels // max(1, slice_pixels)
+    return max(1, min(settings.volume_concurrency, fit))
+
+
+def _slice_files(volume: Any, source: str) -> tuple[list[str], str]:
+    """The file behind each slice (a series has one per slice) and the study's path."""
+    files = getattr(volume, "files", None)
+    return ([str(f) for f in files] if isinstance(files, list) else []), source
+
+
+def _hide_paths(error: str | None, index: int, hide: tuple[list[str], str] | None) -> str | None:
+    """A slice's error with its file's path (whose name may carry a patient's name) and
+    the study's path replaced by labels; ``hide`` is ``None`` when paths are shown."""
+    if error is None or hide is None:
+        return error
+    from ..privacy import is_path, scrub_text
+
+    files, source = hide
+    paths = [source] + ([files[index]] if 0 <= index < len(files) else [])
+    return scrub_text(error, [p for p in paths if is_path(p)])
 
 
 def _label(source: str, include_paths: bool) -> str:

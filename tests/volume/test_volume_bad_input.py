@@ -3,6 +3,7 @@ mid-sweep, a cancelled sweep, a 2D image, a malformed selection."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.config import Settings
 from medmo_agent.errors import ImageLoadError, InputError, LimitExceededError
+from medmo_agent.privacy import scrub_data
 from medmo_agent.testing.volumes import Phantom, lesion_reply, write_dicom_series
 from medmo_agent.toolkit import Toolkit
 from medmo_agent.volume import slice_progress
@@ -127,3 +129,45 @@ def test_a_malformed_or_empty_selection_names_the_argument_and_the_forms(spec):
     with pytest.raises(InputError) as info:
         select_slices(spec, 10, limit=100, label="v")
     assert info.value.input == "slices"
+
+
+def test_a_failed_slice_names_neither_its_file_nor_the_folder_unless_paths_are_shown(tmp_path):
+    folder = write_dicom_series(Phantom(), tmp_path / "Jane_Doe_1961")
+    files = sorted(folder.iterdir(), key=lambda p: pydicom.dcmread(p).ImagePositionPatient[2])
+    broken = files[12].rename(folder / "Jane_Doe_slice12.dcm")
+    broken.write_bytes(broken.read_bytes()[:-2000])
+    result = Toolkit(backend=ScriptedBackend(responder=lesion_reply)).ground_volume(str(folder))
+    # as the MCP server and `--json` show it: image handles labelled
+    shown = json.dumps(scrub_data(result.model_dump(mode="json")))
+    assert "cannot be decoded" in shown
+    assert "Jane_Doe" not in shown
+    kit = Toolkit(
+        backend=ScriptedBackend(responder=lesion_reply), settings=Settings(include_paths=True)
+    )
+    named = kit.ground_volume(str(folder))
+    assert "Jane_Doe_slice12.dcm" in named.per_slice[12].error
+
+
+def test_large_slices_lower_the_sweeps_concurrency_to_the_pixel_budget(series, monkeypatch):
+    from medmo_agent.volume import pipeline
+
+    seen = []
+    real_sweep = pipeline.sweep
+
+    def recording_sweep(*args, **kwargs):
+        seen.append(kwargs["concurrency"])
+        return real_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "sweep", recording_sweep)
+    # 64 x 64 slices: a budget of 2.5 slices' pixels lets two be decoded at once
+    settings = Settings(volume_concurrency=64, volume_max_inflight_pixels=64 * 64 * 5 // 2)
+    kit = Toolkit(backend=ScriptedBackend(responder=lesion_reply), settings=settings)
+    swept = kit.ground_volume(str(series))
+    assert seen == [2]
+    assert [f.slice_range for f in swept.findings] == [(5, 11)]
+    # a budget under one slice still sweeps, one slice at a time
+    tight = Settings(volume_max_inflight_pixels=100)
+    Toolkit(backend=ScriptedBackend(responder=lesion_reply), settings=tight).ground_volume(
+        str(series), slices="0:3"
+    )
+    assert seen == [2, 1]
