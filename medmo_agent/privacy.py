@@ -94,6 +94,17 @@ def scrub_text(text: str, paths: Iterable[str] | dict[str, str]) -> str:
     return text
 
 
+#: An absolute path (or ``file://`` URL) inside free text, e.g. an exception's message.
+_ABS_PATH = re.compile(r"(?<![\w:/.])(?:file://)?/(?:[^\s'\"<>()\[\],;:/]+/)+[^\s'\"<>()\[\],;:/]*")
+
+
+def scrub_absolute_paths(text: str, include_paths: bool = False) -> str:
+    """``text`` with every absolute path in it replaced by its label, unless
+    ``include_paths``: for messages whose paths are not known in advance (a dataset's
+    files named in an exception)."""
+    return text if include_paths else _ABS_PATH.sub(lambda m: path_label(m.group(0)), text)
+
+
 def _collect(data: Any, found: set[str]) -> None:
     if isinstance(data, dict):
         for key, value in data.items():

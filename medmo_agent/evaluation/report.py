@@ -11,14 +11,13 @@ which MedEvalKit bugs the scoring fixes, and the run's provenance. Plots are PNG
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from medmo_agent.evaluation.compat import Deviation
 from medmo_agent.evaluation.published import PublishedTable, tables_for
 from medmo_agent.evaluation.rundir import ModeRun, RunDir, failure_reason, read_run
-from medmo_agent.privacy import path_label
+from medmo_agent.privacy import scrub_absolute_paths
 from medmo_agent.rendering import escape, report_css
 
 from . import report_plots, report_tables
@@ -29,7 +28,6 @@ __all__ = ["REPORT_FILE", "render_report", "write_report"]
 REPORT_FILE = "report.html"
 
 # An absolute path inside an error message (a local data set's file name can name a patient)
-_ABS_PATH = re.compile(r"(?<![\w:/.])(?:file://)?/(?:[^\s'\"<>()\[\],;:/]+/)+[^\s'\"<>()\[\],;:/]*")
 
 _e = escape
 
@@ -327,7 +325,7 @@ def _benchmarks_section(run: RunDir) -> str:
 
 def _reason(item: dict[str, Any], include_paths: bool) -> str:
     text = failure_reason(item)
-    return text if include_paths else _ABS_PATH.sub(lambda m: path_label(m.group(0)), text)
+    return scrub_absolute_paths(text, include_paths)
 
 
 def _failed_section(run: RunDir, include_paths: bool) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import InputError
+from ..privacy import scrub_absolute_paths
 from ..workpool import run_each
 from .benchmarks import BenchmarkSpec, find_benchmark
 from .compat import Compat, check_compat
@@ -85,6 +86,7 @@ class _Worker:
         self.judge: Judge | None = opts["judge"]
         self.store: EvalStore | None = opts["store"]
         self.cancel: threading.Event = opts["cancel"]
+        self.include_paths: bool = opts["include_paths"]
 
     def run(self, job: _Job) -> ItemRecord | None:
         if self.cancel.is_set():
@@ -116,7 +118,8 @@ class _Worker:
         except Exception as exc:  # one broken item must not stop the benchmark
             if self.cancel.is_set():
                 return None
-            rec.error = f"{type(exc).__name__}: {exc}"
+            # items.jsonl and results.json are shared like the report: no file paths in them
+            rec.error = scrub_absolute_paths(f"{type(exc).__name__}: {exc}", self.include_paths)
             rec.correct = None
         rec.seconds = round(time.perf_counter() - t0, 3)
         if self.store is not None:
@@ -324,7 +327,13 @@ def _run(
     result.skipped = sum(len(v) for v in done.values())
 
     worker = _Worker(
-        answerers, fingerprints, compat=compat_, judge=judge, store=store, cancel=cancel
+        answerers,
+        fingerprints,
+        compat=compat_,
+        judge=judge,
+        store=store,
+        cancel=cancel,
+        include_paths=settings.include_paths,
     )
     bar = _Bar(len(jobs) + result.skipped, result.skipped) if opts["progress"] else None
 

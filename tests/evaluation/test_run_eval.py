@@ -171,6 +171,33 @@ def test_a_failing_item_is_recorded_and_the_run_goes_on_then_is_retried(tmp_path
     assert len(backend.requests) == 1
 
 
+@pytest.mark.parametrize("include_paths", [False, True])
+def test_a_failed_items_error_names_no_file_path_unless_paths_are_shown(
+    tmp_path, bench_data, include_paths
+):
+    secret = "/data/Jane_Doe_1961/scan.png"
+
+    def broken(request: GenerationRequest) -> str:
+        raise OSError(f"cannot read {secret}")
+
+    out = tmp_path / "run"
+    settings = Settings(include_paths=include_paths)
+    result = run_eval(
+        "pubmedqa",
+        out,
+        backend=ScriptedBackend(responder=broken),
+        data_dir=bench_data,
+        settings=settings,
+        limit=1,
+    )
+    (failed,) = result.failed
+    written = (out / "pubmedqa" / "direct" / "items.jsonl").read_text()
+    assert ("Jane_Doe" in failed.error) is include_paths
+    assert ("Jane_Doe" in written) is include_paths
+    if not include_paths:
+        assert failed.error.startswith("OSError: cannot read path#")
+
+
 def test_a_stopped_run_resumes_without_asking_finished_items_again(tmp_path, bench_data):
     out = tmp_path / "run"
     cancel = threading.Event()
