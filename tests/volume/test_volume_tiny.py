@@ -45,3 +45,24 @@ def test_a_nifti_sweep_in_the_coronal_plane_runs_on_the_tiny_checkpoint(
     assert result.shape == (40, 8, 48)  # coronal: slices along y; rows along z
     assert result.slices == [0, 15, 30]
     assert all(e.error is None for e in result.per_slice)
+
+
+def test_the_diagnostic_workflow_sweeps_a_series_on_the_tiny_checkpoint(
+    tiny_backend, tiny_settings, tmp_path
+):
+    from medmo_agent.agent.workflow import DiagnosticWorkflow
+
+    folder = write_dicom_series(Phantom(shape=(4, 64, 64)), tmp_path / "series")
+    before = tiny_backend.stats.get("requests", 0)
+    trace = DiagnosticWorkflow(toolkit=Toolkit(tiny_backend, tiny_settings)).run(
+        str(folder), "Is there a nodule?"
+    )
+    calls = [s for s in trace.steps if s.kind == "tool_call"]
+    # the real model's first step is the sweep over every slice of the series
+    assert (calls[0].workflow_step, calls[0].tool) == ("sweep", "ground_volume")
+    sweep = next(s for s in trace.steps if s.kind == "tool_result" and s.tool == "ground_volume")
+    assert sweep.error is None, sweep
+    assert [e["slice"] for e in sweep.result["per_slice"]] == [0, 1, 2, 3]
+    assert trace.conclusion
+    if "requests" in tiny_backend.stats:
+        assert tiny_backend.stats["requests"] - before >= 4 + len(calls) - 1
