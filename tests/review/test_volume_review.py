@@ -91,3 +91,15 @@ def test_volume_reports_name_no_patient_and_no_path_unless_asked(cases, tmp_path
     shown = tmp_path / "with-paths"
     _review(cases, shown, ScriptedBackend(responder=lesion_reply), include_paths=True)
     assert "Doe_Jane" in next(shown.glob("cases/*ct-001*/report.md")).read_text()
+
+
+def test_a_volume_step_runs_on_the_tiny_checkpoint(cases, tmp_path, tiny_backend, tiny_settings):
+    results = run_review(
+        cases, out=tmp_path / "run", backend=tiny_backend, settings=tiny_settings, progress=False
+    )
+    record = results["ct-001"]
+    assert record.status == "ok", record.error
+    (sweep,) = [s for s in record.steps if s.task == "ground_volume"]
+    assert sweep.result["backend"] == "transformers"
+    assert len(sweep.result["per_slice"]) == sweep.result["shape"][0]
+    assert all(e["error"] is None for e in sweep.result["per_slice"])

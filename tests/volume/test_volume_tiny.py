@@ -66,3 +66,20 @@ def test_the_diagnostic_workflow_sweeps_a_series_on_the_tiny_checkpoint(
     assert trace.conclusion
     if "requests" in tiny_backend.stats:
         assert tiny_backend.stats["requests"] - before >= 4 + len(calls) - 1
+
+
+def test_the_command_line_sweep_runs_on_the_tiny_checkpoint(tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    from medmo_agent.cli import main
+
+    write_dicom_series(Phantom(shape=(4, 64, 64)), tmp_path / "study")
+    model = ["--backend", "transformers", "--model", str(tiny_checkpoint), "--device", "cpu"]
+    sweep = ["ground", str(tmp_path / "study"), "--slices", "all", "--json"]
+    code = main([*sweep, *model, "--max-new-tokens", "6", "--overlay-dir", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads(captured.out)
+    assert data["task"] == "ground_volume" and data["backend"] == "transformers"
+    assert [e["slice"] for e in data["per_slice"]] == [0, 1, 2, 3]
+    assert (tmp_path / "out").is_dir()
