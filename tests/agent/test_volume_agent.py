@@ -120,3 +120,17 @@ def test_a_sweep_from_an_mcp_server_renders_like_one_in_process(study):
     assert step.result_type is None and isinstance(result_model(step), VolumeResult)
     assert "| 1 | nodule | 5–11 | 8 |" in trace.to_markdown()
     assert "class='medmo-volume-overview'" in trace.to_html()
+
+
+def test_the_agents_sweep_runs_on_the_tiny_checkpoint(tmp_path, tiny_backend, tiny_settings):
+    study = write_dicom_series(Phantom(shape=(4, 64, 64)), tmp_path / "study")
+    call = {"name": "ground_volume", "args": {"image": str(study)}, "id": "c1"}
+    planner = ScriptedToolCaller(
+        responses=[AIMessage(content="", tool_calls=[call]), AIMessage(content="Done.")]
+    )
+    agent = create_medmo_agent(planner, toolkit=Toolkit(tiny_backend, tiny_settings))
+    run = agent.run(str(study), "Is there a nodule?")
+    (step,) = run.tool_steps
+    assert (step.tool, step.status, step.result_type) == ("ground_volume", "ok", "VolumeResult")
+    assert step.result["backend"] == "transformers"
+    assert [e["slice"] for e in step.result["per_slice"]] == [0, 1, 2, 3]
