@@ -34,6 +34,10 @@ class TraceViewer(widgets.VBox):
         load_image: Loads an image handle for step overlays (default: the notebook
             session's loader). Steps whose image cannot be loaded show their boxes as a
             list only.
+        include_paths: Name image paths in step bodies; ``None`` follows
+            ``MEDMO_INCLUDE_PATHS`` (otherwise paths show as labels, as in saved traces:
+            widget state is saved with the notebook). Images are still loaded from the
+            real paths.
     """
 
     def __init__(
@@ -42,8 +46,11 @@ class TraceViewer(widgets.VBox):
         *,
         title: str | None = None,
         load_image: Callable[[str], Any] | None = None,
+        include_paths: bool | None = None,
     ):
         self._load_image = load_image
+        self._include_paths = include_paths
+        self._run_image = getattr(trace, "image", None)
         self._images: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
@@ -74,6 +81,7 @@ class TraceViewer(widgets.VBox):
             known = len(self.steps)
         for step in list(trace.steps)[known:]:
             self.add_step(step)
+        self._run_image = self._run_image or getattr(trace, "image", None)
         trace.on_step(self.add_step)
 
     def add_step(self, step: Any) -> None:
@@ -164,7 +172,12 @@ class TraceViewer(widgets.VBox):
         """The body of a step: arguments, text, result card, image with boxes, timings."""
         drawn = step.boxes or is_volume_data(step.result)
         image = self._image(step.image) if step.kind == "tool_result" and drawn else None
-        return step_body_html(step, image=image)
+        return step_body_html(self._shown(step), image=image)
+
+    def _shown(self, step: Any) -> Any:
+        """The step as it may be shown: paths as labels unless the user chose paths."""
+        hidden = tuple(p for p in (self._run_image, step.image) if p)
+        return step.shown(self._include_paths, hidden) if hasattr(step, "shown") else step
 
     def _loader(self) -> Callable[..., Any]:
         if self._load_image is not None:
@@ -185,4 +198,4 @@ class TraceViewer(widgets.VBox):
         return self._images[handle]
 
     def _show_final(self, step: Any) -> None:
-        self.conclusion.value = conclusion_html(step)
+        self.conclusion.value = conclusion_html(self._shown(step))

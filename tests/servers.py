@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -223,6 +224,7 @@ def start_process(
         yield server
     finally:
         server.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)  # failures above carry the log's end
 
 
 def transformers_serve(checkpoint: Path, *, timeout: float = 180) -> tuple[str, Any]:
@@ -231,7 +233,6 @@ def transformers_serve(checkpoint: Path, *, timeout: float = 180) -> tuple[str, 
     Returns the OpenAI base URL (``http://127.0.0.1:PORT/v1``) and a context manager that
     starts the server and stops it on exit. Skips the test when the command is missing.
     """
-    import shutil
     import sys
 
     import pytest

@@ -73,6 +73,18 @@ class TraceStep(BaseModel):
     completion_tokens: int = 0
     workflow_step: str | None = Field(None, description="Workflow step name, if any.")
 
+    def shown(self, include_paths: bool | None = None, paths: tuple[str, ...] = ()) -> TraceStep:
+        """A copy fit to show: image paths replaced by labels unless ``include_paths``.
+
+        Args:
+            include_paths: Keep paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
+            paths: Further paths to hide wherever they are mentioned (e.g. the run's image).
+        """
+        from ..privacy import scrub_data
+
+        data = scrub_data(self.model_dump(mode="json"), _include(include_paths), paths)
+        return TraceStep.model_validate(data)
+
 
 class Trace(BaseModel):
     """A run's steps plus what it was about and how it ended.
@@ -163,11 +175,7 @@ class Trace(BaseModel):
         """
         from ..privacy import scrub_data
 
-        if include_paths is None:
-            from ..config import Settings
-
-            include_paths = Settings.from_env().include_paths
-        data = scrub_data(self.model_dump(mode="json"), include_paths)
+        data = scrub_data(self.model_dump(mode="json"), _include(include_paths))
         return Trace.model_validate(data)
 
     def to_json(self, indent: int | None = 2, *, include_paths: bool | None = None) -> str:
@@ -249,10 +257,20 @@ class Trace(BaseModel):
         return handles | {s.image for s in self.steps if s.image}
 
     def _repr_html_(self) -> str:
-        """Rich display in notebooks: collapsible steps, the conclusion highlighted."""
+        """Rich display in notebooks: collapsible steps, the conclusion highlighted; image
+        paths as :meth:`shown` decides (a notebook's outputs are saved and shared with it)."""
         from .render import trace_html
 
-        return trace_html(self)
+        return trace_html(self.shown())
+
+
+def _include(include_paths: bool | None) -> bool:
+    """``include_paths`` itself, or ``MEDMO_INCLUDE_PATHS`` when it is ``None``."""
+    if include_paths is not None:
+        return include_paths
+    from ..config import Settings
+
+    return Settings.from_env().include_paths
 
 
 def _redact(value: Any) -> Any:

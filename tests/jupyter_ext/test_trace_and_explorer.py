@@ -61,6 +61,56 @@ def test_opening_a_step_shows_its_arguments_and_result():
     assert "10, 10, 50, 60" in viewer.step_widgets[1].children[0].value
 
 
+def test_trace_displays_name_images_by_label_unless_paths_are_asked_for(
+    chest_png, tmp_path, monkeypatch
+):
+    from medmo_agent.privacy import path_label
+
+    monkeypatch.delenv("MEDMO_INCLUDE_PATHS", raising=False)
+    patient_dir = tmp_path / "Jane_Doe_1961"
+    patient_dir.mkdir()
+    image = patient_dir / "chest.png"
+    image.write_bytes(chest_png.read_bytes())
+    trace = Trace(question="Is there a nodule?", image=str(image))
+    trace.add("tool_call", tool="ground", arguments={"image": str(image), "targets": ["nodule"]})
+    trace.add(
+        "tool_result",
+        tool="ground",
+        result=_grounding().model_dump(),
+        result_type="GroundingResult",
+        boxes=_grounding().boxes,
+        image=str(image),
+        text=f"Grounded nodule in {image}",
+    )
+    trace.finish(f"A nodule; see {image}.")
+    label = path_label(str(image))
+
+    page = trace._repr_html_()
+    assert "Jane_Doe" not in page and label in page
+
+    loaded: list[str] = []
+
+    def load(handle):
+        loaded.append(handle)
+        from medmo_agent.imaging.loader import load_image
+
+        return load_image(handle)
+
+    viewer = TraceViewer(trace, load_image=load)
+    viewer.expand_all()
+    bodies = [w.children[0].value for w in viewer.step_widgets] + [viewer.conclusion.value]
+    assert not any("Jane_Doe" in body for body in bodies)
+    assert label in bodies[0] and label in bodies[-1]  # the arguments and the conclusion
+    assert loaded == [str(image)]  # the overlay is still drawn from the real file
+    assert "<img" in bodies[1]
+
+    shown = TraceViewer(trace, load_image=load, include_paths=True)
+    shown.expand_all()
+    assert str(image) in shown.step_widgets[0].children[0].value
+    monkeypatch.setenv("MEDMO_INCLUDE_PATHS", "1")
+    assert str(image) in trace._repr_html_()
+
+
 def test_a_failed_run_shows_its_error_in_red():
     viewer = TraceViewer(Trace(question="q"))
     viewer.finish(error=RuntimeError("planner crashed"))
