@@ -14,6 +14,13 @@ coronal 0 the most posterior, sagittal 0 the patient's left-most; the default is
 middle slice. ``ImageMeta.pixel_spacing`` is (row, column) in mm from the header zooms
 of the two in-plane axes.
 
+Square pixels: a slice whose two axes have different spacings (a coronal or sagittal
+slice of a volume with thick slices) is stretched along the coarse axis to the fine
+spacing by linear interpolation (:mod:`.square_pixels`), so anatomy keeps its shape in
+every viewer and in what the model reads; ``pixel_spacing`` and the image size are those
+of the stretched slice, and boxes on it map to millimetres and patient coordinates
+through them.
+
 4D volumes: ``frame`` picks the volume (default 0, the first time point).
 
 Windowing: an explicit window or preset applies to the stored values (HU for CT-like
@@ -38,6 +45,7 @@ from ..types import ImageMeta, MedImage
 from .nifti_files import check_volume, close_all, corrupt_error, open_nifti, reopen_nifti
 from .openfiles import OPEN_VOLUMES
 from .sources import Source
+from .square_pixels import square_pixels, square_size
 from .windowing import parse_window, render_window
 
 __all__ = ["PLANES", "NiftiVolume", "read_nifti"]
@@ -235,12 +243,16 @@ class NiftiVolume:
                 input=self.label,
                 fix=f"Choose a slice between 0 and {n - 1}.",
             )
-        other = [self.canonical_shape()[i] for i in range(3) if i != axis]
-        npix = other[0] * other[1]
+        shape = self.canonical_shape()
+        stored = (shape[row_axis], shape[col_axis])
+        spacing = (float(zooms[row_axis]), float(zooms[col_axis]))
+        shown = square_size(stored, spacing)
+        npix = shown[0] * shown[1]
         if npix > self.settings.max_image_pixels:
+            stretched = "" if shown == stored else " once its pixels are made square"
             raise ImageTooLargeError(
-                f"A {plane_name} slice of {self.label} has {npix:,} pixels, over the "
-                f"{self.settings.max_image_pixels:,}-pixel cap.",
+                f"A {plane_name} slice of {self.label} has {npix:,} pixels{stretched}, over "
+                f"the {self.settings.max_image_pixels:,}-pixel cap.",
                 input=self.label,
             )
         with self._lock:
@@ -251,6 +263,7 @@ class NiftiVolume:
         # (first, second) remaining axes -> rows = higher canonical axis, flipped so that
         # anterior/superior is up; columns flipped so patient right / anterior is on the left.
         raw = np.ascontiguousarray(np.swapaxes(plane2d, 0, 1)[::-1, ::-1])
+        raw, spacing = square_pixels(raw, spacing)
         if self.channels:
             # colour voxels are shown as stored; a window has no meaning for them
             pixels, raw_kept, used, photometric = raw, None, None, "RGB"
@@ -262,7 +275,7 @@ class NiftiVolume:
             source=self.label,
             format="nifti",
             original_size=(int(raw.shape[1]), int(raw.shape[0])),
-            pixel_spacing=(round(zooms[row_axis], 6), round(zooms[col_axis], 6)),
+            pixel_spacing=(round(spacing[0], 6), round(spacing[1], 6)),
             window=used,
             frame=t if self.num_frames > 1 else None,
             num_frames=self.num_frames if self.num_frames > 1 else None,

@@ -235,25 +235,25 @@ def _nifti(volume: Any, plane: str, rows: int, cols: int) -> VolumeGeometry:
     ]
     col_vec = -lin[:, col_axis]
     row_vec = -lin[:, row_axis]
+    voxel_col_mm = float(np.linalg.norm(col_vec))
+    voxel_row_mm = float(np.linalg.norm(row_vec))
+    col_unit, row_unit = col_vec / (voxel_col_mm or 1.0), row_vec / (voxel_row_mm or 1.0)
+    # The loader may have stretched the slice to square pixels: the rendered rows/columns
+    # cover the stored extent, so each is that extent over their count, and the first
+    # rendered pixel's centre lies half a rendered pixel (not half a voxel) inside the edge.
+    col_mm = voxel_col_mm * shape[col_axis] / cols
+    row_mm = voxel_row_mm * shape[row_axis] / rows
+    first_pixel = col_unit * 0.5 * (col_mm - voxel_col_mm) + row_unit * 0.5 * (
+        row_mm - voxel_row_mm
+    )
     origins = []
     for s in range(shape[axis]):
         voxel = np.zeros(3)
         voxel[axis] = s
         voxel[col_axis] = shape[col_axis] - 1
         voxel[row_axis] = shape[row_axis] - 1
-        origins.append(lin @ voxel + off)
-    col_mm = float(np.linalg.norm(col_vec))
-    row_mm = float(np.linalg.norm(row_vec))
-    geo = VolumeGeometry(
-        "RAS",
-        rows,
-        cols,
-        row_mm,
-        col_mm,
-        np.array(origins),
-        col_vec / (col_mm or 1.0),
-        row_vec / (row_mm or 1.0),
-    )
+        origins.append(lin @ voxel + off + first_pixel)
+    geo = VolumeGeometry("RAS", rows, cols, row_mm, col_mm, np.array(origins), col_unit, row_unit)
     geo._single_mm = float(np.linalg.norm(lin[:, axis])) or 1.0
     return geo
 

@@ -46,14 +46,16 @@ def marked(tmp_path: Path) -> Path:
 def test_axial_shows_anterior_up_and_patient_right_on_the_left(marked: Path) -> None:
     img = load_image(marked, plane="axial", slice=4)
     assert img.raw[0, 0] == 100  # top-left: anterior and the patient's right
-    assert img.meta.pixel_spacing == (3.0, 2.0)  # rows along A-P, columns along R-L
-    assert img.meta.original_size == (10, 12)
+    # rows along A-P (12 of 3 mm, shown as 18 square pixels of 2 mm), columns along R-L
+    assert img.meta.pixel_spacing == (2.0, 2.0)
+    assert img.meta.original_size == (10, 18)
 
 
 def test_coronal_shows_superior_up_and_patient_right_on_the_left(marked: Path) -> None:
     img = load_image(marked, plane="coronal", slice=5)
     assert img.raw[0, 0] == 200
-    assert img.meta.pixel_spacing == (4.0, 2.0)
+    assert img.meta.pixel_spacing == (2.0, 2.0)  # 8 rows of 4 mm shown as 16 of 2 mm
+    assert img.meta.original_size == (10, 16)
     assert img.meta.num_slices == 12
 
 
@@ -61,7 +63,9 @@ def test_sagittal_shows_superior_up_and_anterior_on_the_left(marked: Path) -> No
     # canonical i runs left->right, so stored i = 3 (x = -6) is canonical index 10 - 1 - 3
     img = load_image(marked, plane="sagittal", slice=6)
     assert img.raw[0, 0] == 300
-    assert img.meta.pixel_spacing == (4.0, 3.0)
+    # 8 rows of 4 mm shown as 11 (the nearest whole count) of 32/11 mm beside 3 mm columns
+    assert img.meta.pixel_spacing == pytest.approx((32 / 11, 3.0), abs=1e-5)
+    assert img.meta.original_size == (12, 11)
 
 
 def test_4d_volume_defaults_to_first_frame_and_selects_others() -> None:
@@ -90,8 +94,9 @@ def test_volume_handle_reslices_in_other_planes() -> None:
     img = load_image(EX4D)
     cor = img.volume.render(plane="coronal", slice=10)
     assert cor.meta.plane == "coronal" and cor.meta.slice == 10
-    assert cor.meta.pixel_spacing == pytest.approx((2.2, 2.0), abs=1e-5)
-    assert cor.size == (128, 24)
+    # 24 rows of 2.2 mm stretched to 26 rows (52.8 mm over 26) beside 2 mm columns
+    assert cor.meta.pixel_spacing == pytest.approx((52.8 / 26, 2.0), abs=1e-5)
+    assert cor.size == (128, 26)
 
 
 def test_bytes_and_extensionless_files_are_detected_by_their_header(tmp_path: Path) -> None:

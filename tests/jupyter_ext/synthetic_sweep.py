@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 SHAPE = (64, 48, 40)  # x, y, z voxels
-SPACING = (0.8, 0.9, 2.5)  # mm along x, y, z: anisotropic, slices thickest
+SPACING = (0.8, 0.8, 2.5)  # mm along x, y, z: square pixels as stored, slices thickest
 CENTRE = (40, 20, 20)  # voxel
 RADII_MM = (12.0, 8.0, 12.5)
 ORIGIN = (-20.0, -30.0, -40.0)  # mm, RAS

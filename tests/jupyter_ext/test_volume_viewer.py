@@ -120,7 +120,7 @@ def test_the_table_gives_extents_in_mm_and_flags_isolated_findings(viewer, resul
     x, y, z = lesion["extent_mm"]
     assert f"{x:.1f} × {y:.1f} × {z:.1f} mm" in table
     assert f"≤ {lesion['volume_ml']:.2f} ml" in table
-    assert "Centre (mm, RAS)" in table and "(12.0, -12.0, 10.0)" in table
+    assert "Centre (mm, RAS)" in table and "(12.0, -14.0, 10.0)" in table
     assert "15–25" in table
     rows = table.split("<tr data-finding=")[1:]
     assert ["isolated" in row for row in rows] == [False, True]

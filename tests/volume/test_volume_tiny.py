@@ -4,6 +4,8 @@ in one prompt. The answers are random; the plumbing is what is checked."""
 
 from __future__ import annotations
 
+import pytest
+
 from medmo_agent.testing.volumes import Phantom, write_dicom_series, write_nifti
 from medmo_agent.toolkit import Toolkit
 
@@ -42,7 +44,10 @@ def test_a_nifti_sweep_in_the_coronal_plane_runs_on_the_tiny_checkpoint(
         str(path), plane="coronal", slices="::15", window="400/50", max_new_tokens=4
     )
     assert result.plane == "coronal" and result.frame == "RAS"
-    assert result.shape == (40, 8, 48)  # coronal: slices along y; rows along z
+    # coronal: slices along y; rows along z, whose 8 slices of 2.5 mm are stretched to 25
+    # rows of 0.8 mm (square pixels), the same extent
+    assert result.shape == (40, 25, 48)
+    assert result.spacing_mm[:2] == pytest.approx((0.8, 0.8))
     assert result.slices == [0, 15, 30]
     assert all(e.error is None for e in result.per_slice)
 

@@ -28,7 +28,9 @@ def _toolkit() -> Toolkit:
 
 def _check_against_truth(result, phantom: Phantom, *, slice_step: int = 1) -> None:
     row_mm, col_mm, slice_mm = phantom.spacing
-    assert result.spacing_mm == pytest.approx((row_mm, col_mm, slice_mm))
+    # in plane: square pixels at the finer of the two spacings (whole pixels allowing)
+    fine = min(row_mm, col_mm)
+    assert result.spacing_mm == pytest.approx((fine, fine, slice_mm), rel=0.01)
     assert len(result.findings) == 1, result.summary()
     (f,) = result.findings
     assert f.label == "nodule" and not f.isolated
@@ -73,8 +75,38 @@ def test_an_ellipsoid_in_nifti_has_its_size_centre_and_volume_in_ras(tmp_path):
     path = write_nifti(phantom, tmp_path / "vol.nii.gz")
     result = _toolkit().ground_volume(str(path), ["nodule"], window="400/50")
     assert result.frame == "RAS"
-    assert result.shape == (30, 60, 80)
+    assert result.shape == (30, 60, 103)  # 80 columns of 0.9 mm shown as 103 of 0.7 mm
     _check_against_truth(result, phantom)
+
+
+def test_a_coronal_sweep_of_thick_slices_measures_the_lesion_on_square_pixels(tmp_path):
+    # 30 axial slices of 3 mm: a coronal slice has 30 rows of 3 mm along z, shown as 100
+    # rows of 0.9 mm. The extents and centre come out right only if the geometry follows
+    # the stretched rows.
+    phantom = Phantom(
+        shape=(30, 60, 80),
+        spacing=(0.7, 0.9, 3.0),
+        centre=(5.0, 2.0, 45.0),
+        radii=(12.0, 6.0, 15.0),
+        origin=(-30.0, -20.0, 0.0),
+    )
+    path = write_nifti(phantom, tmp_path / "vol.nii.gz")
+    result = _toolkit().ground_volume(str(path), ["nodule"], plane="coronal", window="400/50")
+    assert (result.frame, result.plane, result.shape) == ("RAS", "coronal", (60, 100, 80))
+    assert result.spacing_mm == pytest.approx((0.9, 0.9, 0.7))
+    (f,) = result.findings
+    a, b, c = phantom.radii
+    # columns along x; rows along z, sampled every 3 mm, so each end of the lesion lies
+    # anywhere within a stored slice of the last row that shows it; slices along y
+    assert f.extent_mm[0] == pytest.approx(2 * a, abs=0.9 + 0.01)
+    assert f.extent_mm[1] == pytest.approx(2 * c, abs=2 * 3.0)
+    assert f.extent_mm[2] == pytest.approx(2 * b, abs=0.7 + 0.01)
+    cx, cy, cz = phantom.centre
+    assert f.center_mm[0] == pytest.approx(cx, abs=0.45 + 0.01)
+    assert f.center_mm[1] == pytest.approx(cy, abs=0.35 + 0.01)
+    assert f.center_mm[2] == pytest.approx(cz, abs=1.5 + 0.01)
+    assert f.volume_ml > phantom.volume_ml
+    assert f.volume_ml == pytest.approx(phantom.volume_ml * BOUND_RATIO, rel=0.2)
 
 
 def test_a_nifti_stored_with_flipped_axes_gives_the_same_ras_centre(tmp_path):
