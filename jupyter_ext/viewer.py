@@ -391,6 +391,7 @@ class ImageViewer(widgets.VBox):
         if meta.slice is not None:
             opts["slice"] = position
             opts["plane"] = meta.plane
+            opts["frame"] = meta.frame  # a 4D volume stays at its time point
         else:
             opts["frame"] = position
         source = self.image.handle or meta.source

@@ -111,7 +111,7 @@ class VolumeViewer(ImageViewer):
         if meta.slice is not None:
             # a series may not know its plane; naming it again would be refused
             plane = sweep.plane if sweep.plane != (meta.plane or sweep.plane) else None
-            image = self.loader(first, slice=start, plane=plane)
+            image = self.loader(first, slice=start, plane=plane, frame=sweep.time_point)
             count = image.meta.num_slices
         elif meta.frame is not None:
             image = self.loader(first, frame=start)

@@ -266,7 +266,9 @@ def _render(state: ServerState, uri: str, opts: dict[str, Any]) -> tuple[ViewDat
     sweep = _sweep_of(held)
     if sweep is not None and opts.get("slice") is None and opts.get("frame") is None:
         # a sweep opens on its first finding's key slice, not the slice it was loaded on
-        framed = held.image is not None and held.image.meta.frame is not None
+        # a multi-frame DICOM's frames are its slices; a 4D NIfTI keeps its time point
+        held_meta = held.image.meta if held.image is not None else None
+        framed = bool(held_meta and held_meta.slice is None and held_meta.frame is not None)
         opts = {**opts, "frame" if framed else "slice": sweep.start_slice}
     handle, load_opts = image_source(state, uri, opts)
     image = state.toolkit.load(handle, **load_opts)

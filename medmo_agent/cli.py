@@ -242,7 +242,11 @@ def _run_volume(
         from .volume.pipeline import volume_renderer
 
         _, render, _, _ = volume_renderer(
-            toolkit, args.image, window=arguments.get("window"), plane=arguments.get("plane")
+            toolkit,
+            args.image,
+            window=arguments.get("window"),
+            plane=arguments.get("plane"),
+            frame=arguments.get("frame"),
         )
         try:
             written = write_overlay_dir(result, render, args.overlay_dir)

@@ -25,6 +25,7 @@ __all__ = [
     "MODES",
     "SlicesParam",
     "StudyReadParam",
+    "TimePointParam",
     "VolumeLabelParam",
     "VolumeModeParam",
     "ground_volume",
@@ -52,6 +53,16 @@ StudyReadParam = Annotated[
     Field(
         description="Also read the whole study: the findings' key slices plus evenly spaced "
         "ones in one multi-image prompt, answered as a short report."
+    ),
+]
+
+TimePointParam = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        description="For a 4D NIfTI (volumes over time): which volume to sweep, from 0 "
+        "(default: the first). A multi-frame DICOM's frames are its slices: pick them with "
+        "`slices`.",
     ),
 ]
 
@@ -85,6 +96,7 @@ def ground_volume(
     label: VolumeLabelParam = None,
     window: WindowParam = None,
     plane: PlaneParam = None,
+    frame: TimePointParam = None,
     study_read: StudyReadParam = False,
     gen: Generation,
 ) -> VolumeResult:
@@ -102,8 +114,8 @@ def ground_volume(
     Returns:
         `findings` (label, slice_range, key_slice, extent_mm, volume_ml, center_mm,
         isolated), `per_slice` boxes and answers (`error` set on a slice that failed),
-        `spacing_mm`, `frame`, `warnings` (uneven or missing slices, gantry tilt), and
-        `study_read` when asked.
+        `spacing_mm`, `frame` (the patient frame), `time_point` (4D NIfTI), `warnings`
+        (uneven or missing slices, gantry tilt), and `study_read` when asked.
     """
     from ..volume.pipeline import run_volume  # numpy and the imaging stack, on first use
 
@@ -118,6 +130,7 @@ def ground_volume(
         slices=slices,
         window=window,
         plane=plane,
+        frame=frame,
         study_read=bool(study_read),
         gen=gen,
     )

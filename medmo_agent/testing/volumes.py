@@ -4,9 +4,10 @@
 inside a volume of given shape and anisotropic spacing; :func:`write_dicom_series`
 writes it as a DICOM series (pydicom: one file per slice, ImagePositionPatient and
 ImageOrientationPatient set, LPS), :func:`write_nifti` as a NIfTI volume (nibabel, RAS
-affine). :func:`lesion_reply` answers a request by boxing the bright pixels of the
-slice it was shown, in the model-input pixels the scripted backend reports, so the
-whole box path (scaling, parsing, linking, geometry) is exercised against the truth.
+affine; 3D, or 4D with the lesion in one time point). :func:`lesion_reply` answers a
+request by boxing the bright pixels of the slice it was shown, in the model-input pixels
+the scripted backend reports, so the whole box path (scaling, parsing, linking,
+geometry) is exercised against the truth.
 """
 
 from __future__ import annotations
@@ -133,19 +134,31 @@ def write_dicom_series(phantom: Phantom, folder: Path) -> Path:
     return folder
 
 
-def write_nifti(phantom: Phantom, path: Path, *, flipped: bool = False) -> Path:
+def write_nifti(
+    phantom: Phantom,
+    path: Path,
+    *,
+    flipped: bool = False,
+    time_points: int = 1,
+    lesion_at: int = 0,
+) -> Path:
     """Write the phantom as a NIfTI volume, treating its coordinates as RAS: axes
     i->x, j->y, k->z, or with ``flipped`` i->-x, j->-y (as converters often store
-    DICOM's LPS order), so that reorientation is exercised."""
+    DICOM's LPS order), so that reorientation is exercised. With ``time_points`` > 1 the
+    file is 4D and the lesion shows only in volume ``lesion_at`` (the others are
+    background), so a sweep of the wrong time point finds nothing."""
     import nibabel as nib
 
     n, rows, cols = phantom.shape
     row_mm, col_mm, slice_mm = phantom.spacing
     data = np.stack([phantom.slice_hu(k).T for k in range(n)], axis=-1)  # (x, y, z)
+    if time_points > 1:
+        empty = np.full_like(data, BACKGROUND_HU)
+        data = np.stack([data if t == lesion_at else empty for t in range(time_points)], -1)
     affine = np.diag([col_mm, row_mm, slice_mm, 1.0])
     affine[:3, 3] = phantom.origin
     if flipped:
-        data = np.ascontiguousarray(data[::-1, ::-1, :])
+        data = np.ascontiguousarray(data[::-1, ::-1])
         affine[0, 0], affine[1, 1] = -col_mm, -row_mm
         affine[0, 3] += (cols - 1) * col_mm
         affine[1, 3] += (rows - 1) * row_mm

@@ -19,6 +19,14 @@ from ..box_display import box_detail, colour_for
 from ..errors import InputError
 from ..rendering import escape
 from ..types import Box
+from .sweep_values import (
+    check_slice,
+    checked_box,
+    checked_numbers,
+    checked_time_point,
+    sweep_dict,
+    volume_handle,
+)
 
 __all__ = [
     "DrawnBox",
@@ -45,7 +53,7 @@ _SAME_BOX_PX = 0.51
 def is_volume_result(result: Any) -> bool:
     """Whether ``result`` is a volume sweep result (a dict of that shape, or has ``to_dict``)."""
     try:
-        data = _as_dict(result)
+        data = sweep_dict(result)
     except InputError:
         return False
     return all(key in data for key in _REQUIRED)
@@ -127,6 +135,7 @@ class VolumeSweep:
     task: str = ""
     spacing_mm: tuple[float, float, float] | None = None
     frame: str = ""
+    time_point: int | None = None  # the volume of a 4D NIfTI the sweep ran on
     handle: str | None = None  # where the volume can be loaded again, when the result says
     study_read: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -143,7 +152,7 @@ class VolumeSweep:
             InputError: A key the viewer needs is missing, or a slice or box is malformed;
                 the message names the key.
         """
-        data = _as_dict(result)
+        data = sweep_dict(result)
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise InputError(
@@ -152,11 +161,11 @@ class VolumeSweep:
                 fix="Pass the result of the volume task (or its to_dict()) to VolumeViewer; "
                 "for a single image's result use ImageViewer.from_result.",
             )
-        shape = _numbers(data["shape"], "shape", 3, int)
+        shape = checked_numbers(data["shape"], "shape", 3, int)
         findings = [_finding(f, i) for i, f in enumerate(data["findings"])]
         for finding in findings:
             for index in (*finding.slice_range, finding.key_slice, *finding.boxes):
-                _check_slice(index, shape[0], f"findings[{finding.id}]")
+                check_slice(index, shape[0], f"findings[{finding.id}]")
         slices = [_slice(s, i, findings, shape[0]) for i, s in enumerate(data["per_slice"])]
         spacing = data.get("spacing_mm")
         return cls(
@@ -166,9 +175,10 @@ class VolumeSweep:
             findings=findings,
             source=str(data.get("source") or ""),
             task=str(data.get("task") or ""),
-            spacing_mm=_numbers(spacing, "spacing_mm", 3, float) if spacing else None,
+            spacing_mm=checked_numbers(spacing, "spacing_mm", 3, float) if spacing else None,
             frame=str(data.get("frame") or ""),
-            handle=_handle(data),
+            time_point=checked_time_point(data.get("time_point")),
+            handle=volume_handle(data),
             study_read=data.get("study_read") or None,
             warnings=[str(w) for w in data.get("warnings") or []],
         )
@@ -395,62 +405,10 @@ def _runs(indices: list[int]) -> str:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _as_dict(result: Any) -> Mapping[str, Any]:
-    if isinstance(result, Mapping):
-        return result
-    to_dict = getattr(result, "to_dict", None)
-    if callable(to_dict):
-        data = to_dict()
-        if isinstance(data, Mapping):
-            return data
-    raise InputError(
-        f"Cannot read a {type(result).__name__} as a volume sweep result.",
-        input=type(result).__name__,
-        fix="Pass the volume task's result, or its to_dict() as a dict.",
-    )
-
-
-def _handle(data: Mapping[str, Any]) -> str | None:
-    """Where the volume can be loaded again: ``handle``, else the result's ``image.handle``
-    (the volume task's result names the study it swept there)."""
-    image = data.get("image")
-    handle = data.get("handle") or (image.get("handle") if isinstance(image, Mapping) else None)
-    return str(handle) if handle else None
-
-
-def _numbers(value: Any, key: str, count: int, kind: type) -> tuple[Any, ...]:
-    try:
-        numbers = tuple(kind(v) for v in value)
-    except (TypeError, ValueError):
-        numbers = ()
-    if len(numbers) != count:
-        raise InputError(
-            f"The volume sweep result's {key} must be {count} numbers, not {value!r}.",
-            input=key,
-            fix="Pass the result exactly as the volume task returns it.",
-        )
-    return numbers
-
-
-def _box(value: Any, where: str) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = _numbers(value, f"{where} box", 4, float)
-    return (x1, y1, x2, y2)
-
-
-def _check_slice(index: int, count: int, where: str) -> None:
-    if not 0 <= index < count:
-        raise InputError(
-            f"The volume sweep result's {where} names slice {index}, outside the "
-            f"{count} slices of its shape.",
-            input=where,
-            fix="Pass the result exactly as the volume task returns it.",
-        )
-
-
 def _finding(data: Mapping[str, Any], position: int) -> VolumeFinding:
     where = f"findings[{position}]"
-    first, last = _numbers(data.get("slice_range"), f"{where}.slice_range", 2, int)
-    boxes = {int(b["slice"]): _box(b["box"], where) for b in data.get("boxes") or []}
+    first, last = checked_numbers(data.get("slice_range"), f"{where}.slice_range", 2, int)
+    boxes = {int(b["slice"]): checked_box(b["box"], where) for b in data.get("boxes") or []}
     extent = data.get("extent_mm")
     centre = data.get("center_mm")
     volume = data.get("volume_ml")
@@ -460,9 +418,9 @@ def _finding(data: Mapping[str, Any], position: int) -> VolumeFinding:
         slice_range=(first, last),
         key_slice=int(data.get("key_slice", first)),
         boxes=boxes,
-        extent_mm=_numbers(extent, f"{where}.extent_mm", 3, float) if extent else None,
+        extent_mm=checked_numbers(extent, f"{where}.extent_mm", 3, float) if extent else None,
         volume_ml=None if volume is None else float(volume),
-        center_mm=_numbers(centre, f"{where}.center_mm", 3, float) if centre else None,
+        center_mm=checked_numbers(centre, f"{where}.center_mm", 3, float) if centre else None,
         isolated=bool(data.get("isolated", first == last)),
     )
 
@@ -472,13 +430,13 @@ def _slice(
 ) -> SliceResult:
     where = f"per_slice[{position}]"
     index = int(data["slice"])
-    _check_slice(index, count, where)
+    check_slice(index, count, where)
     # the findings' boxes on this slice, each claimed by at most one per-slice box
     unclaimed = [(f, f.boxes[index]) for f in findings if index in f.boxes]
     boxes = []
     for item in data.get("boxes") or []:
         label = str(item.get("label") or "finding")
-        box = _box(item.get("box"), where)
+        box = checked_box(item.get("box"), where)
         owner = next(
             (
                 pair

@@ -27,37 +27,48 @@ _PLANES = ("axial", "coronal", "sagittal")
 
 
 def volume_renderer(
-    core: Any, image: Any, *, window: str | None, plane: str | None
+    core: Any, image: Any, *, window: str | None, plane: str | None, frame: int | None = None
 ) -> tuple[MedImage, Callable[[int], MedImage], int, str]:
     """Load ``image`` as a volume: (one rendered slice, ``render(i)``, slices in the
     plane, the plane's name).
 
     A loaded image (e.g. one slice an MCP server or a review loaded already) is re-sliced
-    through its loader's handle; its window and plane apply unless others are given.
+    through its loader's handle; its window, plane and (4D NIfTI) time point apply unless
+    others are given. ``frame`` picks the time point of a 4D NIfTI.
 
     Raises:
-        InputError: The image is not a volume (a photo, a PNG).
+        InputError: The image is not a volume (a photo, a PNG), or ``frame`` was given
+            for a multi-frame DICOM (whose frames are its slices).
     """
+    from ..imaging.dicom import DicomFile
+    from ..imaging.nifti import NiftiVolume
+    from ..imaging.series import DicomSeries
+
     if isinstance(image, MedImage):
         window = window if window is not None else _window_of(image)
         plane = plane if plane is not None else image.meta.plane
+        if frame is None and isinstance(image.volume, NiftiVolume):
+            frame = image.meta.frame  # the time point it was loaded at (None for 3D)
     try:
-        first = core.load(image, window=window, plane=plane)
+        first = core.load(image, window=window, plane=plane, frame=frame)
     except ImageLoadError as exc:
         if isinstance(image, MedImage):
             raise
         # The slice a load shows (the middle one) may be the one broken file of a series:
         # the sweep records it with the others; the first slice stands in to start.
         try:
-            first = core.load(image, window=window, plane=plane, slice=0)
+            first = core.load(image, window=window, plane=plane, frame=frame, slice=0)
         except MedmoError:
             raise exc from None
     volume = first.volume
-    from ..imaging.dicom import DicomFile
-    from ..imaging.nifti import NiftiVolume
-    from ..imaging.series import DicomSeries
-
     label = first.meta.source
+    if isinstance(volume, DicomFile) and frame is not None:
+        raise InputError(
+            f"{label} is a multi-frame DICOM: its frames are the slices of the sweep, so "
+            "there is no time point to choose.",
+            input="frame",
+            fix="Leave frame out and choose frames with slices (e.g. slices='10:40').",
+        )
     if isinstance(volume, DicomFile):
         count, name = volume.num_frames, "axial"
         lock = threading.Lock()  # one parsed dataset: decode its frames one at a time
@@ -71,7 +82,7 @@ def volume_renderer(
         name = first.meta.plane or "axial"
 
         def render(i: int) -> MedImage:
-            return volume.render(slice=i, window=window, plane=plane)
+            return volume.render(slice=i, window=window, plane=plane, frame=frame)
 
     else:
         raise InputError(
@@ -95,11 +106,15 @@ def run_volume(
     plane: str | None,
     study_read: bool,
     gen: Generation,
+    frame: int | None = None,
 ) -> VolumeResult:
     """Sweep a volume (see :func:`medmo_agent.tasks.volume.ground_volume`)."""
     settings = core.settings
-    first, render, count, plane_name = volume_renderer(core, image, window=window, plane=plane)
+    first, render, count, plane_name = volume_renderer(
+        core, image, window=window, plane=plane, frame=frame
+    )
     source = first.meta.source
+    time_point = _time_point(first)
     chosen = select_slices(slices, count, limit=settings.max_volume_slices, label=source)
     geometry = geometry_of(first.volume, plane=plane_name, first=first)
     build: Callable[[MedImage], list[Message]]
@@ -128,6 +143,12 @@ def run_volume(
         **kwargs,
     )
     entries, boxes_by_slice, warnings = [], {}, list(geometry.warnings)
+    if time_point is not None:
+        n = first.meta.num_frames or 1
+        warnings.append(
+            f"The volume holds {n} time points (4D); time point {time_point} was swept "
+            f"(frame=0..{n - 1} chooses another)."
+        )
     answered = {}
     hide = None if settings.include_paths else _slice_files(first.volume, source)
     for o in outcomes:
@@ -165,6 +186,7 @@ def run_volume(
             round(geometry.slice_mm(), 4),
         ),
         frame=geometry.frame,
+        time_point=time_point,
         per_slice=entries,
         findings=findings,
         # a geometry warning names the folder
@@ -281,4 +303,13 @@ def _window_of(image: MedImage) -> str | None:
         return w.name
     if w.width is not None and w.level is not None and w.name != "auto":
         return f"{w.width:g}/{w.level:g}"
+    return None
+
+
+def _time_point(first: MedImage) -> int | None:
+    """The time point a 4D NIfTI was swept at; ``None`` for anything else."""
+    from ..imaging.nifti import NiftiVolume
+
+    if isinstance(first.volume, NiftiVolume) and (first.meta.num_frames or 1) > 1:
+        return int(first.meta.frame or 0)
     return None

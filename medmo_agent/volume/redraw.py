@@ -26,12 +26,14 @@ def _window(data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _renderer(volume: Any, plane: str, window: str | None) -> Callable[[int], Any]:
+def _renderer(
+    volume: Any, plane: str, window: str | None, time_point: int | None
+) -> Callable[[int], Any]:
     from ..imaging.dicom import DicomFile
 
-    if isinstance(volume, DicomFile):
+    if isinstance(volume, DicomFile):  # its frames are the slices
         return lambda i: volume.render(frame=i, window=window)
-    return lambda i: volume.render(slice=i, window=window, plane=plane)
+    return lambda i: volume.render(slice=i, window=window, plane=plane, frame=time_point)
 
 
 def overview_png(data: Mapping[str, Any], image: Any, *, most: int | None = None) -> bytes | None:
@@ -59,12 +61,15 @@ def overview_png(data: Mapping[str, Any], image: Any, *, most: int | None = None
         from ..config import Settings
 
         most = Settings.from_env().volume_overview_findings
-    render = _renderer(volume, str(data.get("plane") or "axial"), _window(data))
+    render = _renderer(
+        volume, str(data.get("plane") or "axial"), _window(data), data.get("time_point")
+    )
     try:
         probe = render(findings[0].key_slice).meta
     except MedmoError:  # the volume changed since the sweep: show the table alone
         return None
-    count = probe.num_frames if probe.frame is not None else probe.num_slices
+    # a multi-frame DICOM counts frames; a series or NIfTI (4D too) counts slices
+    count = probe.num_slices if probe.slice is not None else probe.num_frames
     if count != (data.get("shape") or [None])[0]:
         return None  # another volume: its key slices would be the wrong pictures
     strip = overview_strip(render, findings, most=most, tile=_TILE)

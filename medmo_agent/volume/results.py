@@ -79,6 +79,9 @@ class VolumeResult(TaskResult):
     frame: Literal["LPS", "RAS"] = Field(
         "LPS", description="Patient frame of center_mm: LPS (DICOM) or RAS (NIfTI)."
     )
+    time_point: int | None = Field(
+        None, description="The volume of a 4D NIfTI that was swept (its frame); None for 3D."
+    )
     per_slice: list[SliceEntry] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     study_read: str | None = Field(None, description="The study-level answer, when asked.")

@@ -276,3 +276,33 @@ async def test_a_multiframe_sweep_opens_on_its_key_frame(image_dir):
     assert [b["finding"] for b in view["boxes"]] == [finding["id"]]
     assert (view["volume"]["first"], view["volume"]["last"]) == (0, 23)
     assert clear.structured_content["position"] == 2 and clear.structured_content["boxes"] == []
+
+
+async def test_a_4d_nifti_sweep_opens_on_its_key_slice_at_the_swept_time_point(image_dir):
+    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_nifti
+
+    phantom = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
+    write_nifti(phantom, image_dir / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    server = make_server(ScriptedBackend(responder=lesion_reply), image_dir)
+    async with Client(server) as client:
+        sweep = await client.call_tool(
+            "ground_volume", {"image": str(image_dir / "perfusion.nii.gz"), "frame": 2}
+        )
+        data = sweep.structured_content
+        key = await client.call_tool(VIEW_TOOL, {"result": data["result_uri"]})
+        below = await client.call_tool(
+            VIEW_TOOL,
+            {"result": data["result_uri"], "slice": data["findings"][0]["slice_range"][0]},
+        )
+    assert not sweep.is_error, sweep.content[0].text
+    assert data["time_point"] == 2
+    (finding,) = data["findings"]
+    # slices, not time points, are what the view moves through; time point 2 is shown
+    view = key.structured_content
+    assert (view["axis"], view["position"]) == ("slice", finding["key_slice"])
+    assert (view["volume"]["first"], view["volume"]["last"]) == (0, 19)
+    for answer in (key, below):
+        (box,) = answer.structured_content["boxes"]
+        x1, y1, x2, y2 = (round(box[k]) for k in ("x1", "y1", "x2", "y2"))
+        # the lesion, bright under its box (a disc in its box: about pi/4 of it bright)
+        assert _png(answer)[y1:y2, x1:x2].mean() > 150
