@@ -86,7 +86,7 @@ def ground_answer(
     sample = item.grounding
     assert sample is not None
     # the ordinary loader, so the image caps apply as for every other item
-    image = load_image(item.images[0].read_bytes(), settings=toolkit.settings)
+    image = load_image(item.images[0].read_bytes(toolkit.settings), settings=toolkit.settings)
     request = GenerationRequest(
         build_messages(image, list(sample.labels)), max_new_tokens=max_new_tokens, temperature=0.0
     )

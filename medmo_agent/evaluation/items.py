@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ImageLoadError, MedmoError
 from . import prompts as P
 from .records import QuestionType
 
@@ -49,20 +50,28 @@ class ImageSource:
     data: bytes | None = None
     path: Path | None = None
 
-    def read_bytes(self) -> bytes:
-        """The encoded image (PNG, JPEG, ...)."""
+    def read_bytes(self, settings: Any = None) -> bytes:
+        """The encoded image (PNG, JPEG, ...). A file is opened as every image file is
+        (a regular file, opened once, within ``max_image_bytes``), so a FIFO or a huge
+        file in a data folder is refused by name instead of blocking or filling memory.
+
+        Args:
+            settings: Supplies ``max_image_bytes`` (default: from the environment).
+        """
         if self.data is not None:
             return self.data
         assert self.path is not None
-        return self.path.read_bytes()
+        from ..config import Settings
+        from ..imaging.sources import open_source
 
-    def to_pil(self) -> Any:
-        """The decoded image, as PIL opens it."""
-        from PIL import Image
-
-        img = Image.open(io.BytesIO(self.read_bytes()))
-        img.load()
-        return img
+        with open_source(self.path, settings or Settings.from_env()) as src:
+            if src.is_dir:
+                raise ImageLoadError(
+                    f"{src.label} is a folder, not an image file.",
+                    input=src.label,
+                    fix="Name image files in the benchmark's rows, not folders.",
+                )
+            return src.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -143,11 +152,18 @@ class EvalItem:
         }
 
 
-def prompt_hash(text: str, images: Sequence[ImageSource]) -> str:
-    """SHA-256 of a prompt text and its images' encoded bytes, in order."""
+def prompt_hash(text: str, images: Sequence[ImageSource], settings: Any = None) -> str:
+    """SHA-256 of a prompt text and its images' encoded bytes, in order.
+
+    An image that cannot be read (over ``max_image_bytes``, not a regular file) counts
+    as that failure, so planning a run goes on and the item itself fails with the reason.
+    """
     digest = hashlib.sha256(text.encode("utf-8"))
     for img in images:
-        data = img.read_bytes()
+        try:
+            data = img.read_bytes(settings)
+        except MedmoError as exc:
+            data = f"unreadable: {type(exc).__name__}".encode()
         digest.update(f"\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()

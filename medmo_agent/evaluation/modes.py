@@ -63,7 +63,7 @@ def to_med_image(image: ImageSource, settings: Any) -> MedImage:
     """An item's image as the toolkit's image, through the ordinary loader (caps apply)."""
     from ..imaging import load_image
 
-    return load_image(image.read_bytes(), settings=settings)
+    return load_image(image.read_bytes(settings), settings=settings)
 
 
 def direct_messages(item: EvalItem, images: list[MedImage]) -> list[Message]:

@@ -306,7 +306,7 @@ def _run(
                 store.write_items(spec.id, mode, old.values())  # drops a torn last line
             kept = done[spec.id, mode] = {}
             for item in items:
-                ph = prompt_hash(item.prompt_for(reasoning_prompt(mode)), item.images)
+                ph = prompt_hash(item.prompt_for(reasoning_prompt(mode)), item.images, settings)
                 rec = old.get(item.item_id)
                 if rescore:
                     if rec is not None and rec.prompt_hash == ph:

@@ -150,11 +150,19 @@ def test_an_unknown_benchmark_lists_the_known_ones():
     assert find_benchmark("VQA-RAD").id == "vqa_rad"
 
 
+def _size(image) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image.read_bytes())).size
+
+
 def test_items_keep_images_encoded_until_asked(bench_data):
     rad = load_items(find_benchmark("vqa_rad"), bench_data)[0]
     (image,) = rad.images
     assert image.path is None and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert image.to_pil().size == (64, 64)
+    assert _size(image) == (64, 64)
     slake = load_items(find_benchmark("slake"), bench_data)[0]
     assert slake.images[0].data is None
     assert slake.images[0].path == bench_data / "slake/imgs/xmlab0/source.jpg"
@@ -199,7 +207,7 @@ def test_the_hub_path_asks_for_the_published_files_and_reads_what_comes_back(
     assert [a[1] for a in asked if a[0] == "cais/mmlu"] == list(BENCHMARKS["mmlu_med"].configs)
     slake = load_items(find_benchmark("slake"))
     assert [i.load_error for i in slake] == [None] * 4
-    assert slake[0].images[0].to_pil().size == (64, 64)
+    assert _size(slake[0].images[0]) == (64, 64)
     assert ("BoKelvin/SLAKE", "test.json", "dataset") in asked
     assert ("BoKelvin/SLAKE", "imgs.zip", "dataset") in asked
     unpacked = tmp_path / "cache/medmo-eval/slake/imgs"
@@ -237,3 +245,34 @@ def test_an_answer_matching_no_option_fails_that_item_only_and_the_run_goes_on(
     )
     totals = result.metrics["omnimedvqa"]["direct"]["total metrics"]
     assert (totals["total"], totals["right"], totals["failed"]) == (1, 1, 1)
+
+
+def test_an_image_file_over_the_byte_cap_fails_its_item_by_name_and_the_run_goes_on(
+    bench_data, tmp_path
+):
+    from medmo_agent.backends.scripted import ScriptedBackend
+    from medmo_agent.config import Settings
+    from medmo_agent.evaluation.runner import run_eval
+
+    shutil.copytree(bench_data / "slake", tmp_path / "slake")
+    items = load_items(find_benchmark("slake"), tmp_path)
+    big = items[0].images[0].path
+    small = max(p.stat().st_size for i in items[1:] for p in [i.images[0].path])
+    big.write_bytes(big.read_bytes() + b"\0" * (small + 1))  # still a JPEG, just longer
+    cap = small + 1  # every other image fits
+    result = run_eval(
+        "slake",
+        tmp_path / "run",
+        data_dir=tmp_path,
+        backend=ScriptedBackend(responder=lambda request: "yes"),
+        settings=Settings(max_image_bytes=cap),
+    )
+    failed = {r.item_id: r.error for r in result.failed}
+    assert list(failed) == [items[0].item_id]
+    error = failed[items[0].item_id]
+    # refused when opened, before it is read, naming the file (by its label: the records
+    # are shared, so no path) rather than an anonymous upload
+    assert f"over the {cap:,}-byte cap" in error and "path#" in error, error
+    assert "inline" not in error and "slake/imgs" not in error
+    totals = result.metrics["slake"]["direct"]["total metrics"]
+    assert (totals["total"], totals["failed"]) == (len(items) - 1, 1)
