@@ -2,8 +2,10 @@
 
 Each line records the time, the tool, its arguments without pixel data (inline images are
 replaced by a short digest, so a repeated upload can still be recognised), how long the
-call took and its outcome. Patient identifiers never reach it: image paths are shown as
-labels unless ``Settings.include_paths`` is on (``medmo_agent.privacy``), and error
+call took and its outcome, and who called: in OAuth mode, the access token's client id
+and subject, so an entry can be traced to the person or service that made the call (a
+static token names no one, so its calls have no caller). Patient identifiers never reach it: image paths are shown
+as labels unless ``Settings.include_paths`` is on (``medmo_agent.privacy``), and error
 messages name inputs, not DICOM fields.
 """
 
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AuditLog", "scrub_arguments"]
+__all__ = ["AuditLog", "caller_of", "scrub_arguments"]
 
 _MAX_TEXT = 2000
 
@@ -45,6 +47,18 @@ def scrub_arguments(arguments: dict[str, Any], include_paths: bool = False) -> d
     return scrub_data({k: _scrub(v) for k, v in arguments.items()}, include_paths)
 
 
+def caller_of(ctx: Any) -> dict[str, str] | None:
+    """Who made the request ``ctx`` serves: the access token's ``client_id`` and
+    ``subject`` (those it has), or ``None`` without a token (stdio, no authentication)."""
+    request = getattr(getattr(ctx, "request_context", None), "request", None)
+    scope = getattr(request, "scope", None) or {}
+    token = getattr(scope.get("user"), "access_token", None)
+    if token is None:
+        return None
+    found = {"client_id": token.client_id, "subject": token.subject}
+    return {k: str(v) for k, v in found.items() if v}
+
+
 class AuditLog:
     """Appends JSON lines to a file; safe to call from many threads.
 
@@ -67,6 +81,7 @@ class AuditLog:
         error: str | None = None,
         result_uri: str | None = None,
         include_paths: bool = False,
+        caller: dict[str, str] | None = None,
     ) -> None:
         """Append one entry.
 
@@ -78,6 +93,7 @@ class AuditLog:
             error: The error class name, when the call failed.
             result_uri: Where the result is kept, when it succeeded.
             include_paths: Keep image paths (``Settings.include_paths``).
+            caller: Who called (:func:`caller_of`), when a token said so.
         """
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -90,6 +106,8 @@ class AuditLog:
             entry["error"] = error
         if result_uri:
             entry["result_uri"] = result_uri
+        if caller:
+            entry["caller"] = caller
         line = json.dumps(entry, ensure_ascii=False, default=str)
         with self._lock, self.path.open("a", encoding="utf-8") as fh:
             fh.write(line + "\n")

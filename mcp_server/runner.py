@@ -23,6 +23,7 @@ import anyio.to_thread
 from medmo_agent.errors import InputError, MedmoError
 from medmo_agent.volume.sweep import slice_progress
 
+from .audit import caller_of
 from .errors import check_answer, tool_error_result
 from .progress import ProgressRelay
 from .render import render_result
@@ -108,6 +109,7 @@ async def run_tool(ctx: Context, call: ToolCall) -> CallToolResult:
                 outcome=outcome,
                 error=error_name,
                 result_uri=result_uri,
+                caller=caller_of(ctx),
             )
 
 

@@ -36,6 +36,7 @@ from medmo_agent import __version__
 from medmo_agent.errors import InputError, MedmoError
 from medmo_agent.tasks.params import FrameParam, SliceParam, WindowParam
 
+from .audit import caller_of
 from .errors import tool_error_result
 from .runner import image_source
 from .state import lifespan_state
@@ -245,6 +246,7 @@ async def render_view(
                 outcome=outcome,
                 error=error_name,
                 result_uri=result,
+                caller=caller_of(ctx),
             )
 
 

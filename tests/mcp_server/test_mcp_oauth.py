@@ -91,10 +91,16 @@ def _status(url: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def jwt_server(issuer, image_dir):
+def audit_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("audit") / "calls.jsonl"
+
+
+@pytest.fixture(scope="module")
+def jwt_server(issuer, image_dir, audit_log):
     # no refetch interval, so each unknown key id is looked up again (the interval itself
     # is tested in test_oauth_checks.py with a clock the test moves)
-    with _serve(issuer, image_dir, env={"MEDMO_AUTH_JWKS_REFETCH_MIN_S": "0"}) as url:
+    env = {"MEDMO_AUTH_JWKS_REFETCH_MIN_S": "0"}
+    with _serve(issuer, image_dir, "--audit-log", str(audit_log), env=env) as url:
         yield url
 
 
@@ -127,8 +133,16 @@ async def _use_fully(url: str, token: str, image_dir: Path) -> None:
 # ---- JWT access tokens -----------------------------------------------------------------
 
 
-async def test_a_valid_token_calls_a_model_tool_and_reads_resources(jwt_server, issuer, image_dir):
-    await _use_fully(jwt_server, issuer.token(jwt_server), image_dir)
+async def test_a_valid_token_calls_a_model_tool_and_reads_resources(
+    jwt_server, issuer, image_dir, audit_log
+):
+    token = issuer.token(jwt_server, sub="dr-jones", client_id="reading-room")
+    await _use_fully(jwt_server, token, image_dir)
+    # the audit log says who called: the token's client and subject
+    entries = [json.loads(line) for line in audit_log.read_text().splitlines()]
+    (mine,) = [e for e in entries if e.get("caller", {}).get("subject") == "dr-jones"]
+    assert mine["tool"] == "ground" and mine["outcome"] == "ok"
+    assert mine["caller"] == {"client_id": "reading-room", "subject": "dr-jones"}
 
 
 async def test_a_read_only_token_reads_but_gets_403_for_a_model_tool(jwt_server, issuer):
