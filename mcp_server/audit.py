@@ -4,9 +4,9 @@ Each line records the time, the tool, its arguments without pixel data (inline i
 replaced by a short digest, so a repeated upload can still be recognised), how long the
 call took and its outcome, and who called: in OAuth mode, the access token's client id
 and subject, so an entry can be traced to the person or service that made the call (a
-static token names no one, so its calls have no caller). Patient identifiers never reach it: image paths are shown
-as labels unless ``Settings.include_paths`` is on (``medmo_agent.privacy``), and error
-messages name inputs, not DICOM fields.
+static token names no one, so its calls have no caller). Patient identifiers never reach
+it: image paths are shown as labels unless ``Settings.include_paths`` is on
+(``medmo_agent.privacy``), and error messages name inputs, not DICOM fields.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ boxes are checked in test_mcp_tools.py and over the real transports.
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import pytest
 from mcp import Client
@@ -46,6 +48,18 @@ async def test_every_tool_answers_from_the_tiny_checkpoint_within_its_output_sch
         schemas = {t.name: t.output_schema for t in (await client.list_tools()).tools}
         results = {name: await client.call_tool(name, args) for name, args in calls.items()}
         reread = await client.read_resource(results["vqa"].structured_content["result_uri"])
+        # every answered call links its result (and a sweep its slices), and the links read
+        links = {
+            name: {c.name: c.uri for c in r.content if c.type == "resource_link"}
+            for name, r in results.items()
+            if not r.is_error
+        }
+        linked = {
+            (name, kind): await client.read_resource(uri)
+            for name, found in links.items()
+            for kind, uri in found.items()
+            if kind in ("result", "slices")
+        }
     for name, result in results.items():
         structured = result.structured_content
         jsonschema.validate(structured, schemas[name])
@@ -61,6 +75,14 @@ async def test_every_tool_answers_from_the_tiny_checkpoint_within_its_output_sch
             assert structured["result_uri"] in result.content[0].text
     assert results["vqa"].structured_content["image"]["meta"]["original_size"] == [200, 100]
     assert reread.contents[0].text.startswith("{")
+    for name, found in links.items():
+        assert found["result"] == results[name].structured_content["result_uri"], name
+        read = json.loads(linked[name, "result"].contents[0].text)
+        assert read["raw_text"] == results[name].structured_content["raw_text"], name
+    sweep = results["ground_volume"].structured_content
+    assert links["ground_volume"]["slices"] == sweep["result_uri"] + "/slices"
+    per_slice = json.loads(linked["ground_volume", "slices"].contents[0].text)
+    assert sorted(per_slice) == ["0"] and per_slice["0"]["raw_text"]
 
 
 @pytest.mark.parametrize("include", [False, True])
