@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     eval_max_new_tokens: int = Field(
         1024, ge=1, description="cap on generated tokens per benchmark item"
     )
+    # A benchmark's image archive (SLAKE's imgs.zip) is unpacked once into the datasets
+    # cache; its declared sizes are checked first, so a damaged or hostile archive cannot
+    # fill the disk (zipfile stops each member at its declared size).
+    eval_max_archive_bytes: int = Field(
+        8 * 1024**3, ge=1, description="largest unpacked size of a benchmark's image archive"
+    )
 
     # images handed to the model (Qwen3-VL smart_resize budget)
     min_pixels: int = 65_536

@@ -102,8 +102,20 @@ def _unpacked(spec: BenchmarkSpec, archive: Path) -> Path:
     target = Path(datasets.config.HF_DATASETS_CACHE) / "medmo-eval" / spec.id / archive.stem
     marker = target / ".complete"
     if not marker.exists():
-        target.mkdir(parents=True, exist_ok=True)
+        from ..config import Settings
+
+        cap = Settings.from_env().eval_max_archive_bytes
         with zipfile.ZipFile(archive) as zf:
+            unpacked = sum(member.file_size for member in zf.infolist())
+            if unpacked > cap:
+                raise InputError(
+                    f"Benchmark {spec.id!r}: its image archive {archive.name} unpacks to "
+                    f"{unpacked:,} bytes, over the {cap:,}-byte cap.",
+                    input=archive.name,
+                    fix="Raise MEDMO_EVAL_MAX_ARCHIVE_BYTES if the archive is the published "
+                    "one, or pass --data-dir with the images unpacked.",
+                )
+            target.mkdir(parents=True, exist_ok=True)
             zf.extractall(target)
         marker.write_text("ok\n")
     return target

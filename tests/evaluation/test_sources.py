@@ -276,3 +276,33 @@ def test_an_image_file_over_the_byte_cap_fails_its_item_by_name_and_the_run_goes
     assert "inline" not in error and "slake/imgs" not in error
     totals = result.metrics["slake"]["direct"]["total metrics"]
     assert (totals["total"], totals["failed"]) == (len(items) - 1, 1)
+
+
+def test_an_image_archive_over_the_unpack_cap_is_refused_before_anything_is_written(
+    bench_data, tmp_path, monkeypatch
+):
+    import zipfile
+
+    import datasets
+    import huggingface_hub
+
+    archive = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in (bench_data / "slake/imgs").rglob("*.jpg"):
+            zf.write(f, f.relative_to(bench_data / "slake"))
+        unpacked = sum(i.file_size for i in zf.infolist())
+
+    def hf_hub_download(repo_id, filename, repo_type=None):
+        return str(archive if filename == "imgs.zip" else bench_data / "slake" / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEDMO_EVAL_MAX_ARCHIVE_BYTES", str(unpacked - 1))
+    with pytest.raises(InputError) as info:
+        load_items(find_benchmark("slake"))
+    assert f"unpacks to {unpacked:,} bytes" in str(info.value)
+    assert "MEDMO_EVAL_MAX_ARCHIVE_BYTES" in str(info.value)
+    assert not (tmp_path / "cache/medmo-eval/slake").exists()
+    # at the cap it unpacks
+    monkeypatch.setenv("MEDMO_EVAL_MAX_ARCHIVE_BYTES", str(unpacked))
+    assert [i.load_error for i in load_items(find_benchmark("slake"))] == [None] * 4
