@@ -16,6 +16,17 @@ def _grounding(handle=None):
     return GroundingResult(raw_text="nodule: [10, 10, 50, 60]", boxes=[box], found=True)
 
 
+def _add_grounding_result(trace, **extra):
+    trace.add(
+        "tool_result",
+        tool="ground",
+        result=_grounding().model_dump(),
+        result_type="GroundingResult",
+        boxes=_grounding().boxes,
+        **extra,
+    )
+
+
 def test_trace_viewer_adds_steps_as_the_trace_records_them():
     trace = Trace(question="Is there a nodule?", image="x.png")
     viewer = TraceViewer(title=trace.question)
@@ -47,13 +58,7 @@ def test_trace_viewer_adds_steps_as_the_trace_records_them():
 def test_opening_a_step_shows_its_arguments_and_result():
     trace = Trace(question="q")
     trace.add("tool_call", tool="ground", arguments={"targets": ["nodule"]})
-    trace.add(
-        "tool_result",
-        tool="ground",
-        result=_grounding().model_dump(),
-        result_type="GroundingResult",
-        boxes=_grounding().boxes,
-    )
+    _add_grounding_result(trace)
     viewer = TraceViewer(trace)
     assert all(w.children[0].value == "" for w in viewer.step_widgets)  # built when opened
     viewer.expand_all()
@@ -73,15 +78,7 @@ def test_trace_displays_name_images_by_label_unless_paths_are_asked_for(
     image.write_bytes(chest_png.read_bytes())
     trace = Trace(question="Is there a nodule?", image=str(image))
     trace.add("tool_call", tool="ground", arguments={"image": str(image), "targets": ["nodule"]})
-    trace.add(
-        "tool_result",
-        tool="ground",
-        result=_grounding().model_dump(),
-        result_type="GroundingResult",
-        boxes=_grounding().boxes,
-        image=str(image),
-        text=f"Grounded nodule in {image}",
-    )
+    _add_grounding_result(trace, image=str(image), text=f"Grounded nodule in {image}")
     trace.finish(f"A nodule; see {image}.")
     label = path_label(str(image))
 

@@ -18,6 +18,14 @@ from medmo_agent.testing.volumes import (
 )
 from medmo_agent.toolkit import Toolkit
 
+# An ellipsoid in thick axial slices (3 mm) of non-square pixels (0.7 x 0.9 mm).
+ELLIPSOID = Phantom(
+    shape=(30, 60, 80),
+    spacing=(0.7, 0.9, 3.0),
+    centre=(5.0, 2.0, 45.0),
+    radii=(12.0, 6.0, 15.0),
+    origin=(-30.0, -20.0, 0.0),
+)
 # A sphere's bounding estimate (box areas x slab) is 4/pi of its volume.
 BOUND_RATIO = 4 / 3.141592653589793
 
@@ -65,13 +73,7 @@ def test_a_sphere_in_a_dicom_series_has_its_size_centre_and_volume_in_lps(tmp_pa
 
 
 def test_an_ellipsoid_in_nifti_has_its_size_centre_and_volume_in_ras(tmp_path):
-    phantom = Phantom(
-        shape=(30, 60, 80),
-        spacing=(0.7, 0.9, 3.0),
-        centre=(5.0, 2.0, 45.0),
-        radii=(12.0, 6.0, 15.0),
-        origin=(-30.0, -20.0, 0.0),
-    )
+    phantom = ELLIPSOID
     path = write_nifti(phantom, tmp_path / "vol.nii.gz")
     result = _toolkit().ground_volume(str(path), ["nodule"], window="400/50")
     assert result.frame == "RAS"
@@ -83,13 +85,7 @@ def test_a_coronal_sweep_of_thick_slices_measures_the_lesion_on_square_pixels(tm
     # 30 axial slices of 3 mm: a coronal slice has 30 rows of 3 mm along z, shown as 100
     # rows of 0.9 mm. The extents and centre come out right only if the geometry follows
     # the stretched rows.
-    phantom = Phantom(
-        shape=(30, 60, 80),
-        spacing=(0.7, 0.9, 3.0),
-        centre=(5.0, 2.0, 45.0),
-        radii=(12.0, 6.0, 15.0),
-        origin=(-30.0, -20.0, 0.0),
-    )
+    phantom = ELLIPSOID
     path = write_nifti(phantom, tmp_path / "vol.nii.gz")
     result = _toolkit().ground_volume(str(path), ["nodule"], plane="coronal", window="400/50")
     assert (result.frame, result.plane, result.shape) == ("RAS", "coronal", (60, 100, 80))
