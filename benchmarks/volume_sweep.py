@@ -58,6 +58,7 @@ def load_backend(shape: str, tiny: Path, args: argparse.Namespace) -> tuple[Any,
 
     common = dict(
         max_batch_size=args.batch_size,
+        prefill_batch_size=args.prefill_batch,
         volume_concurrency=args.concurrency,
         volume_max_new_tokens=args.new_tokens,
         max_volume_slices=max(args.slices, 1),
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=32, help="answer length per slice")
     parser.add_argument("--batch-size", type=int, default=64, help="engine max_batch_size")
     parser.add_argument("--concurrency", type=int, default=128, help="volume_concurrency")
+    parser.add_argument("--prefill-batch", type=int, default=8, help="engine prefill_batch_size")
     parser.add_argument("--serial-slices", type=int, default=40, help="one-at-a-time slices")
     parser.add_argument("--warmup", type=int, default=8, help="slices swept before timing")
     parser.add_argument("--device", default="cuda", help="device of the tiny shape")
@@ -196,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "versions": versions(),
         "study": {"slices": args.slices, "side": args.side, "new_tokens": args.new_tokens},
-        "settings": {"max_batch_size": args.batch_size, "volume_concurrency": args.concurrency},
+        "settings": {
+            "max_batch_size": args.batch_size,
+            "prefill_batch_size": args.prefill_batch,
+            "volume_concurrency": args.concurrency,
+        },
         "shapes": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     kernels: bool = True
     max_batch_size: int = 32
     batch_wait_ms: float = 5.0
+    # Prompts the continuous engine prefills in one call when several arrive together (a
+    # volume sweep's slices, an eval's items): larger calls use the GPU better, at the cost
+    # of a longer wait for the first token of a call that arrives alone meanwhile.
+    prefill_batch_size: int = Field(
+        8, ge=1, description="prompts prefilled together in one call (continuous engine)"
+    )
 
     # benchmark evaluation (medmo eval): items in flight at once (the local engine batches
     # them, so this is best at or above max_batch_size) and the cap on new tokens per

@@ -29,6 +29,7 @@ class ContinuousRunner(Runner):
         use_cuda_graphs: Replay decode steps as CUDA graphs (default: on CUDA).
         kernels: Use the engine's Triton kernels where they can run (CUDA); False keeps
             the model's stock modules.
+        prefill_batch: Most prompts prefilled in one call when several arrive together.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class ContinuousRunner(Runner):
         max_batch: int,
         use_cuda_graphs: bool | None = None,
         kernels: bool = True,
+        prefill_batch: int = 8,
     ):
         self.hf = hf
         greedy = GenerationConfig(
@@ -53,6 +55,7 @@ class ContinuousRunner(Runner):
             generation_config=greedy,
             pad_token_id=hf.pad_id,
             kernels=None if kernels else False,
+            prefill_batch=prefill_batch,
         )
         self._closed = False
 

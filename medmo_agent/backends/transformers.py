@@ -328,7 +328,12 @@ def _create_runner(mode: str, model: Any, processor: Any, model_id: str, setting
     if mode == "continuous":
         from ._continuous import ContinuousRunner
 
-        return ContinuousRunner(hf, max_batch=settings.max_batch_size, kernels=settings.kernels)
+        return ContinuousRunner(
+            hf,
+            max_batch=settings.max_batch_size,
+            kernels=settings.kernels,
+            prefill_batch=settings.prefill_batch_size,
+        )
     from ._batched import BatchedRunner
 
     return BatchedRunner(

@@ -180,3 +180,18 @@ def test_the_kernels_setting_reaches_the_engine_and_leaves_a_cpu_model_stock(tin
             assert backend.generate(REQUESTS[2]).completion_tokens >= 1
         finally:
             backend.close()
+
+
+def test_prefill_batch_size_bounds_the_prompts_prefilled_together(tiny_settings, reference):
+    alone = TransformersBackend.from_settings(
+        tiny_settings.replace(engine="continuous", prefill_batch_size=1)
+    )
+    try:
+        assert alone.runner.batcher.prefiller.batch == 1
+        with ThreadPoolExecutor(len(REQUESTS)) as pool:
+            results = list(pool.map(alone.generate, REQUESTS))
+        assert [r.text for r in results] == [r.text for r in reference]
+        assert alone.stats["prefills"] == len(REQUESTS)
+        assert alone.stats["batched_prefills"] == 0  # every prompt in a call of its own
+    finally:
+        alone.close()
