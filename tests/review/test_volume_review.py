@@ -103,3 +103,30 @@ def test_a_volume_step_runs_on_the_tiny_checkpoint(cases, tmp_path, tiny_backend
     assert sweep.result["backend"] == "transformers"
     assert len(sweep.result["per_slice"]) == sweep.result["shape"][0]
     assert all(e["error"] is None for e in sweep.result["per_slice"])
+
+
+def test_a_4d_case_is_swept_and_drawn_at_the_frame_the_case_names(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from medmo_agent.testing.volumes import write_nifti
+
+    phantom = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
+    study = write_nifti(phantom, tmp_path / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    cases = write_cases(
+        tmp_path / "cases.yaml",
+        [{"id": "p-1", "images": [{"path": str(study), "frame": 2}], "targets": ["nodule"]}],
+        steps=["ground_volume: nodule"],
+    )
+    out = tmp_path / "run"
+    record = _review(cases, out, ScriptedBackend(responder=lesion_reply))["p-1"]
+    assert record.status == "ok", record.error
+    (sweep,) = [s for s in record.steps if s.task == "ground_volume"]
+    assert sweep.result["time_point"] == 2 and len(sweep.result["findings"]) == 1
+    # the overview in the case's folder is drawn from time point 2, where the lesion is:
+    # about 1,900 white pixels there against about 100 (the label) for another time point
+    strip = np.asarray(Image.open(io.BytesIO(_overview_bytes(next(out.glob("cases/*p-1*"))))))
+    white = strip.reshape(-1, strip.shape[-1])[:, :3].min(axis=1) > 200
+    assert white.sum() > 500
