@@ -9,15 +9,14 @@ question asking for the answer in ``\\boxed{}``).
 from __future__ import annotations
 
 import ast
-import hashlib
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ImageLoadError, MedmoError
 from . import prompts as P
+from .item_images import ImageSource, prompt_hash
 from .records import QuestionType
 
 if TYPE_CHECKING:
@@ -37,41 +36,6 @@ class ItemUnusable(ValueError):
     def __init__(self, message: str, item_id: str) -> None:
         super().__init__(message)
         self.item_id = item_id
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """An item's image, still encoded: its bytes (parquet rows) or its file (image folders).
-
-    Items keep images encoded and decode them when asked, so a benchmark of many
-    thousands of images does not sit decoded in memory.
-    """
-
-    data: bytes | None = None
-    path: Path | None = None
-
-    def read_bytes(self, settings: Any = None) -> bytes:
-        """The encoded image (PNG, JPEG, ...). A file is opened as every image file is
-        (a regular file, opened once, within ``max_image_bytes``), so a FIFO or a huge
-        file in a data folder is refused by name instead of blocking or filling memory.
-
-        Args:
-            settings: Supplies ``max_image_bytes`` (default: from the environment).
-        """
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        from ..config import Settings
-        from ..imaging.sources import open_source
-
-        with open_source(self.path, settings or Settings.from_env()) as src:
-            if src.is_dir:
-                raise ImageLoadError(
-                    f"{src.label} is a folder, not an image file.",
-                    input=src.label,
-                    fix="Name image files in the benchmark's rows, not folders.",
-                )
-            return src.read_bytes()
 
 
 @dataclass(frozen=True)
@@ -150,23 +114,6 @@ class EvalItem:
             "category": self.category,
             "images": len(self.images),
         }
-
-
-def prompt_hash(text: str, images: Sequence[ImageSource], settings: Any = None) -> str:
-    """SHA-256 of a prompt text and its images' encoded bytes, in order.
-
-    An image that cannot be read (over ``max_image_bytes``, not a regular file) counts
-    as that failure, so planning a run goes on and the item itself fails with the reason.
-    """
-    digest = hashlib.sha256(text.encode("utf-8"))
-    for img in images:
-        try:
-            data = img.read_bytes(settings)
-        except MedmoError as exc:
-            data = f"unreadable: {type(exc).__name__}".encode()
-        digest.update(f"\0{len(data)}\0".encode())
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def _image(value: Any, ctx: RowContext) -> ImageSource:
