@@ -34,6 +34,7 @@ from .dicom_pixels import (
     palette_rgb,
 )
 from .sources import Source
+from .square_pixels import square_pixels, square_size
 from .windowing import parse_window, render_window, scale_to_uint8
 
 __all__ = [
@@ -290,10 +291,13 @@ def render_dataset(
     check_pixel_module(ds, label)
     infer_transfer_syntax(ds, label)
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-    if rows * cols > settings.max_image_pixels:
+    spacing = pixel_spacing(ds)
+    shown_rows, shown_cols = square_size((rows, cols), spacing) if spacing else (rows, cols)
+    if shown_rows * shown_cols > settings.max_image_pixels:
+        stretched = "" if (shown_rows, shown_cols) == (rows, cols) else " once made square"
         raise ImageTooLargeError(
-            f"{label} has {cols}x{rows} = {rows * cols:,} pixels per frame, over the "
-            f"{settings.max_image_pixels:,}-pixel cap.",
+            f"{label} has {shown_cols}x{shown_rows} = {shown_rows * shown_cols:,} pixels per "
+            f"frame{stretched}, over the {settings.max_image_pixels:,}-pixel cap.",
             input=label,
         )
     num_frames = frame_count(ds)
@@ -320,12 +324,20 @@ def render_dataset(
         if photometric == "MONOCHROME1":
             gray = 255 - gray
         pixels = gray  # kept single-channel; MedImage expands it to RGB when read
+    if spacing is not None:
+        # non-square pixels (PixelSpacing rows != columns) are stretched to square ones,
+        # the stored values and the shown ones alike (see .square_pixels)
+        if raw is not None:
+            raw, _ = square_pixels(raw, spacing)
+        pixels, shown = square_pixels(pixels, spacing)
+        if shown != spacing:
+            spacing = (round(shown[0], 6), round(shown[1], 6))
     meta = ImageMeta(
         source=label,
         format=fmt,
         modality=str(ds.get("Modality") or "") or None,
         original_size=(int(pixels.shape[1]), int(pixels.shape[0])),
-        pixel_spacing=pixel_spacing(ds),
+        pixel_spacing=spacing,
         window=used,
         frame=index if num_frames > 1 else None,
         num_frames=num_frames if num_frames > 1 else None,

@@ -159,6 +159,7 @@ def _series(series: Any, rows: int, cols: int, spacing: Any) -> VolumeGeometry:
     row_mm, col_mm = spacing if spacing else (1.0, 1.0)
     if not spacing:
         warnings.append("No PixelSpacing: 1 mm per pixel was assumed.")
+    header = _header(series)
     positions = series.positions
     n = len(positions)
     if any(p is None for p in positions):
@@ -166,15 +167,16 @@ def _series(series: Any, rows: int, cols: int, spacing: Any) -> VolumeGeometry:
             "Some slices carry no ImagePositionPatient: slices were stacked at the "
             "SliceThickness from the first one, and centres are approximate."
         )
-        thick = _tag_float(series, "SliceThickness") or 1.0
+        thick = _float(header.get("SliceThickness")) or 1.0
         base = next((np.array(p) for p in positions if p is not None), np.zeros(3))
         normal = np.cross(col_dir, row_dir)
         origins = np.array([base + normal * thick * i for i in range(n)])
     else:
         origins = np.array(positions, dtype=float)
+    origins = origins + _first_pixel_shift(col_dir, row_dir, spacing, _stored_spacing(header))
     geo = VolumeGeometry("LPS", rows, cols, float(row_mm), float(col_mm), origins, col_dir, row_dir)
     geo.warnings = warnings
-    _check_stack(geo, series.label, _tag_float(series, "SliceThickness"))
+    _check_stack(geo, series.label, _float(header.get("SliceThickness")))
     return geo
 
 
@@ -214,6 +216,7 @@ def _multiframe(dicom: Any, rows: int, cols: int, spacing: Any) -> VolumeGeometr
         )
         normal = np.cross(col_dir, row_dir)
         origins = np.array([normal * gap * i for i in range(n)])
+    origins = origins + _first_pixel_shift(col_dir, row_dir, spacing, _stored_spacing(ds))
     geo = VolumeGeometry("LPS", rows, cols, float(row_mm), float(col_mm), origins, col_dir, row_dir)
     geo.warnings = warnings
     _check_stack(geo, dicom.label, _float(ds.get("SliceThickness")))
@@ -243,8 +246,8 @@ def _nifti(volume: Any, plane: str, rows: int, cols: int) -> VolumeGeometry:
     # rendered pixel's centre lies half a rendered pixel (not half a voxel) inside the edge.
     col_mm = voxel_col_mm * shape[col_axis] / cols
     row_mm = voxel_row_mm * shape[row_axis] / rows
-    first_pixel = col_unit * 0.5 * (col_mm - voxel_col_mm) + row_unit * 0.5 * (
-        row_mm - voxel_row_mm
+    first_pixel = _first_pixel_shift(
+        col_unit, row_unit, (row_mm, col_mm), (voxel_row_mm, voxel_col_mm)
     )
     origins = []
     for s in range(shape[axis]):
@@ -302,16 +305,35 @@ def _check_stack(geo: VolumeGeometry, label: str, thickness: float | None) -> No
             )
 
 
-def _tag_float(series: Any, keyword: str) -> float | None:
+def _first_pixel_shift(
+    col_dir: np.ndarray, row_dir: np.ndarray, shown: Any, stored: Any
+) -> np.ndarray:
+    """From the first stored pixel's centre to the first shown pixel's, in the patient
+    frame. A slice the loader stretched to square pixels (:mod:`..imaging.square_pixels`)
+    covers the same extent with more, smaller pixels, so its first pixel's centre lies half
+    a shown pixel, not half a stored one, inside the edge; unstretched, no shift."""
+    if not shown or not stored:
+        return np.zeros(3)
+    return row_dir * 0.5 * (shown[0] - stored[0]) + col_dir * 0.5 * (shown[1] - stored[1])
+
+
+def _stored_spacing(ds: Any) -> tuple[float, float] | None:
+    """(row, column) spacing as the file stores it (before any stretch)."""
+    from ..imaging.dicom import pixel_spacing
+
+    return pixel_spacing(ds) if ds else None
+
+
+def _header(series: Any) -> Any:
+    """The first slice's header (no pixels), or an empty dict when it cannot be read."""
     from ..imaging.dicom import read_dataset
     from ..imaging.sources import open_source
 
     try:
         with open_source(series.files[0], series.settings, allowed_dirs=series.allowed_dirs) as src:
-            ds = read_dataset(src, series.settings, stop_before_pixels=True)
+            return read_dataset(src, series.settings, stop_before_pixels=True)
     except MedmoError:  # a hint only: the sweep reads (and reports) every file itself
-        return None
-    return _float(ds.get(keyword))
+        return {}
 
 
 def _first(seq: Any) -> Any:

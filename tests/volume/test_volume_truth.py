@@ -235,3 +235,49 @@ def test_a_multiframe_dicom_without_positions_is_stacked_by_spacing_and_says_so(
     assert f.extent_mm[2] == pytest.approx(2 * phantom.radii[2], abs=2.5 + 0.01)
     # relative to the first pixel of the first frame
     assert f.center_mm[2] == pytest.approx(phantom.centre[2] - phantom.origin[2], abs=1.3)
+
+
+@pytest.mark.parametrize("layout", ["series", "multiframe"])
+def test_dicom_pixels_wider_than_tall_are_measured_on_square_ones(tmp_path, layout):
+    # columns of 1.6 mm beside rows of 0.8 mm: shown as twice as many columns of 0.8 mm;
+    # the extents and centre hold only if the geometry follows the stretched columns
+    phantom = Phantom(shape=(24, 64, 32), spacing=(0.8, 1.6, 2.5), centre=(6.0, -4.0, 20.0))
+    if layout == "series":
+        path = write_dicom_series(phantom, tmp_path / "series")
+    else:
+        path = write_multiframe(phantom, tmp_path / "enhanced.dcm")
+    result = _toolkit().ground_volume(str(path), ["nodule"])
+    assert result.shape == (24, 64, 64)
+    _check_against_truth(result, phantom)
+
+
+@pytest.mark.parametrize("layout", ["series", "multiframe", "nifti-coronal"])
+def test_the_middle_of_a_stretched_slice_is_the_middle_of_the_stored_one(tmp_path, layout):
+    """Stretching keeps a slice's extent: its middle lies where the stored slice's middle
+    does, in patient coordinates (a half-pixel slip would move every centre)."""
+    from medmo_agent.imaging import load_image
+    from medmo_agent.volume.geometry import geometry_of
+
+    phantom = Phantom(shape=(6, 20, 10), spacing=(0.8, 1.6, 2.5), origin=(-7.0, 3.0, 11.0))
+    plane = None
+    if layout == "series":
+        path = write_dicom_series(phantom, tmp_path / "series")
+    elif layout == "multiframe":
+        path = write_multiframe(phantom, tmp_path / "enhanced.dcm")
+    else:
+        path, plane = write_nifti(phantom, tmp_path / "v.nii.gz"), "coronal"
+    first = load_image(path, plane=plane)
+    geo = geometry_of(first.volume, plane=plane, first=first)
+    cols, rows = first.size
+    middle = geo.to_patient((cols - 1) / 2, (rows - 1) / 2, 0)
+    n, stored_rows, stored_cols = phantom.shape
+    row_mm, col_mm, slice_mm = phantom.spacing
+    x0, y0, z0 = phantom.origin
+    x = x0 + (stored_cols - 1) / 2 * col_mm
+    if plane is None:  # axial: rows along y, the first slice at z0
+        assert (cols, rows) == (2 * stored_cols, stored_rows)
+        expected = (x, y0 + (stored_rows - 1) / 2 * row_mm, z0)
+        assert middle == pytest.approx(expected, abs=0.011)
+    else:  # coronal: columns along x (1.6 mm), rows along z (6 of 2.5 mm shown as 9)
+        assert (cols, rows) == (stored_cols, round(n * slice_mm / col_mm))
+        assert (middle[0], middle[2]) == pytest.approx((x, z0 + (n - 1) / 2 * slice_mm), abs=0.011)
