@@ -5,6 +5,9 @@ Rendering of grayscale images follows the DICOM pipeline: stored values -> modal
 window, else the file's Window Center/Width or VOI LUT, else auto) -> 8 bits, inverted for
 MONOCHROME1 so that higher values always look brighter. Colour images (RGB, YBR_* which
 pydicom converts to RGB, PALETTE COLOR through its lookup table) are shown as stored.
+Pixels that are not square (PixelSpacing rows != columns) are stretched to square ones,
+``raw`` and the shown image alike (:mod:`.square_pixels`); ``pixel_spacing`` and the size
+are the stretched image's.
 
 Multi-frame files default to the **middle** frame, like volumes default to the middle
 slice: in enhanced CT/MR and tomosynthesis the frames are slices, and the middle one is
