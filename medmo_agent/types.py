@@ -120,7 +120,9 @@ class ImageMeta(BaseModel):
         None, description="(row, column) spacing in mm, when known."
     )
     window: WindowInfo | None = None
-    frame: int | None = Field(None, description="Frame index chosen (multi-frame DICOM).")
+    frame: int | None = Field(
+        None, description="Frame chosen: of a multi-frame DICOM, or a 4D NIfTI's time point."
+    )
     num_frames: int | None = None
     slice: int | None = Field(None, description="Slice index chosen (volumes, series).")
     num_slices: int | None = None

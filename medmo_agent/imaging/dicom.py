@@ -5,9 +5,9 @@ Rendering of grayscale images follows the DICOM pipeline: stored values -> modal
 window, else the file's Window Center/Width or VOI LUT, else auto) -> 8 bits, inverted for
 MONOCHROME1 so that higher values always look brighter. Colour images (RGB, YBR_* which
 pydicom converts to RGB, PALETTE COLOR through its lookup table) are shown as stored.
-Pixels that are not square (PixelSpacing rows != columns) are stretched to square ones,
-``raw`` and the shown image alike (:mod:`.square_pixels`); ``pixel_spacing`` and the size
-are the stretched image's.
+Pixels that are not square (PixelSpacing rows != columns) of cross-sectional and projection
+images (:data:`SQUARE_MODALITIES`) are stretched to square ones, ``raw`` and the shown image
+alike (:mod:`.square_pixels`); ``pixel_spacing`` and the size are the stretched image's.
 
 Multi-frame files default to the **middle** frame, like volumes default to the middle
 slice: in enhanced CT/MR and tomosynthesis the frames are slices, and the middle one is
@@ -295,7 +295,9 @@ def render_dataset(
     infer_transfer_syntax(ds, label)
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     spacing = pixel_spacing(ds)
-    shown_rows, shown_cols = square_size((rows, cols), spacing) if spacing else (rows, cols)
+    modality = str(ds.get("Modality") or "").strip().upper()
+    stretch = spacing if modality in SQUARE_MODALITIES else None
+    shown_rows, shown_cols = square_size((rows, cols), stretch) if stretch else (rows, cols)
     if shown_rows * shown_cols > settings.max_image_pixels:
         stretched = "" if (shown_rows, shown_cols) == (rows, cols) else " once made square"
         raise ImageTooLargeError(
@@ -327,13 +329,13 @@ def render_dataset(
         if photometric == "MONOCHROME1":
             gray = 255 - gray
         pixels = gray  # kept single-channel; MedImage expands it to RGB when read
-    if spacing is not None:
+    if stretch is not None:
         # non-square pixels (PixelSpacing rows != columns) are stretched to square ones,
         # the stored values and the shown ones alike (see .square_pixels)
         if raw is not None:
-            raw, _ = square_pixels(raw, spacing)
-        pixels, shown = square_pixels(pixels, spacing)
-        if shown != spacing:
+            raw, _ = square_pixels(raw, stretch)
+        pixels, shown = square_pixels(pixels, stretch)
+        if shown != stretch:
             spacing = (round(shown[0], 6), round(shown[1], 6))
     meta = ImageMeta(
         source=label,
@@ -349,6 +351,12 @@ def render_dataset(
         dicom=deidentified_attributes(ds, include_phi=settings.include_phi),
     )
     return MedImage(pixels=np.ascontiguousarray(pixels), meta=meta, raw=raw)
+
+
+#: Modalities whose images are shown at their physical aspect, so non-square pixels are
+#: stretched: cross-sectional and projection imaging. Others (ophthalmic OCT, ultrasound,
+#: photographs, slides) are shown as stored, as their own viewers show them.
+SQUARE_MODALITIES = frozenset({"CT", "MR", "PT", "NM", "CR", "DX", "MG", "RF", "XA"})
 
 
 # Image Pixel module attributes every decoder needs (PS3.3 C.7.6.3), by keyword and name.

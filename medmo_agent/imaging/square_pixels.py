@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SQUARE_TOLERANCE", "square_pixels", "square_size"]
+__all__ = ["MAX_STRETCH", "SQUARE_TOLERANCE", "square_pixels", "square_size"]
 
 #: Spacings within this relative difference already count as square.
 SQUARE_TOLERANCE = 0.01
+#: The largest stretch applied (a coronal slice of 5 mm slices at 0.25 mm pixels needs 20):
+#: a larger spacing ratio is more likely a wrong header than a real slice, and the image is
+#: shown as stored rather than blown up to its pixel cap.
+MAX_STRETCH = 20.0
 
 
 def square_size(shape: tuple[int, int], spacing: tuple[float, float]) -> tuple[int, int]:
@@ -30,7 +34,8 @@ def square_size(shape: tuple[int, int], spacing: tuple[float, float]) -> tuple[i
     if row_mm <= 0 or col_mm <= 0 or not np.isfinite([row_mm, col_mm]).all():
         return rows, cols
     fine = min(row_mm, col_mm)
-    if max(row_mm, col_mm) <= fine * (1 + SQUARE_TOLERANCE):
+    ratio = max(row_mm, col_mm) / fine
+    if ratio <= 1 + SQUARE_TOLERANCE or ratio > MAX_STRETCH:
         return rows, cols
     return max(1, round(rows * row_mm / fine)), max(1, round(cols * col_mm / fine))
 

@@ -122,7 +122,16 @@ def collect_outputs(steps: list[StepRecord], n_images: int) -> dict[str, Any]:
 
 
 #: What a report shows of a volume sweep (its per-slice answers stay in the step's record).
-_VOLUME_KEYS = ("plane", "shape", "slices", "spacing_mm", "frame", "findings", "study_read")
+_VOLUME_KEYS = (
+    "plane",
+    "shape",
+    "slices",
+    "spacing_mm",
+    "frame",
+    "time_point",
+    "findings",
+    "study_read",
+)
 
 
 def _volume(rec: StepRecord, res: dict[str, Any]) -> dict[str, Any]:

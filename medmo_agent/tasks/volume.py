@@ -109,7 +109,8 @@ def ground_volume(
     slice (largest box), extent in mm along columns, rows and slices, a bounding volume
     estimate in ml, and its centre in patient coordinates (LPS for DICOM, RAS for NIfTI).
     Findings seen on a single slice are kept and flagged `isolated`. To look closer at a
-    finding, call `ground`, `vqa` or `report` on its `key_slice` (`slice` argument).
+    finding, call `ground`, `vqa` or `report` on its `key_slice` (`slice` argument; for a
+    4D volume also `frame` = the result's `time_point`).
 
     Returns:
         `findings` (label, slice_range, key_slice, extent_mm, volume_ml, center_mm,

@@ -61,6 +61,8 @@ def volume_renderer(
         except MedmoError:
             raise exc from None
     volume = first.volume
+    if frame is None and isinstance(volume, NiftiVolume):
+        frame = first.meta.frame  # e.g. a medmo://images/ handle registered at a time point
     label = first.meta.source
     if isinstance(volume, DicomFile) and frame is not None:
         raise InputError(

@@ -70,7 +70,10 @@ def overview_png(data: Mapping[str, Any], image: Any, *, most: int | None = None
         return None
     # a multi-frame DICOM counts frames; a series or NIfTI (4D too) counts slices
     count = probe.num_slices if probe.slice is not None else probe.num_frames
-    if count != (data.get("shape") or [None])[0]:
-        return None  # another volume: its key slices would be the wrong pictures
+    shape = list(data.get("shape") or [None, None, None])
+    if [count, probe.original_size[1], probe.original_size[0]] != shape:
+        # another volume (its key slices would be the wrong pictures), or slices shown at
+        # another size than when the sweep ran (its boxes would be misplaced)
+        return None
     strip = overview_strip(render, findings, most=most, tile=_TILE)
     return None if strip is None else to_png_bytes(strip)

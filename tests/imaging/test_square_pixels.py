@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from medmo_agent.imaging.square_pixels import SQUARE_TOLERANCE, square_pixels, square_size
+from medmo_agent.imaging.square_pixels import (
+    MAX_STRETCH,
+    SQUARE_TOLERANCE,
+    square_pixels,
+    square_size,
+)
 
 
 def test_a_coarse_row_axis_is_stretched_linearly_between_pixel_centres():
@@ -34,6 +39,12 @@ def test_square_and_nearly_square_slices_are_left_alone():
     assert square_size((3, 4), (0.0, 1.0)) == (3, 4)  # no usable spacing: as stored
 
 
+def test_a_stretch_past_the_largest_is_taken_for_a_wrong_header_and_not_applied():
+    assert square_size((24, 512), (5.0, 0.25)) == (480, 512)  # 20x: a real reformat
+    assert square_size((512, 512), (1.0, 0.01)) == (512, 512)  # 100x: shown as stored
+    assert MAX_STRETCH == 20
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     arrays(
@@ -54,7 +65,7 @@ def test_the_stretch_keeps_the_extent_and_the_range_of_values(pixels, row_mm, co
     # only the coarse axis grows; the fine one keeps its spacing
     assert out.shape[0] >= rows and out.shape[1] >= cols
     fine = min(row_mm, col_mm)
-    if max(row_mm, col_mm) > fine * (1 + SQUARE_TOLERANCE):
+    if 1 + SQUARE_TOLERANCE < max(row_mm, col_mm) / fine <= MAX_STRETCH:
         # square as whole pixels allow: within half a new pixel over the axis's length
         for new_mm, count in ((new_row, out.shape[0]), (new_col, out.shape[1])):
             assert abs(new_mm - fine) <= 0.5 * fine / count + 1e-9

@@ -87,3 +87,23 @@ def test_a_multiframe_dicom_takes_no_time_point(tmp_path):
     with pytest.raises(InputError, match="frames are the slices") as caught:
         _toolkit().ground_volume(str(path), frame=1)
     assert "slices=" in caught.value.fix
+
+
+def test_a_handle_registered_at_a_time_point_is_swept_and_resliced_there(volume_4d):
+    kit = _toolkit()
+    handle = kit.resolver.register(kit.load(str(volume_4d), frame=2))
+    result = kit.ground_volume(handle, ["nodule"])
+    assert result.time_point == 2 and len(result.findings) == 1
+    # another slice of it (the workflow's closer look at a key slice) stays at time point 2
+    closer = kit.load(handle, slice=result.findings[0].key_slice)
+    assert closer.meta.frame == 2 and closer.raw.max() > 200
+
+
+def test_an_overview_is_not_redrawn_over_slices_of_another_size(volume_4d):
+    result = _toolkit().ground_volume(str(volume_4d), ["nodule"], frame=2)
+    data = result.to_dict()
+    slices, rows, cols = data["shape"]
+    # a result kept from when the slices were shown at another size: its boxes would land
+    # in the wrong places, so the report shows the findings table alone
+    assert overview_png({**data, "shape": [slices, rows, cols + 7]}, load_image(volume_4d)) is None
+    assert overview_png(data, load_image(volume_4d)) is not None

@@ -281,3 +281,18 @@ def test_the_middle_of_a_stretched_slice_is_the_middle_of_the_stored_one(tmp_pat
     else:  # coronal: columns along x (1.6 mm), rows along z (6 of 2.5 mm shown as 9)
         assert (cols, rows) == (stored_cols, round(n * slice_mm / col_mm))
         assert (middle[0], middle[2]) == pytest.approx((x, z0 + (n - 1) / 2 * slice_mm), abs=0.011)
+
+
+def test_dicom_of_a_modality_shown_as_stored_keeps_its_pixels(tmp_path):
+    import pydicom
+
+    from medmo_agent.imaging import load_image
+
+    folder = write_dicom_series(Phantom(shape=(2, 20, 10), spacing=(0.8, 1.6, 2.5)), tmp_path)
+    path = sorted(folder.iterdir())[0]
+    ds = pydicom.dcmread(path)
+    ds.Modality = "OPT"  # ophthalmic tomography: its viewers show B-scans as stored
+    ds.save_as(path, enforce_file_format=True)
+    image = load_image(path)
+    assert image.size == (10, 20) and image.meta.pixel_spacing == (0.8, 1.6)
+    assert load_image(sorted(folder.iterdir())[1]).size == (20, 20)  # the CT one, stretched
