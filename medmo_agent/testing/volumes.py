@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "PERFUSION",
     "Phantom",
     "lesion_reply",
     "new_dicom_dataset",
     "write_dicom_series",
     "write_multiframe",
     "write_nifti",
+    "write_perfusion",
 ]
 
 #: Hounsfield units of the lesion and of the background.
@@ -165,6 +167,15 @@ def write_nifti(
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(data, affine), str(path))
     return path
+
+
+#: A small lesion in a 20-slice volume, for 4D files where it shows at one time point only.
+PERFUSION = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
+
+
+def write_perfusion(path: Path, *, time_points: int = 3, lesion_at: int = 2) -> Path:
+    """A 4D NIfTI of :data:`PERFUSION` whose lesion shows only at time point ``lesion_at``."""
+    return write_nifti(PERFUSION, path, time_points=time_points, lesion_at=lesion_at)
 
 
 def lesion_reply(

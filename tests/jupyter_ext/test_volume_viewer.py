@@ -283,11 +283,10 @@ def test_slices_the_sweep_stepped_over_say_so(volume, result, scripted_session):
 
 def test_a_4d_volume_is_shown_at_the_time_point_the_sweep_read(tmp_path, scripted_session):
     from medmo_agent.backends.scripted import ScriptedBackend
-    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_nifti
+    from medmo_agent.testing.volumes import lesion_reply, write_perfusion
     from medmo_agent.toolkit import Toolkit
 
-    phantom = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
-    path = write_nifti(phantom, tmp_path / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    path = write_perfusion(tmp_path / "perfusion.nii.gz")
     kit = Toolkit(backend=ScriptedBackend(responder=lesion_reply))
     result = kit.ground_volume(str(path), ["nodule"], frame=2)
     (finding,) = result.findings

@@ -279,10 +279,9 @@ async def test_a_multiframe_sweep_opens_on_its_key_frame(image_dir):
 
 
 async def test_a_4d_nifti_sweep_opens_on_its_key_slice_at_the_swept_time_point(image_dir):
-    from medmo_agent.testing.volumes import Phantom, lesion_reply, write_nifti
+    from medmo_agent.testing.volumes import lesion_reply, write_perfusion
 
-    phantom = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
-    write_nifti(phantom, image_dir / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    write_perfusion(image_dir / "perfusion.nii.gz")
     server = make_server(ScriptedBackend(responder=lesion_reply), image_dir)
     async with Client(server) as client:
         sweep = await client.call_tool(

@@ -111,10 +111,9 @@ def test_a_4d_case_is_swept_and_drawn_at_the_frame_the_case_names(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from medmo_agent.testing.volumes import write_nifti
+    from medmo_agent.testing.volumes import write_perfusion
 
-    phantom = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
-    study = write_nifti(phantom, tmp_path / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    study = write_perfusion(tmp_path / "perfusion.nii.gz")
     cases = write_cases(
         tmp_path / "cases.yaml",
         [{"id": "p-1", "images": [{"path": str(study), "frame": 2}], "targets": ["nodule"]}],

@@ -16,16 +16,20 @@ from medmo_agent.backends.scripted import ScriptedBackend
 from medmo_agent.cli import main
 from medmo_agent.errors import InputError
 from medmo_agent.imaging import load_image
-from medmo_agent.testing.volumes import Phantom, lesion_reply, write_multiframe, write_nifti
+from medmo_agent.testing.volumes import (
+    PERFUSION,
+    lesion_reply,
+    write_multiframe,
+    write_nifti,
+    write_perfusion,
+)
 from medmo_agent.toolkit import Toolkit
 from medmo_agent.volume.redraw import overview_png
-
-PHANTOM = Phantom(shape=(20, 48, 48), centre=(-5.0, -6.0, 20.0), radii=(6.0, 6.0, 6.0))
 
 
 @pytest.fixture
 def volume_4d(tmp_path):
-    return write_nifti(PHANTOM, tmp_path / "perfusion.nii.gz", time_points=3, lesion_at=2)
+    return write_perfusion(tmp_path / "perfusion.nii.gz")
 
 
 def _toolkit() -> Toolkit:
@@ -41,10 +45,10 @@ def test_the_first_time_point_is_swept_unless_another_is_chosen(volume_4d):
     assert chosen.time_point == 2
     assert any("time point 2 was swept" in w for w in chosen.warnings)
     (finding,) = chosen.findings
-    assert finding.center_mm == pytest.approx(PHANTOM.centre, abs=PHANTOM.spacing[2] / 2 + 0.01)
+    assert finding.center_mm == pytest.approx(PERFUSION.centre, abs=PERFUSION.spacing[2] / 2 + 0.01)
     assert chosen.to_dict()["time_point"] == 2
     # a 3D volume has no time point and no such warning
-    flat = write_nifti(PHANTOM, volume_4d.with_name("flat.nii.gz"))
+    flat = write_nifti(PERFUSION, volume_4d.with_name("flat.nii.gz"))
     plain = _toolkit().ground_volume(str(flat), ["nodule"])
     assert plain.time_point is None and not any("time point" in w for w in plain.warnings)
 
@@ -83,7 +87,7 @@ def test_the_command_line_sweeps_and_draws_the_time_point_asked_for(
 
 
 def test_a_multiframe_dicom_takes_no_time_point(tmp_path):
-    path = write_multiframe(PHANTOM, tmp_path / "enhanced.dcm")
+    path = write_multiframe(PERFUSION, tmp_path / "enhanced.dcm")
     with pytest.raises(InputError, match="frames are the slices") as caught:
         _toolkit().ground_volume(str(path), frame=1)
     assert "slices=" in caught.value.fix
