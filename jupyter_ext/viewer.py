@@ -390,8 +390,7 @@ class ImageViewer(widgets.VBox):
         opts: dict[str, Any] = {"window": self.window}
         if meta.slice is not None:
             opts["slice"] = position
-            opts["plane"] = meta.plane
-            opts["frame"] = meta.frame  # a 4D volume stays at its time point
+            opts["plane"] = meta.plane  # (a 4D volume's loader keeps its time point)
         else:
             opts["frame"] = position
         source = self.image.handle or meta.source

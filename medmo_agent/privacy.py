@@ -20,7 +20,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["PATH_KEYS", "is_path", "path_label", "scrub_data", "scrub_text"]
+__all__ = [
+    "PATH_KEYS",
+    "include_paths_or_env",
+    "is_path",
+    "path_label",
+    "scrub_data",
+    "scrub_text",
+]
 
 #: JSON keys whose string values are image locations.
 PATH_KEYS = frozenset({"image", "handle", "source", "path", "location"})
@@ -103,6 +110,15 @@ def scrub_absolute_paths(text: str, include_paths: bool = False) -> str:
     ``include_paths``: for messages whose paths are not known in advance (a dataset's
     files named in an exception)."""
     return text if include_paths else _ABS_PATH.sub(lambda m: path_label(m.group(0)), text)
+
+
+def include_paths_or_env(include_paths: bool | None) -> bool:
+    """``include_paths`` itself, or ``MEDMO_INCLUDE_PATHS`` when it is ``None``."""
+    if include_paths is not None:
+        return include_paths
+    from .config import Settings
+
+    return Settings.from_env().include_paths
 
 
 def _collect(data: Any, found: set[str]) -> None:

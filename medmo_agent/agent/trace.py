@@ -80,10 +80,10 @@ class TraceStep(BaseModel):
             include_paths: Keep paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
             paths: Further paths to hide wherever they are mentioned (e.g. the run's image).
         """
-        from ..privacy import scrub_data
+        from ..privacy import include_paths_or_env, scrub_data
 
-        data = scrub_data(self.model_dump(mode="json"), _include(include_paths), paths)
-        return TraceStep.model_validate(data)
+        shown = include_paths_or_env(include_paths)
+        return TraceStep.model_validate(scrub_data(self.model_dump(mode="json"), shown, paths))
 
 
 class Trace(BaseModel):
@@ -173,9 +173,9 @@ class Trace(BaseModel):
         Args:
             include_paths: Keep paths; ``None`` follows ``MEDMO_INCLUDE_PATHS``.
         """
-        from ..privacy import scrub_data
+        from ..privacy import include_paths_or_env, scrub_data
 
-        data = scrub_data(self.model_dump(mode="json"), _include(include_paths))
+        data = scrub_data(self.model_dump(mode="json"), include_paths_or_env(include_paths))
         return Trace.model_validate(data)
 
     def to_json(self, indent: int | None = 2, *, include_paths: bool | None = None) -> str:
@@ -262,15 +262,6 @@ class Trace(BaseModel):
         from .render import trace_html
 
         return trace_html(self.shown())
-
-
-def _include(include_paths: bool | None) -> bool:
-    """``include_paths`` itself, or ``MEDMO_INCLUDE_PATHS`` when it is ``None``."""
-    if include_paths is not None:
-        return include_paths
-    from ..config import Settings
-
-    return Settings.from_env().include_paths
 
 
 def _redact(value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from medmo_agent.evaluation.compat import Deviation
 from medmo_agent.evaluation.published import PublishedTable, tables_for
 from medmo_agent.evaluation.rundir import ModeRun, RunDir, failure_reason, read_run
-from medmo_agent.privacy import scrub_absolute_paths
+from medmo_agent.privacy import include_paths_or_env, scrub_absolute_paths
 from medmo_agent.rendering import escape, report_css
 
 from . import report_plots, report_tables
@@ -63,10 +63,7 @@ def write_report(out_dir: str | Path, *, include_paths: bool | None = None) -> P
     """
     from medmo_agent.review.store import atomic_write
 
-    if include_paths is None:
-        from medmo_agent.config import Settings
-
-        include_paths = Settings.from_env().include_paths
+    include_paths = include_paths_or_env(include_paths)
     run = read_run(out_dir)
     path = run.root / REPORT_FILE
     atomic_write(path, render_report(run, include_paths=include_paths))

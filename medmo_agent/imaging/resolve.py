@@ -164,7 +164,7 @@ class ImageResolver:
                 self.register(image)
             return image
         render = getattr(image.volume, "render", None)
-        if meta_keeps_frame(image) and opts.get("frame") is None:
+        if _keeps_frame(image) and opts.get("frame") is None:
             # another slice, plane or window of a 4D volume: at the same time point
             opts = {**opts, "frame": image.meta.frame}
         if callable(render):
@@ -257,7 +257,7 @@ def _has_image_ext(name: str) -> bool:
     return any(lower.endswith(ext) for ext in IMAGE_EXTENSIONS)
 
 
-def meta_keeps_frame(image: MedImage) -> bool:
+def _keeps_frame(image: MedImage) -> bool:
     """Whether re-slicing ``image`` keeps its frame: a 4D volume's frame is its time point
     (the image has a slice too); a multi-frame file's frame is what re-slicing moves."""
     return image.meta.slice is not None and image.meta.frame is not None
