@@ -85,17 +85,33 @@ async def test_stdio_subprocess_on_the_tiny_checkpoint_serves_tools(tiny_checkpo
         env={**os.environ, **ENV},
         cwd=str(image_dir),  # over stdio the working directory is the allowed folder
     )
+    from medmo_agent.testing.volumes import write_perfusion
+
+    write_perfusion(image_dir / "perfusion.nii.gz")
     async with Client(params, read_timeout_seconds=120) as client:
         tools = await client.list_tools()
         answer = await client.call_tool("vqa", {"image": "dark.png", "question": "Normal?"})
         denied = await client.call_tool("vqa", {"image": "/etc/hostname", "question": "?"})
         again = await client.call_tool("text_qa", {"question": "What does the liver make?"})
+        # a 4D volume, one time point, coronal slices of 2.5 mm slices (shown square)
+        sweep = await client.call_tool(
+            "ground_volume",
+            {"image": "perfusion.nii.gz", "frame": 2, "plane": "coronal", "slices": "::16"},
+        )
     assert len(model_tools(tools.tools)) == 9
     assert not answer.is_error, answer.content[0].text
     assert answer.structured_content["backend"] == "transformers"
     assert answer.structured_content["usage"]["completion_tokens"] == 8
     assert denied.is_error and denied.content[0].text.startswith("AccessDeniedError")
     assert not again.is_error
+    assert not sweep.is_error, sweep.content[0].text
+    swept = sweep.structured_content
+    assert swept["backend"] == "transformers" and swept["time_point"] == 2
+    assert swept["plane"] == "coronal" and swept["slices"] == [0, 16, 32]
+    # 20 slices of 2.5 mm as rows of about 0.8 mm: 62 rows beside 48 columns of 0.8 mm
+    assert swept["shape"] == [48, 62, 48]
+    assert swept["spacing_mm"][:2] == pytest.approx([50 / 62, 0.8], abs=1e-4)
+    assert all(e["error"] is None for e in swept["per_slice"])
 
 
 async def test_stdio_subprocess_returns_the_overlay_image(image_dir):
